@@ -1,0 +1,139 @@
+"""Energy -> CO2e accounting, following Patterson et al. 2021 ("Carbon Emissions and Large Neural
+Network Training", Sec. 2.5).
+
+The paper's formulas start from hours x processors x average watts; the harness instead measures
+node energy in joules directly, so `footprint` starts one step later and applies the same PUE and
+intensity factors. `paper_kwh` / `paper_tco2e` are kept verbatim so results can be checked against
+the paper's tables.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from harness.carbon.regions import DEFAULT_REGION, get_region
+
+J_PER_KWH = 3.6e6
+
+
+class CarbonInputError(ValueError):
+    """Raised for an out-of-range energy, PUE or intensity (the CLI maps it to exit code 2)."""
+
+
+def _finite(name: str, value: float, valid: str) -> float:
+    # float() accepts numpy scalars from the meters; NaN/inf would silently poison every total.
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise CarbonInputError(f"{name} must be {valid}, got {value!r}")
+    return number
+
+
+def _check_non_negative(name: str, value: float, unit: str) -> float:
+    valid = f"a finite number >= 0 {unit}".rstrip()
+    number = _finite(name, value, valid)
+    if number < 0:
+        raise CarbonInputError(f"{name} must be {valid}, got {value!r}")
+    return number
+
+
+def _check_pue(value: float) -> float:
+    # PUE = facility energy / IT energy, so below 1.0 would mean the facility makes energy.
+    valid = "a finite number >= 1.0 (facility energy / IT energy)"
+    number = _finite("pue", value, valid)
+    if number < 1.0:
+        raise CarbonInputError(f"pue must be {valid}, got {value!r}")
+    return number
+
+
+def paper_kwh(hours: float, processors: float, avg_watts: float, pue: float) -> float:
+    """Patterson et al. 2021: KWh = hours x processors x average W per processor x PUE / 1000."""
+    hours = _check_non_negative("hours", hours, "h")
+    processors = _check_non_negative("processors", processors, "")
+    avg_watts = _check_non_negative("avg_watts", avg_watts, "W")
+    return hours * processors * avg_watts * _check_pue(pue) / 1000.0
+
+
+def paper_tco2e(kwh: float, kg_per_kwh: float) -> float:
+    """Patterson et al. 2021: tCO2e = KWh x kg CO2e per KWh / 1000 (metric tons)."""
+    kwh = _check_non_negative("kwh", kwh, "kWh")
+    return kwh * _check_non_negative("kg_per_kwh", kg_per_kwh, "kg CO2e/kWh") / 1000.0
+
+
+@dataclass(frozen=True)
+class Footprint:
+    node_kwh: float
+    pue: float
+    facility_kwh: float
+    gross_kg_per_kwh: float
+    net_kg_per_kwh: float
+    co2e_gross_kg: float
+    co2e_net_kg: float
+    region: str
+    overrides: dict  # user-supplied values only: {"pue": ..., "carbon_intensity": ..., "net_intensity": ...}
+    sources: dict  # provenance text for "pue", "gross_kg_per_kwh", "net_kg_per_kwh"
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict; nested dicts are copies so callers cannot mutate this record."""
+        return asdict(self)
+
+
+def footprint(
+    node_joules: float,
+    region: str = DEFAULT_REGION,
+    pue: float | None = None,
+    carbon_intensity: float | None = None,
+    net_intensity: float | None = None,
+) -> Footprint:
+    """Node energy (J) -> facility kWh (x PUE) -> gross and net kg CO2e (x intensities).
+
+    Region values are the defaults; any of pue / carbon_intensity / net_intensity overrides them.
+    A gross override without a net override makes net = gross: the region's carbon-free energy share
+    belongs to the region's grid, so it says nothing about a user-supplied grid figure.
+    """
+    node_joules = _check_non_negative("node_joules", node_joules, "J")
+    reg = get_region(region)
+    where = f"region {reg.name}: {reg.source}"
+    overrides: dict[str, float] = {}
+    sources: dict[str, str] = {}
+
+    if pue is None:
+        pue_value, sources["pue"] = reg.pue, where
+    else:
+        pue_value = overrides["pue"] = _check_pue(pue)
+        sources["pue"] = "user override"
+
+    if carbon_intensity is None:
+        gross, sources["gross_kg_per_kwh"] = reg.gross_kg_per_kwh, where
+    else:
+        gross = overrides["carbon_intensity"] = _check_non_negative(
+            "carbon_intensity", carbon_intensity, "kg CO2e/kWh"
+        )
+        sources["gross_kg_per_kwh"] = "user override"
+
+    if net_intensity is not None:
+        net = overrides["net_intensity"] = _check_non_negative("net_intensity", net_intensity, "kg CO2e/kWh")
+        sources["net_kg_per_kwh"] = "user override"
+    elif carbon_intensity is not None:
+        net = gross
+        sources["net_kg_per_kwh"] = "= carbon_intensity override: no carbon-free energy assumed"
+    else:
+        net, sources["net_kg_per_kwh"] = reg.net_kg_per_kwh, where
+
+    node_kwh = node_joules / J_PER_KWH
+    facility_kwh = node_kwh * pue_value
+    return Footprint(
+        node_kwh=node_kwh,
+        pue=pue_value,
+        facility_kwh=facility_kwh,
+        gross_kg_per_kwh=gross,
+        net_kg_per_kwh=net,
+        co2e_gross_kg=facility_kwh * gross,
+        co2e_net_kg=facility_kwh * net,
+        region=reg.name,
+        overrides=overrides,
+        sources=sources,
+    )

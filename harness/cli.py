@@ -1,0 +1,118 @@
+"""`harness`: parse, call, print. Logic lives in harness.runner, harness.carbon and friends."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import input_errors
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        self.exit(2, f"harness: error: {message}\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="harness", description="Energy benchmark harness for ML training.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="list workloads")
+
+    run = sub.add_parser("run", help="train a workload to its quality target, metered")
+    run.add_argument("--workload", required=True, help="workload name (see `harness list`)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--corpus", default="default", help="default | control (procedural corpus variant)")
+    run.add_argument("--data", help="your own corpus: UTF-8 text (byte tokens) or .npy of int token ids")
+    run.add_argument("--target-loss", type=float, help="eval loss target, nats/token (required with --data)")
+    run.add_argument("--max-steps", type=int, help="step budget (default: the workload's)")
+    run.add_argument("--output-dir", default="results")
+    run.add_argument("--region", default=None, help="carbon region (default us-average); see harness regions")
+    run.add_argument("--pue", type=float, help="override the region's PUE")
+    run.add_argument("--carbon-intensity", type=float, help="override grid intensity, kgCO2e/kWh")
+    run.add_argument("--net-carbon-intensity", type=float, help="override net intensity, kgCO2e/kWh")
+    run.add_argument("--cpu-tdp", type=float, help="CPU watts at full load for the modelled CPU meter")
+    run.add_argument("--meter", default="auto", help="auto (RAPL, else modelled CPU) | fake (tests only)")
+    run.add_argument("--sample-hz", type=float, default=20.0, help="power sampling rate (>= 10)")
+    run.add_argument("--no-progress", action="store_true", help="no live display")
+
+    sub.add_parser("regions", help="list carbon regions and their sources")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    try:
+        if args.command == "list":
+            return _list(console)
+        if args.command == "regions":
+            return _regions(console)
+        return _run(args, console)
+    except input_errors() as e:
+        print(f"harness: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _list(console: Console) -> int:
+    from workloads.registry import WORKLOADS
+
+    table = Table(title="workloads")
+    for col in ("name", "model", "params shape", "corpus", "batch x seq", "lr", "eval every", "target", "max steps"):
+        table.add_column(col)
+    for spec in WORKLOADS.values():
+        m = spec.model
+        model = f"switch E={m.num_experts}" if m.num_experts else "dense"
+        table.add_row(spec.name, model, f"L={m.num_layers} d={m.d_model} ff={m.d_ff}", spec.corpus.name,
+                      f"{spec.batch_size}x{spec.seq_len}", f"{spec.optimizer.learning_rate:g}",
+                      str(spec.eval_every_steps), f"floor+{spec.target_margin} ({spec.target_loss():.3f})",
+                      str(spec.max_steps))
+    console.print(table)
+    return 0
+
+
+def _regions(console: Console) -> int:
+    from harness.carbon import DEFAULT_REGION, load_regions
+
+    table = Table(title=f"carbon regions (default: {DEFAULT_REGION})")
+    for col in ("region", "PUE", "gross kg/kWh", "net kg/kWh", "source"):
+        table.add_column(col, overflow="fold")
+    for r in load_regions().values():
+        table.add_row(r.name, f"{r.pue:g}", f"{r.gross_kg_per_kwh:g}", f"{r.net_kg_per_kwh:g}", r.source)
+    console.print(table)
+    return 0
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from harness import carbon
+    from harness.report.summary import run_summary
+    from harness.runner.run import RunAborted, RunOptions, execute, plan
+
+    opts = RunOptions(
+        workload=args.workload, seed=args.seed, corpus=args.corpus, data=args.data, target_loss=args.target_loss,
+        max_steps=args.max_steps, output_dir=args.output_dir, region=args.region or carbon.DEFAULT_REGION,
+        pue=args.pue, carbon_intensity=args.carbon_intensity, net_intensity=args.net_carbon_intensity,
+        cpu_tdp=args.cpu_tdp, meter=args.meter, sample_hz=args.sample_hz, progress=not args.no_progress,
+    )
+    p = plan(opts)
+    region = carbon.get_region(opts.region)
+    console.print(f"[bold]{p.spec.name}[/] seed {opts.seed}: target eval loss {p.target_loss:.4f}, "
+                  f"up to {p.max_steps} steps; meters: {', '.join(m.method for m in p.meters)}; carbon: region "
+                  f"{region.name} (PUE {opts.pue or region.pue}, {opts.carbon_intensity or region.gross_kg_per_kwh}"
+                  " kgCO2e/kWh)", highlight=False)
+    for u in p.unavailable:
+        console.print(f"  meter not used: {u['name']}: {u['reason']}", highlight=False, style="dim")
+    try:
+        run_dir, result = execute(opts, p)
+    except (KeyboardInterrupt, RunAborted):
+        console.print("interrupted: result written with status aborted", style="bold red")
+        return 130
+    console.print(run_summary(result, str(run_dir / "result.json")))
+    return 0 if result["status"] == "converged" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

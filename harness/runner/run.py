@@ -1,0 +1,226 @@
+"""One `harness run`: check every input, meter the run, train to target, price it in CO2e, write results."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from harness import carbon, meters
+from harness.errors import UsageError
+from harness.results import environment, record
+from harness.runner.progress import Progress
+from harness.runner.training import LoopResult, train_to_target
+from workloads.corpus import MarkovMixture, dataset_sha256, entropy_floor
+from workloads.registry import CORPUS_NAMES, WorkloadSpec, get_workload
+from workloads.user_data import TokenFile
+
+
+@dataclass
+class RunOptions:
+    workload: str
+    seed: int = 0
+    corpus: str = "default"
+    data: str | None = None
+    target_loss: float | None = None
+    max_steps: int | None = None
+    output_dir: str = "results"
+    region: str = carbon.DEFAULT_REGION
+    pue: float | None = None
+    carbon_intensity: float | None = None
+    net_intensity: float | None = None
+    cpu_tdp: float | None = None
+    meter: str = "auto"  # "auto" (RAPL, else modelled CPU) or "fake" (synthetic, for tests)
+    sample_hz: float = 20.0
+    progress: bool = True
+
+
+class RunAborted(Exception):
+    """Raised in the main thread on SIGTERM so that the run is recorded as aborted, like Ctrl-C."""
+
+
+@dataclass
+class Plan:
+    spec: WorkloadSpec
+    data: Any
+    data_info: dict[str, Any]
+    target_loss: float
+    max_steps: int
+    meters: list
+    unavailable: list[dict[str, str]]
+
+
+def plan(opts: RunOptions) -> Plan:
+    """Validate everything a run needs before any work starts; bad input raises a one-line error."""
+    spec = get_workload(opts.workload)
+    if opts.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {opts.seed}")
+    if opts.max_steps is not None and opts.max_steps < 1:
+        raise UsageError(f"--max-steps must be >= 1, got {opts.max_steps}")
+    if opts.sample_hz < 10:
+        raise UsageError(f"--sample-hz must be >= 10 (power traces need 10 Hz or more), got {opts.sample_hz}")
+    if opts.cpu_tdp is not None and not opts.cpu_tdp > 0:
+        raise UsageError(f"--cpu-tdp must be a positive number of watts, got {opts.cpu_tdp}")
+    if opts.meter not in ("auto", "fake"):
+        raise UsageError(f"--meter must be auto or fake, got {opts.meter!r}")
+    if opts.target_loss is not None and not opts.target_loss > 0:
+        raise UsageError(f"--target-loss must be a positive loss in nats/token, got {opts.target_loss}")
+    # Price a zero-energy run now, so that a bad region or PUE fails before training, not after.
+    carbon.footprint(0.0, opts.region, opts.pue, opts.carbon_intensity, opts.net_intensity)
+
+    if opts.data is not None:
+        if opts.target_loss is None:
+            raise UsageError("--data needs --target-loss (a user corpus has no known entropy floor)")
+        data = TokenFile(opts.data, spec.seq_len)
+        if data.vocab_size > spec.model.vocab_size:
+            spec = _with_vocab(spec, data.vocab_size)
+        info = {"kind": "user-file", "path": str(Path(opts.data).resolve()), "vocab_size": data.vocab_size,
+                "entropy_floor": None}
+        target = opts.target_loss
+    else:
+        if opts.corpus not in CORPUS_NAMES:
+            raise UsageError(f"--corpus must be one of {', '.join(CORPUS_NAMES)}, got {opts.corpus!r}")
+        cfg = spec.corpus_named(opts.corpus)
+        data = MarkovMixture(cfg)
+        floor = entropy_floor(cfg)
+        info = {"kind": "procedural", "corpus": opts.corpus, "config": asdict(cfg), "entropy_floor": floor,
+                "contexts_to_memorise": cfg.num_contexts}
+        target = opts.target_loss if opts.target_loss is not None else floor + spec.target_margin
+    info["eval_sha256"] = dataset_sha256(data.eval_set())
+
+    chosen, unavailable = meters.select_meters(cpu_tdp=opts.cpu_tdp, fake=opts.meter == "fake")
+    if not chosen:
+        reasons = "; ".join(u["reason"] for u in unavailable)
+        raise UsageError(f"no energy meter is available: {reasons}")
+    backend = jax.default_backend()
+    if backend != "cpu":
+        # The model trains on an accelerator that no meter here sees: say so rather than let the CPU figure
+        # pass for the whole run's energy.
+        unavailable.append({"name": f"{backend}-energy", "reason": f"{backend.upper()} energy NOT metered: "
+                            "no accelerator meter in this version; energy covers the metered components only"})
+    return Plan(spec, data, info, target, opts.max_steps or spec.max_steps, chosen, unavailable)
+
+
+def _with_vocab(spec: WorkloadSpec, vocab: int) -> WorkloadSpec:
+    from dataclasses import replace
+
+    return replace(spec, model=replace(spec.model, vocab_size=vocab))
+
+
+def execute(opts: RunOptions, p: Plan) -> tuple[Path, dict[str, Any]]:
+    """Run the plan. Whatever happens, result.json is written; an interrupted run is marked `aborted`."""
+    run_dir = record.new_run_dir(Path(opts.output_dir), p.spec.name)
+    sampler = meters.Sampler(p.meters, hz=opts.sample_hz)
+    loop = LoopResult()
+    methods = {f"{m.name}/{c}": m.method for m in p.meters for c in m.components()}
+    energy_label = "+".join(sorted(set(methods.values())))
+    previous = signal.signal(signal.SIGTERM, _raise_aborted)
+    sampler.start()
+    try:
+        with Progress(p.spec.name, p.target_loss, p.max_steps, energy_label, sampler, opts.progress) as prog:
+            train_to_target(p.spec, p.data, p.target_loss, opts.seed, p.max_steps, sampler, loop, prog.update)
+    except (KeyboardInterrupt, RunAborted):
+        loop.status = "aborted"
+        loop.marks["run_stop"] = sampler.mark("aborted")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sampler.stop()
+        result = _assemble(opts, p, loop, sampler, methods, run_dir)
+    return run_dir, result
+
+
+def _raise_aborted(signum, frame) -> None:
+    raise RunAborted(f"signal {signum}")
+
+
+def _window(sampler, start: str, stop: str) -> dict[str, float] | None:
+    if start in sampler.marks and stop in sampler.marks:
+        return sampler.energy_between(start, stop)
+    return None
+
+
+def _assemble(opts: RunOptions, p: Plan, loop: LoopResult, sampler, methods: dict[str, str],
+              run_dir: Path) -> dict[str, Any]:
+    stop_label = "run_stop" if "run_stop" in sampler.marks else "aborted"
+    run_j = _window(sampler, "run_start", stop_label)
+    init_j = _window(sampler, "init_start", "init_stop")
+    marks = loop.marks
+    run_s = marks["run_stop"] - marks["run_start"] if {"run_start", "run_stop"} <= marks.keys() else None
+    init_s = marks["init_stop"] - marks["init_start"] if {"init_start", "init_stop"} <= marks.keys() else None
+    total_j = sum(run_j.values()) if run_j else None
+    energy_ok = total_j is not None and math.isfinite(total_j)
+
+    tokens = loop.steps * p.spec.batch_size * p.spec.seq_len
+    evals = [e["eval_loss"] for e in loop.eval_trace]
+    dropped = [r["dropped_fraction"] for r in loop.step_metrics if "dropped_fraction" in r]
+    quality = _with_energy(loop.eval_trace, sampler)
+    hashes = record.write_traces(run_dir, sampler.power_rows(), quality, loop.step_metrics)
+    footprint = (carbon.footprint(total_j, opts.region, opts.pue, opts.carbon_intensity, opts.net_intensity)
+                 .to_dict() if energy_ok else None)
+    result = {
+        "run_id": run_dir.name,
+        "created_unix_s": time.time(),
+        "workload": p.spec.name,
+        "status": loop.status,
+        "seed": opts.seed,
+        "spec": p.spec.to_dict(),
+        "data": p.data_info,
+        "target": {"metric": "eval_loss_nats_per_token", "target_loss": p.target_loss,
+                   "entropy_floor": p.data_info.get("entropy_floor"), "max_steps": p.max_steps},
+        "timing": {
+            "rules": "MLPerf: init untimed; timed window run_start..run_stop includes evaluation",
+            "init_s": init_s,
+            "run_s": run_s,
+            "time_to_target_s": run_s if loop.status == "converged" else None,
+            "marks_unix_s": marks,
+        },
+        "training": {
+            "steps": loop.steps,
+            "tokens": tokens,
+            "train_flops_per_token": loop.train_flops_per_token,
+            "train_flops": loop.train_flops_per_token * tokens,
+            "flops_note": "model matmul FLOPs, forward + backward (3x forward), activated experts only",
+            "params_total": loop.params.get("total"),
+            "params_activated": loop.params.get("activated"),
+            "final_eval_loss": evals[-1] if evals else None,
+            "best_eval_loss": min(evals) if evals else None,
+            "dropped_fraction_mean": sum(dropped) / len(dropped) if dropped else None,
+        },
+        "energy": {
+            "window": f"run_start..{stop_label}",
+            "total_j": total_j if energy_ok else None,
+            "method": "+".join(sorted(set(methods.values()))),
+            "components": {
+                k: {"joules": (run_j or {}).get(k), "init_joules": (init_j or {}).get(k), "method": methods[k],
+                    "avg_watts": (run_j[k] / run_s) if run_j and run_s else None}
+                for k in methods
+            },
+            "init_j": sum(init_j.values()) if init_j else None,
+            "basis": "sum of the metered components only; node parts no meter sees are not included",
+            "meters": [m.params() for m in p.meters],
+            "unavailable": p.unavailable,
+            "sampler": {"target_hz": opts.sample_hz, "achieved_hz": sampler.achieved_hz(),
+                        "samples": len(sampler.times), "errors": [asdict(e) for e in sampler.errors]},
+        },
+        "carbon": footprint,
+        "eval_trace": quality,
+        "environment": {"hardware": environment.hardware(), "software": environment.software()},
+        "files": hashes,
+    }
+    record.write_result(run_dir, result)
+    return result
+
+
+def _with_energy(trace: list[dict], sampler) -> list[dict]:
+    """quality.csv rows gain the energy spent since run_start at each eval (for loss-vs-energy plots)."""
+    rows = []
+    for point in trace:
+        joules = sampler.energy_between("run_start", point["mark"])
+        rows.append({k: v for k, v in point.items() if k != "mark"} | {"energy_j": sum(joules.values())})
+    return rows

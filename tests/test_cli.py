@@ -1,0 +1,162 @@
+"""End-to-end `harness run` on the tiny workloads, and bad input: one line, exit code 2, no traceback."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.results.files import sha256_file
+
+
+def harness(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
+def _only_result(out_dir: Path) -> dict:
+    results = list(out_dir.glob("*/result.json"))
+    assert len(results) == 1
+    return json.loads(results[0].read_text())
+
+
+@pytest.mark.parametrize("workload", ["dense-tiny", "switch-tiny"])
+def test_run_tiny_end_to_end(tmp_path, workload):
+    proc = harness("run", "--workload", workload, "--output-dir", str(tmp_path), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    r = _only_result(tmp_path)
+    run_dir = next(tmp_path.iterdir())
+    assert r["schema"] == "harness.result/1"
+    assert r["status"] == "converged"
+    assert r["training"]["best_eval_loss"] <= r["target"]["target_loss"]
+    assert r["target"]["target_loss"] == pytest.approx(r["target"]["entropy_floor"] + r["spec"]["target_margin"])
+    # The timed window excludes init, and the last eval point lies inside it.
+    marks = r["timing"]["marks_unix_s"]
+    assert marks["init_start"] < marks["init_stop"] <= marks["run_start"] < marks["run_stop"]
+    assert r["eval_trace"][-1]["elapsed_s"] <= r["timing"]["run_s"]
+    # Energy: modelled here (no RAPL on CI), said so on every component, positive, apart from init.
+    en = r["energy"]
+    assert en["total_j"] > 0 and en["init_j"] > 0
+    for comp in en["components"].values():
+        assert comp["method"] in ("measured:rapl", "modelled:cpu-tdp-utilization")
+    if en["method"].startswith("modelled"):
+        assert any(u["name"] == "rapl" for u in en["unavailable"])
+    # CO2e follows from the energy: default region us-average, PUE 1.58, 0.429 kg/kWh.
+    co = r["carbon"]
+    assert co["facility_kwh"] == pytest.approx(en["total_j"] / 3.6e6 * 1.58)
+    assert co["co2e_gross_kg"] == pytest.approx(co["facility_kwh"] * 0.429)
+    # Traces exist, hash as recorded, and power was sampled at >= 10 Hz.
+    for name, digest in r["files"].items():
+        assert sha256_file(run_dir / name) == digest
+    with open(run_dir / "power.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 5 and en["sampler"]["achieved_hz"] >= 10
+    assert len(r["data"]["eval_sha256"]) == 64
+    assert r["training"]["params_total"] >= r["training"]["params_activated"]
+    if workload.startswith("switch"):
+        assert r["training"]["params_total"] > r["training"]["params_activated"]
+        assert 0 <= r["training"]["dropped_fraction_mean"] < 1
+        with open(run_dir / "steps.csv") as f:
+            step_row = next(csv.DictReader(f))
+        assert "load_l0_e0" in step_row and "dropped_fraction" in step_row
+    assert r["environment"]["software"]["packages"]["jax"]
+
+
+def test_step_budget_gives_not_converged(tmp_path):
+    proc = harness("run", "--workload", "dense-tiny", "--max-steps", "3", "--output-dir", str(tmp_path),
+                   "--no-progress", "--meter", "fake")
+    assert proc.returncode == 1
+    r = _only_result(tmp_path)
+    assert r["status"] == "not_converged"
+    assert r["timing"]["time_to_target_s"] is None
+    assert r["energy"]["method"] == "fake:synthetic"
+    assert "NOT reached" in proc.stdout
+
+
+def test_user_data_text_file(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 400, encoding="utf-8")
+    proc = harness("run", "--workload", "dense-tiny", "--data", str(text), "--target-loss", "3.0",
+                   "--output-dir", str(tmp_path / "out"), "--no-progress", "--meter", "fake")
+    assert proc.returncode == 0, proc.stderr
+    r = _only_result(tmp_path / "out")
+    assert r["data"]["kind"] == "user-file" and r["data"]["vocab_size"] == 256
+    assert r["target"]["target_loss"] == 3.0 and r["status"] == "converged"
+
+
+def test_user_data_npy(tmp_path):
+    ids = np.tile(np.arange(20, dtype=np.int64), 300)
+    np.save(tmp_path / "ids.npy", ids)
+    proc = harness("run", "--workload", "dense-tiny", "--data", str(tmp_path / "ids.npy"), "--target-loss", "1.5",
+                   "--output-dir", str(tmp_path / "out"), "--no-progress", "--meter", "fake")
+    assert proc.returncode == 0, proc.stderr
+    assert _only_result(tmp_path / "out")["data"]["vocab_size"] == 20
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["run", "--workload", "nope"], "valid: dense-small"),
+        (["run", "--workload", "dense-tiny", "--seed", "-1"], "--seed"),
+        (["run", "--workload", "dense-tiny", "--max-steps", "-5"], "--max-steps"),
+        (["run", "--workload", "dense-tiny", "--pue", "0.5"], "pue"),
+        (["run", "--workload", "dense-tiny", "--region", "mars"], "valid"),
+        (["run", "--workload", "dense-tiny", "--carbon-intensity", "-1"], "intensity"),
+        (["run", "--workload", "dense-tiny", "--cpu-tdp", "-3"], "--cpu-tdp"),
+        (["run", "--workload", "dense-tiny", "--data", "/no/such/file.txt", "--target-loss", "2"], "no such file"),
+        (["run", "--workload", "dense-tiny", "--data", "/no/such/file.txt"], "--target-loss"),
+        (["run", "--workload", "dense-tiny", "--corpus", "other"], "default, control"),
+        (["run", "--workload", "dense-tiny", "--seed", "abc"], "invalid int"),
+        (["run"], "--workload"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_one_line_exit_2(tmp_path, capsys, args, needle):
+    # In-process: argparse and validation errors must surface before any training or jax compilation.
+    if args[0] == "run" and len(args) > 1:
+        args = [*args, "--output-dir", str(tmp_path)]
+    try:
+        code = main(args)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("harness: error:") and needle in lines[0]
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob("*/result.json"))  # nothing half-done left behind
+
+
+def test_list_shows_every_workload():
+    proc = harness("list")
+    assert proc.returncode == 0
+    for name in ("dense-small", "switch-small", "dense-tiny", "switch-tiny"):
+        assert name in proc.stdout
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_interrupted_run_leaves_valid_aborted_result(tmp_path, sig):
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", "--workload", "dense-tiny", "--max-steps", "100000",
+         "--target-loss", "0.01", "--output-dir", str(tmp_path), "--meter", "fake"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    # The plain progress line of the first eval means the timed window is open.
+    for line in proc.stderr:
+        if line.startswith("step"):
+            break
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    r = _only_result(tmp_path)
+    assert r["status"] == "aborted"
+    assert r["energy"]["window"] == "run_start..aborted" and r["energy"]["total_j"] > 0
+    assert r["training"]["steps"] > 0 and r["eval_trace"]

@@ -1,0 +1,47 @@
+"""Model accounting: activated FLOPs match between the dense and Switch twins; params total vs activated."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from workloads.models import TransformerLM, count_params, forward_flops_per_token
+from workloads.registry import WORKLOADS
+
+
+def _params(cfg):
+    tokens = jnp.zeros((2, cfg.max_len), jnp.int32)
+    return TransformerLM(cfg).init(jax.random.PRNGKey(0), tokens)["params"]
+
+
+def test_switch_twin_matches_dense_activated_flops_up_to_router():
+    for size in ("small", "tiny"):
+        dense, switch = WORKLOADS[f"dense-{size}"], WORKLOADS[f"switch-{size}"]
+        assert dense.seq_len == switch.seq_len
+        d = forward_flops_per_token(dense.model, dense.seq_len)
+        s = forward_flops_per_token(switch.model, switch.seq_len)
+        router = 2 * switch.model.d_model * switch.model.num_experts * switch.model.num_switch_layers
+        assert s - d == router
+
+
+def test_param_counts_total_and_activated():
+    for size in ("small", "tiny"):
+        dense, switch = WORKLOADS[f"dense-{size}"].model, WORKLOADS[f"switch-{size}"].model
+        pd, ps = count_params(_params(dense)), count_params(_params(switch))
+        assert pd["total"] == pd["activated"] and pd["expert"] == 0
+        e, d, f = switch.num_experts, switch.d_model, switch.d_ff
+        expert_params = switch.num_switch_layers * e * (2 * d * f + f + d)
+        assert ps["expert"] == expert_params
+        assert ps["total"] - ps["activated"] == expert_params - expert_params // e
+        # One expert of a Switch layer has the dense FFN's shape: activated counts differ by the router only.
+        assert ps["activated"] - pd["activated"] == switch.num_switch_layers * d * e
+
+
+def test_causal_no_peeking_at_future_tokens():
+    cfg = WORKLOADS["switch-tiny"].model
+    model, params = TransformerLM(cfg), _params(cfg)
+    a = np.random.default_rng(0).integers(0, cfg.vocab_size, (1, cfg.max_len))
+    b = a.copy()
+    b[0, -1] = (b[0, -1] + 1) % cfg.vocab_size
+    la = model.apply({"params": params}, jnp.asarray(a), train=False, mutable=["losses", "metrics"])[0]
+    lb = model.apply({"params": params}, jnp.asarray(b), train=False, mutable=["losses", "metrics"])[0]
+    np.testing.assert_allclose(la[0, :-1], lb[0, :-1], rtol=1e-5, atol=1e-5)

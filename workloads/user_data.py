@@ -1,0 +1,54 @@
+"""A user's own corpus: UTF-8 text read as byte tokens, or a .npy array of integer token ids.
+
+The last `eval_fraction` of the tokens is the fixed held-out set; training windows are drawn from the rest
+with a generator seeded by (run seed, step), so a run is reproducible and never sees its eval tokens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class UserDataError(ValueError):
+    """Bad --data input; the message is one line naming what is wrong and what is valid."""
+
+
+class TokenFile:
+    def __init__(self, path: str | Path, seq_len: int, eval_fraction: float = 0.1, eval_sequences: int = 64):
+        path = Path(path)
+        if not path.is_file():
+            raise UserDataError(f"--data {path}: no such file (give UTF-8 text or a .npy of int token ids)")
+        if path.suffix == ".npy":
+            ids = np.load(path, allow_pickle=False)
+            if ids.dtype.kind not in "iu" or ids.ndim != 1:
+                raise UserDataError(f"--data {path}: .npy must hold a 1-D integer array, got {ids.dtype} {ids.shape}")
+            if ids.size and ids.min() < 0:
+                raise UserDataError(f"--data {path}: token ids must be >= 0")
+            self.vocab_size = int(ids.max()) + 1 if ids.size else 0
+        else:
+            try:
+                path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserDataError(f"--data {path}: not UTF-8 text ({e.reason}); use UTF-8 or a .npy") from None
+            ids = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+            self.vocab_size = 256
+        window = seq_len + 1
+        n_eval = max(window * 4, int(ids.size * eval_fraction))
+        if ids.size < n_eval + window * 4:
+            raise UserDataError(f"--data {path}: {ids.size} tokens is too short; need at least {n_eval + window * 4}")
+        self.path = path
+        self.seq_len = seq_len
+        self._train = ids[:-n_eval].astype(np.int32)
+        held_out = ids[-n_eval:].astype(np.int32)
+        count = min(eval_sequences, held_out.size // window)
+        self._eval = held_out[: count * window].reshape(count, window)
+
+    def train_batch(self, run_seed: int, step: int, batch: int) -> np.ndarray:
+        rng = np.random.default_rng([run_seed, step, 11])
+        starts = rng.integers(0, self._train.size - self.seq_len - 1, size=batch)
+        return self._train[starts[:, None] + np.arange(self.seq_len + 1)]
+
+    def eval_set(self) -> np.ndarray:
+        return self._eval
