@@ -59,7 +59,7 @@ _TINY_SHAPE = dict(d_model=32, num_heads=2, num_layers=2, d_ff=64)
 # One sweep for both models of a pair (scripts/tune_lr.py, seed 0, default corpus); each model gets the value
 # with the fewest steps to target. Measured 2026-11-26 on the 2-core CPU, steps cap 12,000:
 #   dense-small  3e-3: not converged (best 1.875)  1e-2: not converged (best 1.855)  3e-2: not converged (2.381)
-#   switch-small 3e-3: 1,900 steps  1e-2: 2,800 steps  3e-2: SWITCH_3E2
+#   switch-small 3e-3: 1,900 steps  1e-2: 2,800 steps  3e-2: not converged (2.312)
 _SWEEP = (3e-3, 1e-2, 3e-2)
 _SELECTION = "fewest steps to target in the sweep (scripts/tune_lr.py, seed 0), same sweep for dense and switch"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +107,6 @@ def plan(opts: RunOptions) -> Plan:
 
 
 def _with_vocab(spec: WorkloadSpec, vocab: int) -> WorkloadSpec:
-    from dataclasses import replace
-
     return replace(spec, model=replace(spec.model, vocab_size=vocab))
 
 
@@ -124,9 +122,12 @@ def execute(opts: RunOptions, p: Plan) -> tuple[Path, dict[str, Any]]:
     try:
         with Progress(p.spec.name, p.target_loss, p.max_steps, energy_label, sampler, opts.progress) as prog:
             train_to_target(p.spec, p.data, p.target_loss, opts.seed, p.max_steps, sampler, loop, prog.update)
-    except (KeyboardInterrupt, RunAborted):
+    except BaseException as e:
+        # Ctrl-C, SIGTERM or a crash: close the window now so that what ran is still accounted for.
         loop.status = "aborted"
-        loop.marks["run_stop"] = sampler.mark("aborted")
+        loop.error = None if isinstance(e, KeyboardInterrupt | RunAborted) else repr(e)
+        if "run_stop" not in loop.marks:
+            loop.marks["run_stop"] = sampler.mark("aborted")
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -168,6 +169,7 @@ def _assemble(opts: RunOptions, p: Plan, loop: LoopResult, sampler, methods: dic
         "created_unix_s": time.time(),
         "workload": p.spec.name,
         "status": loop.status,
+        "error": loop.error,
         "seed": opts.seed,
         "spec": p.spec.to_dict(),
         "data": p.data_info,

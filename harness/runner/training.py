@@ -39,6 +39,7 @@ class Marks(Protocol):
 @dataclass
 class LoopResult:
     status: str = "aborted"
+    error: str | None = None
     steps: int = 0
     eval_trace: list[dict[str, float]] = field(default_factory=list)
     step_metrics: list[dict[str, Any]] = field(default_factory=list)
