@@ -18,7 +18,7 @@ class Progress:
         self.max_steps = max_steps
         self.energy_label = energy_label
         self.power = power  # object with watts_now() and joules_since(label)
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
         self.live_mode = enabled and sys.stderr.isatty()
         self.plain = enabled and not self.live_mode
         self.state: dict[str, Any] = {}
