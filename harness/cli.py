@@ -8,7 +8,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import input_errors
+from harness.errors import UsageError, input_errors
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,6 +40,20 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no live display")
 
     sub.add_parser("regions", help="list carbon regions and their sources")
+
+    study = sub.add_parser("study", help="several workloads over seeds, interleaved, with confidence intervals")
+    study.add_argument("--workloads", default="dense-small,switch-small", help="comma-separated; first is baseline")
+    study.add_argument("--seeds", type=int, default=3)
+    study.add_argument("--corpus", default="default", help="default | control")
+    study.add_argument("--sweep", help="experts=2,4,8,16,32: Switch variants at matched activated FLOPs")
+    study.add_argument("--output-dir", default="results")
+    study.add_argument("--meter", default="auto", help="auto | fake (tests only)")
+    study.add_argument("--cpu-tdp", type=float)
+    study.add_argument("--region", default=None)
+
+    report = sub.add_parser("report", help="report.md and report.html from run or study directories")
+    report.add_argument("paths", nargs="+", help="run directories (result.json) or study directories (study.json)")
+    report.add_argument("--output-dir", help="where to write the report (default: the single path given)")
     return parser
 
 
@@ -51,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             return _list(console)
         if args.command == "regions":
             return _regions(console)
+        if args.command == "study":
+            return _study(args, console)
+        if args.command == "report":
+            return _report(args, console)
         return _run(args, console)
     except input_errors() as e:
         print(f"harness: error: {e}", file=sys.stderr)
@@ -112,6 +130,49 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         return 130
     console.print(run_summary(result, str(run_dir / "result.json")))
     return 0 if result["status"] == "converged" else 1
+
+
+def _study(args: argparse.Namespace, console: Console) -> int:
+    from pathlib import Path
+
+    from harness import carbon
+    from harness.report.build import build_report
+    from harness.runner.run import RunOptions
+    from harness.study.run import resolve_specs, run_study
+
+    names = [n for n in args.workloads.split(",") if n]
+    if len(names) < 2 and not args.sweep:
+        raise UsageError("--workloads needs at least two names to compare (or a --sweep)")
+    specs, sweep = resolve_specs(names, args.sweep)
+    base = RunOptions(workload=specs[0].name, meter=args.meter, cpu_tdp=args.cpu_tdp, progress=False,
+                      region=args.region or carbon.DEFAULT_REGION)
+
+    def said(r: dict) -> None:
+        console.print(f"{r['workload']} seed {r['seed']}: {r['status']}, {r['timing']['run_s']:.1f} s, "
+                      f"{r['energy']['total_j']:.1f} J ({r['energy']['method']})", highlight=False)
+
+    study_dir = run_study(specs, args.seeds, args.corpus, Path(args.output_dir), base, on_run=said, sweep=sweep)
+    md, page = build_report([study_dir], study_dir)
+    console.print(md.read_text(), highlight=False, markup=False)
+    console.print(f"study: {study_dir}\nreport: {md} and {page}", highlight=False)
+    return 0
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    from pathlib import Path
+
+    from harness.report.build import build_report
+
+    paths = [Path(p) for p in args.paths]
+    for p in paths:
+        if not p.is_dir():
+            raise UsageError(f"{p}: not a directory (give run or study directories)")
+    out = Path(args.output_dir) if args.output_dir else (paths[0] if len(paths) == 1 else None)
+    if out is None:
+        raise UsageError("several paths need --output-dir for the report")
+    md, page = build_report(paths, out)
+    console.print(f"report: {md} and {page}", highlight=False)
+    return 0
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ class RunOptions:
     meter: str = "auto"  # "auto" (RAPL, else modelled CPU) or "fake" (synthetic, for tests)
     sample_hz: float = 20.0
     progress: bool = True
+    spec: WorkloadSpec | None = None  # a variant not in the registry (e.g. a study's expert sweep)
 
 
 class RunAborted(Exception):
@@ -57,7 +58,7 @@ class Plan:
 
 def plan(opts: RunOptions) -> Plan:
     """Validate everything a run needs before any work starts; bad input raises a one-line error."""
-    spec = get_workload(opts.workload)
+    spec = opts.spec or get_workload(opts.workload)
     if opts.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {opts.seed}")
     if opts.max_steps is not None and opts.max_steps < 1:

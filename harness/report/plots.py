@@ -1,0 +1,116 @@
+"""Report figures as PNG files. Every energy axis names how the energy was obtained (measured / modelled)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+_COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _read_csv(path: Path) -> list[dict[str, float]]:
+    with open(path) as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _target_line(ax, results: dict[str, list[dict]]) -> None:
+    targets = {round(r["target"]["target_loss"], 6) for runs in results.values() for r in runs}
+    for t in sorted(targets):
+        ax.axhline(t, color="black", linestyle="--", linewidth=1, label=f"target {t:.3f}")
+
+
+def loss_curves(results: dict[str, list[dict]], x: str, out: Path) -> Path:
+    """Eval loss against energy (x='energy_j') or wall time (x='elapsed_s') for every run, one colour a workload."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (name, runs) in enumerate(results.items()):
+        for j, r in enumerate(runs):
+            trace = r["eval_trace"]
+            ax.plot([p[x] for p in trace], [p["eval_loss"] for p in trace], color=_COLORS[i % len(_COLORS)],
+                    alpha=0.8, linewidth=1.2, label=name if j == 0 else None)
+    _target_line(ax, results)
+    method = next(iter(results.values()))[0]["energy"]["method"]
+    ax.set_xlabel(f"energy since run_start (J, {method})" if x == "energy_j" else "wall time since run_start (s)")
+    ax.set_ylabel("eval loss (nats/token)")
+    ax.set_xscale("log")
+    ax.set_title("Eval loss vs " + ("energy" if x == "energy_j" else "time") + " (each line one seed)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def power_trace(results: dict[str, list[dict]], out: Path) -> Path:
+    """Power by meter component over the first seed's run of each workload."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, runs) in enumerate(results.items()):
+        r = runs[0]
+        # Mark samples can fall milliseconds after a periodic one; watts over such slivers are noise.
+        rows = [row for prev, row in zip([None, *_read_csv(Path(r["_dir"]) / "power.csv")],
+                                         _read_csv(Path(r["_dir"]) / "power.csv"), strict=False)
+                if prev is None or row["time_unix_s"] - prev["time_unix_s"] >= 0.02]
+        t0 = r["timing"]["marks_unix_s"].get("run_start", rows[0]["time_unix_s"] if rows else 0.0)
+        for k, key in enumerate(c for c in (rows[0] if rows else {}) if c.endswith("_w")):
+            ax.plot([row["time_unix_s"] - t0 for row in rows], [row[key] for row in rows], linewidth=0.8,
+                    color=_COLORS[(i + k) % len(_COLORS)], label=f"{name}: {key[:-2]}")
+    method = next(iter(results.values()))[0]["energy"]["method"]
+    ax.axvline(0, color="black", linestyle=":", linewidth=1, label="run_start")
+    ax.set_xlabel("time since run_start (s); negative = init")
+    ax.set_ylabel(f"power (W, {method})")
+    ax.set_title("Power by component (seed 0 of each workload)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def routing(results: dict[str, list[dict]], out: Path) -> Path | None:
+    """Dropped-token fraction and the busiest expert's load over training, for Switch runs (seed 0)."""
+    switch = {n: runs[0] for n, runs in results.items() if runs[0]["training"]["dropped_fraction_mean"] is not None}
+    if not switch:
+        return None
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    for i, (name, r) in enumerate(switch.items()):
+        rows = _read_csv(Path(r["_dir"]) / "steps.csv")
+        steps = [row["step"] for row in rows]
+        color = _COLORS[i % len(_COLORS)]
+        ax1.plot(steps, [100 * row["dropped_fraction"] for row in rows], color=color, linewidth=0.6, label=name)
+        ax2.plot(steps, [row["expert_load_max"] for row in rows], color=color, linewidth=0.6, label=name)
+        experts = r["spec"]["model"]["num_experts"]
+        ax2.axhline(1.0 / experts, color=color, linestyle="--", linewidth=1, label=f"balanced (1/{experts})")
+    ax1.set_ylabel("dropped tokens (%)")
+    ax1.set_title("Switch routing over training (seed 0)")
+    ax2.set_ylabel("busiest expert's share of tokens")
+    ax2.set_xlabel("training step")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def sweep(points: list[tuple[int, float, float, float]], method: str, dense_energy: float | None, out: Path) -> Path:
+    """Energy to target against number of experts: (experts, mean J, CI low, CI high) per point."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    err = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
+    ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label="Switch (mean, 95% CI over seeds)")
+    if dense_energy is not None:
+        ax.axhline(dense_energy, color="black", linestyle="--", label="dense (mean)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xlabel("experts per Switch layer (activated FLOPs per token fixed)")
+    ax.set_ylabel(f"energy to target (J, {method})")
+    ax.set_title("Energy to target vs number of experts")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out)

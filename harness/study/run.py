@@ -1,0 +1,107 @@
+"""`harness study`: several workloads over several seeds, interleaved, compared with confidence intervals."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.results import record
+from harness.results.files import write_json
+from harness.runner.run import RunOptions, execute, plan
+from harness.study.stats import interleaved_order, paired_ratio_ci
+from workloads.registry import WorkloadSpec, get_workload
+
+SCHEMA = "harness.study/1"
+SWEEPABLE = ("experts",)
+
+
+def expert_variant(base: WorkloadSpec, experts: int) -> WorkloadSpec:
+    """The same Switch model with another expert count: activated FLOPs per token stay the same (router aside)."""
+    if experts < 1:
+        raise UsageError(f"--sweep experts: counts must be >= 1, got {experts}")
+    model = dataclasses.replace(base.model, num_experts=experts)
+    return dataclasses.replace(base, name=f"{base.name}-e{experts}", model=model)
+
+
+def parse_sweep(text: str) -> tuple[str, list[int]]:
+    key, _, values = text.partition("=")
+    if key not in SWEEPABLE or not values:
+        raise UsageError(f"--sweep must look like experts=2,4,8; valid keys: {', '.join(SWEEPABLE)}")
+    try:
+        counts = [int(v) for v in values.split(",")]
+    except ValueError:
+        raise UsageError(f"--sweep {key}: values must be integers, got {values!r}") from None
+    return key, counts
+
+
+def run_study(specs: list[WorkloadSpec], seeds: int, corpus: str, out_dir: Path, base_opts: RunOptions,
+              on_run: Callable[[dict[str, Any]], None] | None = None, sweep: dict | None = None) -> Path:
+    if seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {seeds}")
+    study_dir = record.new_run_dir(out_dir, "study")
+    runs: dict[str, list[str]] = {s.name: [] for s in specs}
+    by_name = {s.name: s for s in specs}
+    order = interleaved_order([s.name for s in specs], seeds)
+    study = {"schema": SCHEMA, "corpus": corpus, "seeds": seeds, "workloads": list(runs), "sweep": sweep,
+             "order": [f"{w}/seed{s}" for w, s in order], "runs": runs, "status": "running"}
+    for name, seed in order:
+        opts = dataclasses.replace(base_opts, workload=name, seed=seed, corpus=corpus,
+                                   output_dir=str(study_dir / "runs"), spec=by_name[name])
+        run_dir, result = execute(opts, plan(opts))
+        runs[name].append(str(run_dir.relative_to(study_dir)))
+        write_json(study_dir / "study.json", study)  # progress survives an interrupted study
+        if on_run:
+            on_run(result)
+    study["status"] = "complete"
+    write_json(study_dir / "study.json", study)
+    return study_dir
+
+
+def compare(baseline: list[dict], other: list[dict]) -> dict[str, Any]:
+    """Baseline ÷ other for energy, time and steps to target over seeds both converged on; tokens per joule."""
+    pairs = [(a, b) for a, b in zip(baseline, other, strict=False)
+             if a["status"] == "converged" and b["status"] == "converged"]
+    out: dict[str, Any] = {"baseline": baseline[0]["workload"], "other": other[0]["workload"],
+                           "pairs_converged": len(pairs), "pairs_total": min(len(baseline), len(other)),
+                           "energy_method": baseline[0]["energy"]["method"]}
+    if not pairs:
+        out["verdict"] = "no seed where both converged: no ratio"
+        return out
+    metrics = {
+        "energy_to_target": lambda r: r["energy"]["total_j"],
+        "time_to_target": lambda r: r["timing"]["run_s"],
+        "steps_to_target": lambda r: r["training"]["steps"],
+    }
+    for key, get in metrics.items():
+        ci = paired_ratio_ci([get(a) for a, _ in pairs], [get(b) for _, b in pairs])
+        out[key] = ci.to_dict() | {"verdict": ci.verdict(f"{key.replace('_', ' ')} ratio")}
+    # Tokens per joule: other ÷ baseline, so > 1 means the other model does more work per joule.
+    tpj = paired_ratio_ci([b["training"]["tokens"] / b["energy"]["total_j"] for _, b in pairs],
+                          [a["training"]["tokens"] / a["energy"]["total_j"] for a, _ in pairs])
+    out["tokens_per_joule_other_over_baseline"] = tpj.to_dict() | {"verdict": tpj.verdict("tokens/J ratio")}
+    return out
+
+
+def resolve_specs(names: list[str], sweep: str | None) -> tuple[list[WorkloadSpec], dict | None]:
+    specs = [get_workload(n) for n in names]
+    if sweep is None:
+        return specs, None
+    key, counts = parse_sweep(sweep)
+    switch = [s for s in specs if s.model.num_experts > 0]
+    if len(switch) != 1:
+        raise UsageError("--sweep experts needs exactly one Switch workload in --workloads, e.g. switch-small")
+    variants = [expert_variant(switch[0], e) for e in counts]
+    dense = [s for s in specs if s.model.num_experts == 0]
+    return dense + variants, {"key": key, "values": counts, "base": switch[0].name}
+
+
+def load_study(study_dir: Path) -> tuple[dict, dict[str, list[dict]]]:
+    import json
+
+    study = json.loads((study_dir / "study.json").read_text())
+    results = {w: [json.loads((study_dir / d / "result.json").read_text()) | {"_dir": str(study_dir / d)}
+                   for d in dirs] for w, dirs in study["runs"].items()}
+    return study, results

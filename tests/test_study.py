@@ -1,0 +1,90 @@
+"""Study statistics on known answers, interleaving, and a tiny study end-to-end with its report."""
+
+import json
+import struct
+
+import pytest
+
+from harness.cli import main
+from harness.errors import UsageError
+from harness.study.run import parse_sweep, resolve_specs
+from harness.study.stats import interleaved_order, paired_ratio_ci
+
+
+def test_ratio_two_with_zero_noise_has_interval_two_two():
+    ci = paired_ratio_ci([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
+    assert (ci.ratio, ci.lo, ci.hi) == (2.0, 2.0, 2.0)
+    assert ci.significant
+
+
+def test_noisy_ratio_around_one_is_not_significant():
+    ci = paired_ratio_ci([1.2, 0.8, 1.1, 0.9], [1.0, 1.0, 1.0, 1.0])
+    assert ci.lo < 1.0 < ci.hi and not ci.significant
+    assert "NOT significant" in ci.verdict("energy")
+
+
+def test_clear_ratio_with_noise_brackets_the_truth():
+    ci = paired_ratio_ci([5.3, 6.2, 9.8, 6.0, 7.1], [1.0, 1.0, 1.0, 1.0, 1.0])
+    assert ci.lo > 1.0 and ci.lo <= ci.ratio <= ci.hi
+    assert ci.ratio == pytest.approx(6.88)
+
+
+def test_single_pair_gives_point_without_interval():
+    ci = paired_ratio_ci([3.0], [1.0])
+    assert ci.n == 1 and "no interval" in ci.verdict("x")
+
+
+def test_interleaving_order():
+    assert interleaved_order(["a", "b"], 3) == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+
+
+def test_sweep_parsing_and_variants():
+    assert parse_sweep("experts=2,4,8") == ("experts", [2, 4, 8])
+    for bad in ("experts=", "layers=2", "experts=a,b"):
+        with pytest.raises(UsageError):
+            parse_sweep(bad)
+    specs, sweep = resolve_specs(["dense-tiny", "switch-tiny"], "experts=2,8")
+    assert [s.name for s in specs] == ["dense-tiny", "switch-tiny-e2", "switch-tiny-e8"]
+    assert [s.model.num_experts for s in specs] == [0, 2, 8]
+    assert sweep["base"] == "switch-tiny"
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_tiny_study_end_to_end_writes_every_file(tmp_path):
+    code = main(["study", "--workloads", "dense-tiny,switch-tiny", "--seeds", "2", "--output-dir", str(tmp_path),
+                 "--meter", "fake"])
+    assert code == 0
+    (study_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    study = json.loads((study_dir / "study.json").read_text())
+    assert study["status"] == "complete"
+    assert study["order"] == ["dense-tiny/seed0", "switch-tiny/seed0", "dense-tiny/seed1", "switch-tiny/seed1"]
+    for name in ("report.md", "report.html", "comparisons.json", "loss_vs_energy.png", "loss_vs_time.png",
+                 "power.png", "routing.png"):
+        assert (study_dir / name).is_file(), name
+    for png in study_dir.glob("*.png"):
+        width, height = _png_size(png)
+        assert width >= 400 and height >= 300 and png.stat().st_size > 10_000
+    html = (study_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4  # self-contained
+    md = (study_dir / "report.md").read_text()
+    assert "fake:synthetic" in md and "dense-tiny ÷ switch-tiny" in md and "95% CI" in md
+    comparisons = json.loads((study_dir / "comparisons.json").read_text())
+    assert comparisons[0]["pairs_total"] == 2 and "energy_to_target" in comparisons[0]
+
+
+def test_report_from_run_dirs_and_bad_paths(tmp_path, capsys):
+    assert main(["run", "--workload", "switch-tiny", "--output-dir", str(tmp_path / "runs"), "--meter", "fake",
+                 "--no-progress"]) == 0
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.html").is_file() and (run_dir / "routing.png").is_file()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert main(["report", str(tmp_path)]) == 2  # a directory with neither result.json nor study.json
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("harness: error:") for line in err)
