@@ -44,7 +44,8 @@ def _build_parser() -> argparse.ArgumentParser:
     study = sub.add_parser("study", help="several workloads over seeds, interleaved, with confidence intervals")
     study.add_argument("--workloads", default="dense-small,switch-small", help="comma-separated; first is baseline")
     study.add_argument("--seeds", type=int, default=3)
-    study.add_argument("--corpus", default="default", help="default | control")
+    study.add_argument("--corpus", default="default,control",
+                       help="corpora, comma-separated (default: both, so the report shows where sparse does not win)")
     study.add_argument("--sweep", help="experts=2,4,8,16,32: Switch variants at matched activated FLOPs")
     study.add_argument("--output-dir", default="results")
     study.add_argument("--meter", default="auto", help="auto | fake (tests only)")
@@ -137,8 +138,10 @@ def _study(args: argparse.Namespace, console: Console) -> int:
 
     from harness import carbon
     from harness.report.build import build_report
+    from harness.results.record import new_run_dir
     from harness.runner.run import RunOptions
     from harness.study.run import resolve_specs, run_study
+    from workloads.registry import CORPUS_NAMES
 
     names = [n for n in args.workloads.split(",") if n]
     if len(names) < 2 and not args.sweep:
@@ -151,10 +154,16 @@ def _study(args: argparse.Namespace, console: Console) -> int:
         console.print(f"{r['workload']} seed {r['seed']}: {r['status']}, {r['timing']['run_s']:.1f} s, "
                       f"{r['energy']['total_j']:.1f} J ({r['energy']['method']})", highlight=False)
 
-    study_dir = run_study(specs, args.seeds, args.corpus, Path(args.output_dir), base, on_run=said, sweep=sweep)
-    md, page = build_report([study_dir], study_dir)
+    corpora = [c for c in args.corpus.split(",") if c]
+    for corpus in corpora:
+        if corpus not in CORPUS_NAMES:
+            raise UsageError(f"--corpus must be among {', '.join(CORPUS_NAMES)}, got {corpus!r}")
+    out = Path(args.output_dir)
+    study_dirs = [run_study(specs, args.seeds, c, out, base, on_run=said, sweep=sweep) for c in corpora]
+    report_dir = study_dirs[0] if len(study_dirs) == 1 else new_run_dir(out, "study-report")
+    md, page = build_report(study_dirs, report_dir)
     console.print(md.read_text(), highlight=False, markup=False)
-    console.print(f"study: {study_dir}\nreport: {md} and {page}", highlight=False)
+    console.print("studies: " + ", ".join(map(str, study_dirs)) + f"\nreport: {md} and {page}", highlight=False)
     return 0
 
 

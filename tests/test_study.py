@@ -59,10 +59,14 @@ def test_tiny_study_end_to_end_writes_every_file(tmp_path):
     code = main(["study", "--workloads", "dense-tiny,switch-tiny", "--seeds", "2", "--output-dir", str(tmp_path),
                  "--meter", "fake"])
     assert code == 0
-    (study_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    study = json.loads((study_dir / "study.json").read_text())
-    assert study["status"] == "complete"
-    assert study["order"] == ["dense-tiny/seed0", "switch-tiny/seed0", "dense-tiny/seed1", "switch-tiny/seed1"]
+    # Both corpora by default: the control is always part of the report.
+    studies = sorted(tmp_path.glob("*-study-*/study.json"))
+    assert {json.loads(p.read_text())["corpus"] for p in studies} == {"default", "control"}
+    (study_dir,) = tmp_path.glob("*-study-report-*")
+    for path in studies:
+        study = json.loads(path.read_text())
+        assert study["status"] == "complete"
+        assert study["order"] == ["dense-tiny/seed0", "switch-tiny/seed0", "dense-tiny/seed1", "switch-tiny/seed1"]
     for name in ("report.md", "report.html", "comparisons.json", "loss_vs_energy.png", "loss_vs_time.png",
                  "power.png", "routing.png"):
         assert (study_dir / name).is_file(), name
@@ -74,6 +78,7 @@ def test_tiny_study_end_to_end_writes_every_file(tmp_path):
     md = (study_dir / "report.md").read_text()
     assert "fake:synthetic" in md and "dense-tiny ÷ switch-tiny" in md and "95% CI" in md
     comparisons = json.loads((study_dir / "comparisons.json").read_text())
+    assert {c["corpus"] for c in comparisons} == {"default", "control"}
     assert comparisons[0]["pairs_total"] == 2 and "energy_to_target" in comparisons[0]
 
 
