@@ -137,31 +137,19 @@ def _study(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
     from harness import carbon
-    from harness.report.build import build_report
-    from harness.results.record import new_run_dir
     from harness.runner.run import RunOptions
-    from harness.study.run import resolve_specs, run_study
-    from workloads.registry import CORPUS_NAMES
+    from harness.study.campaign import study_and_report
 
-    names = [n for n in args.workloads.split(",") if n]
-    if len(names) < 2 and not args.sweep:
-        raise UsageError("--workloads needs at least two names to compare (or a --sweep)")
-    specs, sweep = resolve_specs(names, args.sweep)
-    base = RunOptions(workload=specs[0].name, meter=args.meter, cpu_tdp=args.cpu_tdp, progress=False,
+    base = RunOptions(workload="", meter=args.meter, cpu_tdp=args.cpu_tdp, progress=False,
                       region=args.region or carbon.DEFAULT_REGION)
 
     def said(r: dict) -> None:
         console.print(f"{r['workload']} seed {r['seed']}: {r['status']}, {r['timing']['run_s']:.1f} s, "
                       f"{r['energy']['total_j']:.1f} J ({r['energy']['method']})", highlight=False)
 
-    corpora = [c for c in args.corpus.split(",") if c]
-    for corpus in corpora:
-        if corpus not in CORPUS_NAMES:
-            raise UsageError(f"--corpus must be among {', '.join(CORPUS_NAMES)}, got {corpus!r}")
-    out = Path(args.output_dir)
-    study_dirs = [run_study(specs, args.seeds, c, out, base, on_run=said, sweep=sweep) for c in corpora]
-    report_dir = study_dirs[0] if len(study_dirs) == 1 else new_run_dir(out, "study-report")
-    md, page = build_report(study_dirs, report_dir)
+    study_dirs, md, page = study_and_report(
+        [n for n in args.workloads.split(",") if n], args.sweep, args.seeds,
+        [c for c in args.corpus.split(",") if c], Path(args.output_dir), base, on_run=said)
     console.print(md.read_text(), highlight=False, markup=False)
     console.print("studies: " + ", ".join(map(str, study_dirs)) + f"\nreport: {md} and {page}", highlight=False)
     return 0

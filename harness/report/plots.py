@@ -18,6 +18,15 @@ def _read_csv(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
+def _finish(fig, ax, out: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -41,13 +50,11 @@ def loss_curves(results: dict[str, list[dict]], x: str, out: Path) -> Path:
                     alpha=0.8, linewidth=1.2, label=name if j == 0 else None)
     _target_line(ax, results)
     method = next(iter(results.values()))[0]["energy"]["method"]
-    ax.set_xlabel(f"energy since run_start (J, {method})" if x == "energy_j" else "wall time since run_start (s)")
-    ax.set_ylabel("eval loss (nats/token)")
     ax.set_xscale("log")
-    ax.set_title("Eval loss vs " + ("energy" if x == "energy_j" else "time") + " (each line one seed)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return _finish(fig, ax, out,
+                   f"energy since run_start (J, {method})" if x == "energy_j" else "wall time since run_start (s)",
+                   "eval loss (nats/token)",
+                   "Eval loss vs " + ("energy" if x == "energy_j" else "time") + " (each line one seed)")
 
 
 def power_trace(results: dict[str, list[dict]], out: Path) -> Path:
@@ -56,8 +63,8 @@ def power_trace(results: dict[str, list[dict]], out: Path) -> Path:
     for i, (name, runs) in enumerate(results.items()):
         r = runs[0]
         # Mark samples can fall milliseconds after a periodic one; watts over such slivers are noise.
-        rows = [row for prev, row in zip([None, *_read_csv(Path(r["_dir"]) / "power.csv")],
-                                         _read_csv(Path(r["_dir"]) / "power.csv"), strict=False)
+        raw = _read_csv(Path(r["_dir"]) / "power.csv")
+        rows = [row for prev, row in zip([None, *raw], raw, strict=False)
                 if prev is None or row["time_unix_s"] - prev["time_unix_s"] >= 0.02]
         t0 = r["timing"]["marks_unix_s"].get("run_start", rows[0]["time_unix_s"] if rows else 0.0)
         for k, key in enumerate(c for c in (rows[0] if rows else {}) if c.endswith("_w")):
@@ -65,12 +72,8 @@ def power_trace(results: dict[str, list[dict]], out: Path) -> Path:
                     color=_COLORS[(i + k) % len(_COLORS)], label=f"{name}: {key[:-2]}")
     method = next(iter(results.values()))[0]["energy"]["method"]
     ax.axvline(0, color="black", linestyle=":", linewidth=1, label="run_start")
-    ax.set_xlabel("time since run_start (s); negative = init")
-    ax.set_ylabel(f"power (W, {method})")
-    ax.set_title("Power by component (seed 0 of each workload)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return _finish(fig, ax, out, "time since run_start (s); negative = init", f"power (W, {method})",
+                   "Power by component (seed 0 of each workload)")
 
 
 def routing(results: dict[str, list[dict]], out: Path) -> Path | None:
@@ -108,9 +111,5 @@ def sweep(points: list[tuple[int, float, float, float]], method: str, dense_ener
         ax.axhline(dense_energy, color="black", linestyle="--", label="dense (mean)")
     ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [str(x) for x in xs])
-    ax.set_xlabel("experts per Switch layer (activated FLOPs per token fixed)")
-    ax.set_ylabel(f"energy to target (J, {method})")
-    ax.set_title("Energy to target vs number of experts")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, out)
+    return _finish(fig, ax, out, "experts per Switch layer (activated FLOPs per token fixed)",
+                   f"energy to target (J, {method})", "Energy to target vs number of experts")
