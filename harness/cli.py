@@ -35,11 +35,23 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--carbon-intensity", type=float, help="override grid intensity, kgCO2e/kWh")
     run.add_argument("--net-carbon-intensity", type=float, help="override net intensity, kgCO2e/kWh")
     run.add_argument("--cpu-tdp", type=float, help="CPU watts at full load for the modelled CPU meter")
-    run.add_argument("--meter", default="auto", help="auto (RAPL, else modelled CPU) | fake (tests only)")
+    _meter_args(run)
     run.add_argument("--sample-hz", type=float, default=20.0, help="power sampling rate (>= 10)")
     run.add_argument("--no-progress", action="store_true", help="no live display")
 
     sub.add_parser("regions", help="list carbon regions and their sources")
+
+    doctor = sub.add_parser("meters", help="which energy meters work here, what they measure, and why not")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument("--cpu-tdp", type=float, help="CPU watts at full load for the modelled CPU meter")
+    doctor.add_argument("--meter-command", help="a command printing watts, to probe the external meter")
+    doctor.add_argument("--tpu-watts", type=float, help="average system W per TPU chip")
+
+    imp = sub.add_parser("import-power", help="attach a PTDaemon-style node power log to a finished run")
+    imp.add_argument("run_dir", help="run directory (holds result.json)")
+    imp.add_argument("log", help="power log: lines 'Time,<MM-DD-YYYY HH:MM:SS.fff or unix s>,Watts,<W>,...'")
+    imp.add_argument("--utc-offset", type=float, default=0.0,
+                     help="hours the log's clock is ahead of UTC, for date-form timestamps (default 0)")
 
     study = sub.add_parser("study", help="several workloads over seeds, interleaved, with confidence intervals")
     study.add_argument("--workloads", default="dense-small,switch-small", help="comma-separated; first is baseline")
@@ -58,6 +70,16 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _meter_args(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--meter", default="auto",
+                     help="comma-separated: auto (best available: NVML, TPU model, RAPL or CPU model) | nvml | rapl "
+                          "| cpu-model | tpu-model | external | fake (tests only); named meters are required")
+    run.add_argument("--meter-command", help="with --meter external: a command printing watts, e.g. "
+                     "'ipmitool dcmi power reading'")
+    run.add_argument("--meter-hz", type=float, default=1.0, help="how often the external command runs")
+    run.add_argument("--tpu-watts", type=float, help="average system W per TPU chip (overrides the table)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -70,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             return _study(args, console)
         if args.command == "report":
             return _report(args, console)
+        if args.command == "meters":
+            return _meters(args, console)
+        if args.command == "import-power":
+            return _import_power(args, console)
         return _run(args, console)
     except input_errors() as e:
         print(f"harness: error: {e}", file=sys.stderr)
@@ -114,7 +140,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         workload=args.workload, seed=args.seed, corpus=args.corpus, data=args.data, target_loss=args.target_loss,
         max_steps=args.max_steps, output_dir=args.output_dir, region=args.region or carbon.DEFAULT_REGION,
         pue=args.pue, carbon_intensity=args.carbon_intensity, net_intensity=args.net_carbon_intensity,
-        cpu_tdp=args.cpu_tdp, meter=args.meter, sample_hz=args.sample_hz, progress=not args.no_progress,
+        cpu_tdp=args.cpu_tdp, meter=args.meter, meter_command=args.meter_command, meter_hz=args.meter_hz,
+        tpu_watts=args.tpu_watts, sample_hz=args.sample_hz, progress=not args.no_progress,
     )
     p = plan(opts)
     region = carbon.get_region(opts.region)
@@ -130,7 +157,49 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.print("interrupted: result written with status aborted", style="bold red")
         return 130
     console.print(run_summary(result, str(run_dir / "result.json")))
+    for line in result["energy"]["warnings"] + result["energy"]["flags"]:
+        console.print(f"  warning: {line}", highlight=False, style="yellow")
     return 0 if result["status"] == "converged" else 1
+
+
+def _meters(args: argparse.Namespace, console: Console) -> int:
+    import json
+
+    from harness.meters import MeterRequest
+    from harness.meters.doctor import diagnose
+    from harness.runner.devices import all_accelerators
+
+    rows = diagnose(MeterRequest(cpu_tdp=args.cpu_tdp, tpu_watts=args.tpu_watts,
+                                 external_command=args.meter_command), all_accelerators())
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="energy meters on this machine")
+    for col in ("backend", "here", "auto", "measures", "basis", "rate", "why / what"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["backend"], "yes" if r["available"] else "no", "used" if r["used_by_auto"] else "",
+                      r["measures"], r["basis"], r["sample_rate"], r["reason"])
+    console.print(table)
+    return 0
+
+
+def _import_power(args: argparse.Namespace, console: Console) -> int:
+    from pathlib import Path
+
+    from harness.results.power_import import import_power_log
+
+    result = import_power_log(Path(args.run_dir), Path(args.log), args.utc_offset)
+    e, node = result["energy"], result["energy"]["external_import"]
+    hz = "n/a" if node["achieved_hz"] is None else f"{node['achieved_hz']:.2f}"
+    console.print(f"node energy {e['total_j']:.1f} J over {node['seconds']:.1f} s ({node['mean_w']:.1f} W mean, "
+                  f"{node['samples_in_window']} samples, {hz} Hz, {e['method']}); "
+                  f"CO2e re-priced: {result['carbon']['co2e_gross_kg'] * 1000:.4f} g gross", highlight=False)
+    for c in e.get("cross_checks", []):
+        if c["what"] == "node vs components" and c["disagreement_pct"] is not None:
+            console.print(f"  device meters {c['b']['joules']:.1f} J = node {c['disagreement_pct']:+.1f} %",
+                          highlight=False)
+    return 0
 
 
 def _study(args: argparse.Namespace, console: Console) -> int:

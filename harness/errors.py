@@ -10,7 +10,10 @@ class UsageError(ValueError):
 def input_errors() -> tuple[type[Exception], ...]:
     """Every exception type that carries a one-line message about bad user input."""
     from harness.carbon import CarbonInputError, UnknownRegionError
+    from harness.meters import MeterSelectionError
+    from harness.meters.ptdaemon import PowerLogError
     from workloads.registry import UnknownWorkloadError
     from workloads.user_data import UserDataError
 
-    return (UsageError, CarbonInputError, UnknownRegionError, UnknownWorkloadError, UserDataError)
+    return (UsageError, CarbonInputError, UnknownRegionError, UnknownWorkloadError, UserDataError,
+            MeterSelectionError, PowerLogError)

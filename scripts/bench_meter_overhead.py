@@ -15,7 +15,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from harness.meters import Sampler, select_meters
+from harness.meters import MeterRequest, Sampler, select_meters
+from harness.runner.devices import training_accelerators
 from workloads.corpus import MarkovMixture
 from workloads.registry import get_workload
 from workloads.train import make_steps
@@ -35,7 +36,6 @@ def main() -> None:
     first = jnp.asarray(data.train_batch(0, 0, spec.batch_size))
     state = jax.jit(steps.init)(jax.random.PRNGKey(0), first)
     train = jax.jit(steps.train, donate_argnums=0).lower(state, first).compile()
-    meters, _ = select_meters()
     batches = [jnp.asarray(data.train_batch(0, i, spec.batch_size)) for i in range(args.steps)]
 
     def block(state):
@@ -52,6 +52,8 @@ def main() -> None:
     for _ in range(args.blocks):
         state, dt = block(state)
         plain.append(dt)
+        # Fresh meters each block: a sampler's stop() releases them (NVML is shut down).
+        meters, _ = select_meters(MeterRequest(), training_accelerators())
         sampler = Sampler(meters, hz=args.hz)
         sampler.start()
         state, dt = block(state)

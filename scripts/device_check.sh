@@ -1,29 +1,45 @@
 #!/usr/bin/env bash
-# One prepared check for a lent accelerator machine (or this CPU): versions, the Switch unit tests on that
-# JAX, and `harness run` of switch-small and dense-small. Results land in ${OUT:-device_out}/.
-# Usage: bash scripts/device_check.sh        (finishes in a few minutes; no network needed)
+# One prepared check for a lent GPU machine (or this CPU, where it says there is no GPU):
+#   versions and `harness meters`; the meter tests on that JAX; NVML counter vs integrated instant power
+#   under a steady matmul load (goal within 2%); the meter-overhead benchmark; `harness run` of
+#   switch-small and dense-small on the GPU. Everything lands flat in ${OUT:-device_out}/ (at most 8 files).
+# Usage: bash scripts/device_check.sh     (about 3-4 minutes on an H100/H200; no network needed)
+#        CHECK_WORKLOADS="switch-tiny dense-tiny" bash scripts/device_check.sh   (a quick try on a CPU)
 set -uo pipefail
 out=${OUT:-device_out}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+h() { python3 -m harness.cli "$@"; }
 {
   echo "== machine"; date -u; uname -m; nproc
   if command -v nvidia-smi >/dev/null 2>&1; then
-    nvidia-smi --query-gpu=name,driver_version,power.limit,memory.total --format=csv
+    nvidia-smi --query-gpu=name,driver_version,power.limit,power.draw,memory.total --format=csv
   else
-    echo "no NVIDIA GPU here (nvidia-smi not found): this check runs on the CPU"
+    echo "no NVIDIA GPU here (nvidia-smi not found): the GPU parts below will say so and skip"
   fi
-  python3 -c 'import sys, jax, flax, optax; print("python", sys.version.split()[0], "jax", jax.__version__,
+  python3 -c 'import sys, jax, flax, optax, pynvml; print("python", sys.version.split()[0], "jax", jax.__version__,
     "flax", flax.__version__, "optax", optax.__version__, "devices", jax.devices())'
-} 2>&1 | tee "$out/versions.txt"
+  echo "== harness meters"; h meters
+  echo "== meter tests"
+  python3 -m pytest -q -p no:cacheprovider tests/test_nvml.py tests/test_meters.py tests/test_external.py \
+    tests/test_switch.py 2>&1 | tail -4
+} 2>&1 | tee "$out/check.txt"
+h meters --json > "$out/meters.json"
 
-python3 -m pytest -q -x tests/test_switch.py tests/test_models.py tests/test_corpus.py 2>&1 | tail -5 | tee "$out/tests.txt"
+{
+  echo "== bench_nvml_agreement"; timeout 120 python3 scripts/bench_nvml_agreement.py --seconds 20 --idle 5
+  echo "== bench_meter_overhead"; timeout 120 python3 scripts/bench_meter_overhead.py --blocks 6 --steps 200
+} 2>&1 | tee "$out/bench.txt"
 
-for w in switch-small dense-small; do
-  python3 -m harness.cli run --workload "$w" --no-progress --output-dir "$out/results" 2>&1 | tee "$out/run-$w.txt"
-done
-# Flatten the result files one folder up so that they come back from a device run.
+for w in ${CHECK_WORKLOADS:-switch-small dense-small}; do
+  echo "== harness run --workload $w"
+  timeout 240 python3 -m harness.cli run --workload "$w" --no-progress --output-dir "$out/results" 2>&1
+done | tee "$out/runs.txt"
+# Flatten results one folder up so that they come back from a device run (the tool returns 2 levels).
 for f in "$out"/results/*/result.json; do
-  cp "$f" "$out/$(basename "$(dirname "$f")").json"
+  [ -e "$f" ] && cp "$f" "$out/$(basename "$(dirname "$f")").json"
 done
+p=$(ls "$out"/results/*switch-*/power.csv 2>/dev/null | head -1)
+[ -n "$p" ] && cp "$p" "$out/switch-power.csv"
+rm -rf "$out/results"

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from harness.meters import BACKENDS, FakeMeter, Sampler, SineTrace, select_meters
+from harness.meters import (
+    BACKENDS,
+    Accelerator,
+    FakeMeter,
+    MeterRequest,
+    MeterSelectionError,
+    Sampler,
+    SineTrace,
+    parse_meter_names,
+    select_meters,
+)
 from harness.meters import cpu_model as cpu_model_mod
 from harness.meters import rapl as rapl_mod
 from harness.meters.cpu_model import CpuModelMeter, load_tdp_table, match_tdp, read_proc_stat
@@ -68,20 +78,56 @@ def test_rapl_components_exclude_nested_and_overlapping_zones(rapl_root: Path) -
 def test_rapl_wraparound_and_no_double_counting(rapl_root: Path) -> None:
     pkg, dram = rapl_root / "intel-rapl:0", rapl_root / "intel-rapl:0" / "intel-rapl:0:2"
     core = pkg / "intel-rapl:0:0"
-    m = RaplMeter(rapl_root)
+    clock = FakeClock()
+    m = RaplMeter(rapl_root, clock=clock)
     m.start()
     assert m.read() == {"cpu-package-0": 0.0, "dram-0": 0.0}
+    clock.advance(0.05)
     set_energy(pkg, MAX_UJ - 400_000)  # +0.6 J
     set_energy(core, 10_000_000)  # core is inside the package: must not add anything
     set_energy(dram, 5_250_000)  # +0.25 J
     r1 = m.read()
     assert r1["cpu-package-0"] == pytest.approx(0.6)
     assert r1["dram-0"] == pytest.approx(0.25)
-    set_energy(pkg, 1_500_000)  # wrapped: 0.4 J to the top, then 1.5 J
+    clock.advance(0.05)
+    set_energy(pkg, 1_500_000)  # wrapped: 0.4 J to the top, then 1.5 J (38 W over 50 ms: plausible)
     r2 = m.read()
     assert r2["cpu-package-0"] == pytest.approx(0.6 + 0.4 + 1.5)
     assert r2["dram-0"] == pytest.approx(0.25)
     assert m.params()["counter_wraps"] == 1
+    assert m.params()["counter_resets"] == 0 and m.warnings() == []
+
+
+def test_rapl_counter_reset_is_not_mistaken_for_a_wrap(rapl_root: Path) -> None:
+    pkg = rapl_root / "intel-rapl:0"
+    (pkg / "constraint_0_max_power_uw").write_text("125000000\n")  # PL1 125 W
+    set_energy(pkg, 50_000_000)
+    clock = FakeClock()
+    m = RaplMeter(rapl_root, clock=clock)
+    m.start()
+    clock.advance(0.05)
+    # Back from 50 J to 0.3 J: a wrap would mean MAX_UJ - 49.7 J in 50 ms, millions of watts. A reset.
+    set_energy(pkg, 300_000)
+    assert m.read()["cpu-package-0"] == pytest.approx(0.3)
+    assert m.params()["counter_resets"] == 1 and m.params()["counter_wraps"] == 0
+    assert any("reset 1 time" in w for w in m.warnings())
+
+
+def test_rapl_reports_wrap_period_and_warns_when_reads_are_too_far_apart(rapl_root: Path) -> None:
+    pkg = rapl_root / "intel-rapl:0"
+    (pkg / "constraint_0_max_power_uw").write_text("125000000\n")
+    small = 1_000_000_000  # 1 kJ range: wraps every 8 s at 125 W
+    (pkg / "max_energy_range_uj").write_text(f"{small}\n")
+    set_energy(pkg, 0)
+    clock = FakeClock()
+    m = RaplMeter(rapl_root, clock=clock)
+    (dom,) = [d for d in m.params()["domains"] if d["component"] == "cpu-package-0"]
+    assert dom["wrap_period_s_at_max_power"] == pytest.approx(8.0)
+    m.start()
+    clock.advance(5.0)  # more than half the wrap period between two reads
+    set_energy(pkg, 400_000_000)
+    m.read()
+    assert any("a wrap may have been missed" in w for w in m.warnings())
 
 
 def test_rapl_flat_subzone_links_are_found(tmp_path: Path) -> None:
@@ -332,34 +378,93 @@ def test_sampler_real_thread_smoke() -> None:
 
 
 def test_backends_order() -> None:
-    assert list(BACKENDS) == ["rapl", "cpu-model", "fake"]
+    assert list(BACKENDS) == ["nvml", "rapl", "tpu-model", "cpu-model", "external", "fake"]
 
 
 @pytest.mark.skipif(Path("/sys/class/powercap").exists(), reason="this machine has RAPL")
 def test_select_meters_on_this_machine() -> None:
-    meters, unused = select_meters()
+    meters, unused = select_meters(MeterRequest(), [])
     assert [m.name for m in meters] == ["cpu-model"]
     assert meters[0].method.startswith("modelled:")
-    (rapl,) = [u for u in unused if u["name"] == "rapl"]
-    assert "absent" in rapl["reason"]
+    reasons = {u["name"]: u["reason"] for u in unused}
+    assert "absent" in reasons["rapl"]
+    assert "no GPU among jax devices" in reasons["nvml"]
+    assert "--meter-command" in reasons["external"]
 
 
 def test_select_meters_prefers_rapl(rapl_root: Path) -> None:
-    meters, unused = select_meters(rapl_root=rapl_root)
+    meters, unused = select_meters(MeterRequest(rapl_root=rapl_root), [])
     assert [m.name for m in meters] == ["rapl"]
-    assert unused[0]["name"] == "cpu-model" and "preferred" in unused[0]["reason"]
+    reasons = {u["name"]: u["reason"] for u in unused}
+    assert "preferred" in reasons["cpu-model"]
 
 
 def test_select_meters_fake_only() -> None:
-    meters, unused = select_meters(fake=True)
+    meters, unused = select_meters(MeterRequest(("fake",)), [])
     assert [type(m) for m in meters] == [FakeMeter]
-    assert {u["name"] for u in unused} == {"rapl", "cpu-model"}
+    assert {u["name"] for u in unused} == set(BACKENDS) - {"fake"}
 
 
 def test_select_meters_nothing_usable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cpu_model_mod, "read_cpu_model", lambda path: "Mystery CPU 9000")
-    meters, unused = select_meters(rapl_root=tmp_path / "none")
+    meters, unused = select_meters(MeterRequest(rapl_root=tmp_path / "none"), [])
     assert meters == []
-    assert [u["name"] for u in unused] == ["rapl", "cpu-model"]
-    assert "--cpu-tdp" in unused[1]["reason"]
-    assert [m.name for m in select_meters(cpu_tdp=50.0, rapl_root=tmp_path / "none")[0]] == ["cpu-model"]
+    reasons = {u["name"]: u["reason"] for u in unused}
+    assert "--cpu-tdp" in reasons["cpu-model"]
+    req = MeterRequest(cpu_tdp=50.0, rapl_root=tmp_path / "none")
+    assert [m.name for m in select_meters(req, [])[0]] == ["cpu-model"]
+
+
+def test_select_meters_with_a_gpu_uses_nvml_and_the_cpu(tmp_path: Path) -> None:
+    from nvml_fake import FakeGpu, FakeNvml
+
+    gpu = [Accelerator("gpu", 0, "NVIDIA H100 80GB HBM3")]
+    meters, unused = select_meters(MeterRequest(rapl_root=tmp_path, nvml=FakeNvml([FakeGpu()])), gpu)
+    assert [m.name for m in meters] == ["nvml", "cpu-model"]
+    assert not any(u["name"] == "gpu-energy" for u in unused)
+    # NVML unusable on a GPU machine: the run goes ahead on the CPU meter but says the GPU is NOT metered.
+    broken = FakeNvml([], init_error=FakeNvml.NVML_ERROR_DRIVER_NOT_LOADED)
+    meters, unused = select_meters(MeterRequest(rapl_root=tmp_path, nvml=broken), gpu)
+    assert [m.name for m in meters] == ["cpu-model"]
+    reasons = {u["name"]: u["reason"] for u in unused}
+    assert "GPU energy NOT metered (NVML: NVIDIA driver not loaded)" in reasons["gpu-energy"]
+
+
+def test_named_meters_are_required_never_substituted(tmp_path: Path) -> None:
+    with pytest.raises(MeterSelectionError, match="--meter nvml: NVML: no GPU among jax devices"):
+        select_meters(MeterRequest(("nvml",)), [])
+    with pytest.raises(MeterSelectionError, match="--meter rapl: RAPL: .* absent"):
+        select_meters(MeterRequest(("rapl",), rapl_root=tmp_path / "none"), [])
+    with pytest.raises(MeterSelectionError, match="--meter external: external: no --meter-command"):
+        select_meters(MeterRequest(("auto", "external")), [])
+
+
+def test_parse_meter_names() -> None:
+    assert parse_meter_names("auto,external") == ("auto", "external")
+    for bad in ("", "gpu", "auto,nvm", "fake,rapl"):
+        with pytest.raises(MeterSelectionError):
+            parse_meter_names(bad)
+
+
+def test_sampler_records_gauges_and_gaps() -> None:
+    from nvml_fake import FakeGpu, FakeNvml
+
+    from harness.meters.nvml import NvmlMeter
+
+    clock = FakeClock(10.0)
+    gpu = FakeGpu(watts=100.0)
+    m = NvmlMeter([0], nvml=FakeNvml([gpu]), env={}, clock=clock)
+    s = Sampler([m], clock=clock, wall=lambda: 1000.0)
+    s.start(background=False)
+    s.mark("a")
+    for watts, dt in ((100.0, 1.0), (300.0, 3.0)):
+        clock.advance(dt)
+        gpu.watts = watts
+        s.sample_once()
+    s.mark("b")
+    assert s.gauge_keys() == ["nvml/gpu-0.instant"]
+    # Trapezoid: 100 W for 1 s, then a 100 -> 300 W ramp over 3 s = 100 + 600 J.
+    assert s.gauge_energy_between("a", "b", "nvml/gpu-0.instant") == pytest.approx(700.0)
+    (gap,) = s.gaps(2.0)
+    assert gap["seconds"] == pytest.approx(3.0) and gap["start_unix_s"] == pytest.approx(1001.0)
+    assert [r["nvml/gpu-0.instant_w"] for r in s.power_rows()] == [100.0, 300.0]  # zero-length intervals dropped

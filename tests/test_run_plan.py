@@ -1,8 +1,12 @@
 """Run planning: what is validated before any work, and what the result will admit it could not meter."""
 
+from functools import partial
+
 import pytest
+from nvml_fake import FakeNvml
 
 from harness.errors import UsageError
+from harness.meters import Accelerator, MeterRequest, MeterSelectionError
 from harness.runner import run
 from workloads.corpus import entropy_floor
 from workloads.registry import WORKLOADS
@@ -18,13 +22,28 @@ def test_plan_targets_floor_plus_margin_for_both_corpora():
 
 
 def test_accelerator_without_meter_is_declared_unmetered(monkeypatch):
-    monkeypatch.setattr(run.jax, "default_backend", lambda: "gpu")
-    p = run.plan(run.RunOptions(workload="dense-tiny", meter="fake"))
+    # A GPU that NVML cannot see (here: no driver at all): the run goes on, metered by the CPU meter, and
+    # the result says in so many words that the GPU's energy is not in it.
+    monkeypatch.setattr(run, "training_accelerators", lambda: [Accelerator("gpu", 0, "NVIDIA H100")])
+    monkeypatch.setattr(run.meters, "MeterRequest", partial(MeterRequest, nvml=FakeNvml([], init_error=9)))
+    p = run.plan(run.RunOptions(workload="dense-tiny", cpu_tdp=10.0))
     reasons = {u["name"]: u["reason"] for u in p.unavailable}
-    assert "NOT metered" in reasons["gpu-energy"]
+    assert "GPU energy NOT metered" in reasons["gpu-energy"]
+    assert [m.name for m in p.meters] == ["cpu-model"]
+
+
+def test_meter_options_are_checked_before_any_work():
+    with pytest.raises(MeterSelectionError, match="--meter must be"):
+        run.plan(run.RunOptions(workload="dense-tiny", meter="gpu"))
+    with pytest.raises(UsageError, match="--meter-command is only used with --meter external"):
+        run.plan(run.RunOptions(workload="dense-tiny", meter_command="echo 5 W"))
+    with pytest.raises(UsageError, match="--meter-hz"):
+        run.plan(run.RunOptions(workload="dense-tiny", meter="external", meter_command="echo 5 W", meter_hz=0))
+    with pytest.raises(MeterSelectionError, match="--meter nvml: NVML: no GPU"):
+        run.plan(run.RunOptions(workload="dense-tiny", meter="nvml"))
 
 
 def test_no_meter_at_all_is_an_error_not_a_silent_zero(monkeypatch):
-    monkeypatch.setattr(run.meters, "select_meters", lambda **kw: ([], [{"name": "rapl", "reason": "absent"}]))
+    monkeypatch.setattr(run.meters, "select_meters", lambda *a, **kw: ([], [{"name": "rapl", "reason": "absent"}]))
     with pytest.raises(UsageError, match="no energy meter is available: absent"):
         run.plan(run.RunOptions(workload="dense-tiny"))

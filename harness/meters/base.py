@@ -2,11 +2,23 @@
 
 A meter reports cumulative joules per component since ``start()``. Every meter carries a ``method``
 label ("measured:...", "modelled:...", "fake:...") so no figure can lose track of how it was obtained.
+
+Optional extras, all with harmless defaults:
+- ``scope``: "device" components add up to the run's energy; a "node" meter (a wall-socket or BMC
+  reading) already contains them, so when one is present the node figure is the run's energy.
+- ``update_period_s``: how often the underlying counter moves; shorter windows cannot be measured.
+- ``gauges()``: instantaneous watts that are *not* summed (an instant-power field, a nested memory
+  rail); they go to power.csv and feed cross-checks.
+- ``cross_checks()``: component -> gauge that independently measures the same thing, so the result
+  can report both figures and how far apart they are.
+- ``warnings()``: conditions that weaken the figure (other processes on the GPU, a counter reset).
 """
 
 from __future__ import annotations
 
 import abc
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,7 +33,9 @@ class Availability:
 
 class Meter(abc.ABC):
     name: ClassVar[str]
+    scope: ClassVar[str] = "device"
     method: str
+    update_period_s: float = 0.0
 
     @classmethod
     @abc.abstractmethod
@@ -46,3 +60,32 @@ class Meter(abc.ABC):
     @abc.abstractmethod
     def params(self) -> dict[str, Any]:
         """JSON-able description of method, parameters and data sources."""
+
+    def gauges(self) -> dict[str, float]:
+        """Instantaneous watts by gauge name, read right after read(); never added to energy totals."""
+        return {}
+
+    def cross_checks(self) -> dict[str, str]:
+        """Component -> gauge name giving an independent power reading of that component."""
+        return {}
+
+    def warnings(self) -> list[str]:
+        """Human-readable conditions that weaken this meter's figures; empty when there are none."""
+        return []
+
+
+def run_periodically(hz: float, clock: Callable[[], float], stop: threading.Event, tick: Callable[[], Any]) -> None:
+    """Call tick() every 1/hz seconds until stop is set (the body of a sampling thread)."""
+    period = 1.0 / hz
+    next_t = clock() + period
+    while True:
+        # Event.wait sleeps in the kernel and returns as soon as stop is set: no busy waiting, and stopping
+        # never waits out a period.
+        if stop.wait(max(0.0, next_t - clock())):
+            return
+        tick()
+        next_t += period
+        now = clock()
+        if next_t <= now:
+            # Fell behind (a slow read, or starved by the training loop): skip missed ticks, never burst.
+            next_t = now + period

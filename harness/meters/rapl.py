@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -10,6 +12,9 @@ from typing import Any, ClassVar
 from harness.meters.base import Availability, Meter
 
 DEFAULT_ROOT = "/sys/class/powercap"
+# When a zone does not publish its power limit, bound plausible power generously: a counter that "went
+# back" by more than this could explain is a reset (module reload, firmware), not a wrap.
+FALLBACK_MAX_W = 1000.0
 # Only top-level zones: "intel-rapl:0". Excludes "intel-rapl-mmio:0", which re-exposes the same package
 # counter through MMIO and would double count it.
 _TOP = re.compile(r"^(intel|amd)-rapl:(\d+)$")
@@ -20,6 +25,13 @@ class _Domain:
     component: str
     zone: Path
     max_range_uj: int | None
+    max_power_w: float | None = None
+
+    def wrap_period_s(self) -> float | None:
+        """Seconds for the counter to wrap at the zone's power limit: reads must come faster than this."""
+        if self.max_range_uj is None:
+            return None
+        return self.max_range_uj * 1e-6 / (self.max_power_w or FALLBACK_MAX_W)
 
 
 def _read_int(path: Path) -> int:
@@ -40,6 +52,15 @@ def _max_range(zone: Path) -> int | None:
         return _read_int(zone / "max_energy_range_uj")
     except (OSError, ValueError):
         return None
+
+
+def _max_power(zone: Path) -> float | None:
+    # constraint_0 is the long-term limit (PL1), the package's sustained power budget.
+    try:
+        watts = _read_int(zone / "constraint_0_max_power_uw") * 1e-6
+    except (OSError, ValueError):
+        return None
+    return watts if watts > 0 else None
 
 
 def _subzones(root: Path, top: Path) -> list[Path]:
@@ -71,12 +92,12 @@ def discover(root: Path) -> tuple[list[_Domain], list[dict[str, str]]]:
         if comp in used:
             comp = f"{comp}-{vendor}"
         used.add(comp)
-        domains.append(_Domain(comp, top, _max_range(top)))
+        domains.append(_Domain(comp, top, _max_range(top), _max_power(top)))
         for sub in _subzones(root, top):
             sub_name = _read_name(sub)
             if sub_name == "dram":
                 # DRAM is outside the package power plane, so it is additive, unlike core/uncore.
-                domains.append(_Domain(f"dram-{idx}", sub, _max_range(sub)))
+                domains.append(_Domain(f"dram-{idx}", sub, _max_range(sub), _max_power(sub)))
             else:
                 why = "nested inside package energy (would double count)"
                 skipped.append({"zone": sub.name, "name": sub_name, "why": why})
@@ -86,15 +107,19 @@ def discover(root: Path) -> tuple[list[_Domain], list[dict[str, str]]]:
 class RaplMeter(Meter):
     name: ClassVar[str] = "rapl"
 
-    def __init__(self, root: str | Path = DEFAULT_ROOT) -> None:
+    def __init__(self, root: str | Path = DEFAULT_ROOT, clock: Callable[[], float] = time.monotonic) -> None:
         self.method = "measured:rapl"
+        self.update_period_s = 0.001  # RAPL counters update about every millisecond
         self.root = Path(root)
+        self._clock = clock
         self._domains, self._skipped = discover(self.root)
         if not self._domains:
             raise RuntimeError(f"RAPL: no package zones under {self.root}")
         self._last: dict[str, int] = {}
         self._acc: dict[str, float] = {}
-        self.wraps = 0
+        self._last_t = 0.0
+        self.wraps = self.resets = 0
+        self.longest_read_gap_s = 0.0
 
     @classmethod
     def probe(cls, root: str | Path = DEFAULT_ROOT) -> Availability:
@@ -122,34 +147,60 @@ class RaplMeter(Meter):
     def start(self) -> None:
         self._last = {d.component: _read_int(d.zone / "energy_uj") for d in self._domains}
         self._acc = {d.component: 0.0 for d in self._domains}
-        self.wraps = 0
+        self._last_t = self._clock()
+        self.wraps = self.resets = 0
+        self.longest_read_gap_s = 0.0
 
     def read(self) -> dict[str, float]:
         if not self._last:
             raise RuntimeError("RaplMeter.start() has not been called")
+        now = self._clock()
+        dt = max(now - self._last_t, 1e-9)
+        self.longest_read_gap_s = max(self.longest_read_gap_s, dt)
         for d in self._domains:
             raw = _read_int(d.zone / "energy_uj")
             delta = raw - self._last[d.component]
             if delta < 0:
-                # The counter wrapped. Polling at >=10 Hz leaves at most one wrap per interval (the
-                # shortest wrap period on big servers is still tens of seconds).
                 if d.max_range_uj is None:
                     raise RuntimeError(f"RAPL {d.zone}: counter went back, max_energy_range_uj unknown")
-                delta += d.max_range_uj
-                self.wraps += 1
+                wrapped = delta + d.max_range_uj
+                if wrapped * 1e-6 / dt > 1.5 * (d.max_power_w or FALLBACK_MAX_W):
+                    # No real wrap could add this much energy in dt: the counter was reset. What it shows
+                    # now is energy since the reset; the part of the interval before it is lost.
+                    delta = raw
+                    self.resets += 1
+                else:
+                    # Reads at >= 10 Hz leave at most one wrap per interval: the shortest wrap period at a
+                    # package's power limit is still tens of seconds (see wrap_period_s in params).
+                    delta = wrapped
+                    self.wraps += 1
             self._acc[d.component] += delta * 1e-6
             self._last[d.component] = raw
+        self._last_t = now
         return dict(self._acc)
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.resets:
+            out.append(f"rapl: energy counter reset {self.resets} time(s); energy in those intervals is undercounted")
+        periods = [p for d in self._domains if (p := d.wrap_period_s()) is not None]
+        if periods and self.longest_read_gap_s > 0.5 * min(periods):
+            out.append(f"rapl: {self.longest_read_gap_s:.1f} s between two reads, over half the counter's wrap "
+                       f"period ({min(periods):.0f} s at full power): a wrap may have been missed")
+        return out
 
     def params(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "root": str(self.root),
             "domains": [
-                {"component": d.component, "zone": d.zone.name, "max_energy_range_uj": d.max_range_uj}
+                {"component": d.component, "zone": d.zone.name, "max_energy_range_uj": d.max_range_uj,
+                 "max_power_w": d.max_power_w, "wrap_period_s_at_max_power": d.wrap_period_s()}
                 for d in self._domains
             ],
             "skipped_zones": self._skipped,
             "counter_wraps": self.wraps,
+            "counter_resets": self.resets,
+            "longest_read_gap_s": self.longest_read_gap_s,
             "note": "measured by the CPU's RAPL energy counters (package and DRAM only)",
         }

@@ -3,6 +3,8 @@
 Each sample stores cumulative joules per "<meter>/<component>" key. Energy over a window is the
 difference of the cumulative readings taken synchronously at its two marks, so it does not depend on
 the sampling rate; the periodic samples exist for power traces, live display and counter-wrap handling.
+Gauges (instantaneous watts a meter offers beside its energy) are stored per sample too; integrated over
+a window they give the independent figure for cross-checks.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from harness.meters.base import Meter
+from harness.meters.base import Meter, run_periodically
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,9 @@ class Sampler:
         self.keys = [f"{m.name}/{c}" for m in self.meters for c in m.components()]
         self.times: list[float] = []
         self.cumulative: list[dict[str, float]] = []
+        self.gauge_values: list[dict[str, float]] = []
         self.marks: dict[str, tuple[float, dict[str, float]]] = {}
+        self._mark_index: dict[str, int] = {}
         self.errors: list[SamplerError] = []
 
     @property
@@ -61,15 +65,18 @@ class Sampler:
         with self._lock:
             t = self._now()
             row: dict[str, float] = {}
+            gauges: dict[str, float] = {}
             for m in self.meters:
                 try:
                     vals = m.read()
                     row.update({f"{m.name}/{c}": float(vals[c]) for c in m.components()})
+                    gauges.update({f"{m.name}/{g}": float(w) for g, w in m.gauges().items()})
                 except Exception as e:  # the sampler must survive any backend failure
                     self.errors.append(SamplerError(t, m.name, repr(e)))
                     row.update({f"{m.name}/{c}": math.nan for c in m.components()})
             self.times.append(t)
             self.cumulative.append(row)
+            self.gauge_values.append(gauges)
             return t, row
 
     def start(self, background: bool = True) -> None:
@@ -86,19 +93,7 @@ class Sampler:
             self._thread.start()
 
     def _run(self) -> None:
-        period = 1.0 / self.hz
-        next_t = self._clock() + period
-        while True:
-            delay = next_t - self._clock()
-            # Event.wait sleeps in the kernel and returns early when stop() is called: no busy waiting.
-            if self._stop_evt.wait(max(0.0, delay)):
-                return
-            self.sample_once()
-            next_t += period
-            now = self._clock()
-            if next_t <= now:
-                # Fell behind (e.g. starved by the training loop): skip missed ticks instead of bursting.
-                next_t = now + period
+        run_periodically(self.hz, self._clock, self._stop_evt, self.sample_once)
 
     def mark(self, label: str) -> float:
         """Sample synchronously now and remember it under label; returns the wall-clock timestamp."""
@@ -108,6 +103,7 @@ class Sampler:
             raise ValueError(f"mark {label!r} already recorded")
         t, row = self.sample_once()
         self.marks[label] = (t, row)
+        self._mark_index[label] = len(self.times) - 1
         return t
 
     def stop(self) -> None:
@@ -129,10 +125,33 @@ class Sampler:
         (_, a), (_, b) = self.marks[start_label], self.marks[stop_label]
         return {k: b[k] - a[k] for k in self.keys}
 
-    def power_rows(self) -> list[dict[str, float]]:
-        """Average watts per key over each interval between consecutive samples (row time = interval end)."""
+    def window_seconds(self, start_label: str, stop_label: str) -> float:
+        return self.marks[stop_label][0] - self.marks[start_label][0]
+
+    def gauge_energy_between(self, start_label: str, stop_label: str, key: str) -> float:
+        """Joules from integrating gauge `key` (trapezoid) over the samples between two marks; NaN if unknown."""
+        a, b = self._mark_index[start_label], self._mark_index[stop_label]
         with self._lock:
-            times, cum = list(self.times), list(self.cumulative)
+            times, values = self.times[a:b + 1], [g.get(key, math.nan) for g in self.gauge_values[a:b + 1]]
+        return sum(0.5 * (values[i] + values[i - 1]) * (times[i] - times[i - 1]) for i in range(1, len(times)))
+
+    def gauge_keys(self) -> list[str]:
+        with self._lock:
+            return sorted({k for g in self.gauge_values for k in g})
+
+    def gaps(self, threshold_s: float) -> list[dict[str, float]]:
+        """Intervals between consecutive samples longer than threshold_s (the sampler was starved or paused)."""
+        with self._lock:
+            times = list(self.times)
+        return [{"start_unix_s": a, "stop_unix_s": b, "seconds": b - a}
+                for a, b in zip(times, times[1:], strict=False) if b - a > threshold_s]
+
+    def power_rows(self) -> list[dict[str, float]]:
+        """Average watts per key over each interval between consecutive samples (row time = interval end),
+        then the gauges as read at the interval's end."""
+        with self._lock:
+            times, cum, gauges = list(self.times), list(self.cumulative), list(self.gauge_values)
+        gauge_keys = sorted({k for g in gauges for k in g})
         rows = []
         for i in range(1, len(times)):
             dt = times[i] - times[i - 1]
@@ -140,6 +159,7 @@ class Sampler:
                 continue
             row = {"time_unix_s": times[i]}
             row.update({f"{k}_w": (cum[i][k] - cum[i - 1][k]) / dt for k in self.keys})
+            row.update({f"{k}_w": gauges[i].get(k, math.nan) for k in gauge_keys})
             rows.append(row)
         return rows
 

@@ -45,7 +45,8 @@ def loss_curves(results: dict[str, list[dict]], x: str, out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (name, runs) in enumerate(results.items()):
         for j, r in enumerate(runs):
-            trace = r["eval_trace"]
+            # An eval window too short for a counter has no energy (None): left out, never drawn at 0 J.
+            trace = [p for p in r["eval_trace"] if p[x] is not None]
             ax.plot([p[x] for p in trace], [p["eval_loss"] for p in trace], color=_COLORS[i % len(_COLORS)],
                     alpha=0.8, linewidth=1.2, label=name if j == 0 else None)
     _target_line(ax, results)
@@ -67,12 +68,17 @@ def power_trace(results: dict[str, list[dict]], out: Path) -> Path:
         rows = [row for prev, row in zip([None, *raw], raw, strict=False)
                 if prev is None or row["time_unix_s"] - prev["time_unix_s"] >= 0.02]
         t0 = r["timing"]["marks_unix_s"].get("run_start", rows[0]["time_unix_s"] if rows else 0.0)
-        for k, key in enumerate(c for c in (rows[0] if rows else {}) if c.endswith("_w")):
+        columns = [c for c in (rows[0] if rows else {}) if c.endswith("_w")]
+        # A counter that moves every ~100 ms, differenced at 20 Hz, zigzags between 0 and twice the power; where
+        # the same component has an instant-power gauge, that gauge is the trace to draw.
+        gauged = {c.removesuffix(".instant_w") + "_w" for c in columns if c.endswith(".instant_w")}
+        for k, key in enumerate(c for c in columns if c not in gauged):
             ax.plot([row["time_unix_s"] - t0 for row in rows], [row[key] for row in rows], linewidth=0.8,
                     color=_COLORS[(i + k) % len(_COLORS)], label=f"{name}: {key[:-2]}")
     method = next(iter(results.values()))[0]["energy"]["method"]
     ax.axvline(0, color="black", linestyle=":", linewidth=1, label="run_start")
-    return _finish(fig, ax, out, "time since run_start (s); negative = init", f"power (W, {method})",
+    ylabel = "power (W, " + method.replace("+", " +\n") + ")"  # one method per line: combined labels are long
+    return _finish(fig, ax, out, "time since run_start (s); negative = init", ylabel,
                    "Power by component (seed 0 of each workload)")
 
 

@@ -36,6 +36,10 @@ def run_summary(result: dict[str, Any], result_path: str) -> Table:
     for key, comp in en["components"].items():
         table.add_row(f"  {key}", _fmt(comp["joules"], ",.1f", " J") + f", avg {_fmt(comp['avg_watts'], '.1f', ' W')}"
                       + f"   method: {comp['method']}")
+    for c in en.get("cross_checks", []):
+        pct = c["disagreement_pct"]
+        a, b = (f"{_fmt(x['joules'], ',.1f', ' J')} ({x['figure']})" for x in (c["a"], c["b"]))
+        table.add_row(f"  cross-check {c['what']}", f"{a} vs {b}: " + ("n/a" if pct is None else f"{pct:+.2f} %"))
     table.add_row("energy, init (apart)", _fmt(en["init_j"], ",.1f", " J"))
     for u in en["unavailable"]:
         table.add_row(f"  not used: {u['name']}", u["reason"])

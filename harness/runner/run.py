@@ -9,11 +9,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import jax
-
 from harness import carbon, meters
 from harness.errors import UsageError
+from harness.meters.window import GAP_S, measure_window
 from harness.results import environment, record
+from harness.runner.devices import training_accelerators
 from harness.runner.progress import Progress
 from harness.runner.training import LoopResult, train_to_target
 from workloads.corpus import MarkovMixture, dataset_sha256, entropy_floor
@@ -35,7 +35,10 @@ class RunOptions:
     carbon_intensity: float | None = None
     net_intensity: float | None = None
     cpu_tdp: float | None = None
-    meter: str = "auto"  # "auto" (RAPL, else modelled CPU) or "fake" (synthetic, for tests)
+    meter: str = "auto"  # comma-separated backends (see harness.meters.select); "fake" is for tests only
+    meter_command: str | None = None  # for --meter external: a command that prints watts
+    meter_hz: float = 1.0  # how often the external command runs
+    tpu_watts: float | None = None  # override the published TPU average power per chip
     sample_hz: float = 20.0
     progress: bool = True
     spec: WorkloadSpec | None = None  # a variant not in the registry (e.g. a study's expert sweep)
@@ -67,8 +70,11 @@ def plan(opts: RunOptions) -> Plan:
         raise UsageError(f"--sample-hz must be >= 10 (power traces need 10 Hz or more), got {opts.sample_hz}")
     if opts.cpu_tdp is not None and not opts.cpu_tdp > 0:
         raise UsageError(f"--cpu-tdp must be a positive number of watts, got {opts.cpu_tdp}")
-    if opts.meter not in ("auto", "fake"):
-        raise UsageError(f"--meter must be auto or fake, got {opts.meter!r}")
+    names = meters.parse_meter_names(opts.meter)
+    if opts.meter_command and "external" not in names:
+        raise UsageError("--meter-command is only used with --meter external (e.g. --meter auto,external)")
+    if not 0 < opts.meter_hz <= 50:
+        raise UsageError(f"--meter-hz must be in (0, 50] samples per second, got {opts.meter_hz}")
     if opts.target_loss is not None and not opts.target_loss > 0:
         raise UsageError(f"--target-loss must be a positive loss in nats/token, got {opts.target_loss}")
     # Price a zero-energy run now, so that a bad region or PUE fails before training, not after.
@@ -94,16 +100,12 @@ def plan(opts: RunOptions) -> Plan:
         target = opts.target_loss if opts.target_loss is not None else floor + spec.target_margin
     info["eval_sha256"] = dataset_sha256(data.eval_set())
 
-    chosen, unavailable = meters.select_meters(cpu_tdp=opts.cpu_tdp, fake=opts.meter == "fake")
+    request = meters.MeterRequest(names, cpu_tdp=opts.cpu_tdp, tpu_watts=opts.tpu_watts,
+                                  external_command=opts.meter_command, external_hz=opts.meter_hz)
+    chosen, unavailable = meters.select_meters(request, training_accelerators())
     if not chosen:
         reasons = "; ".join(u["reason"] for u in unavailable)
         raise UsageError(f"no energy meter is available: {reasons}")
-    backend = jax.default_backend()
-    if backend != "cpu":
-        # The model trains on an accelerator that no meter here sees: say so rather than let the CPU figure
-        # pass for the whole run's energy.
-        unavailable.append({"name": f"{backend}-energy", "reason": f"{backend.upper()} energy NOT metered: "
-                            "no accelerator meter in this version; energy covers the metered components only"})
     return Plan(spec, data, info, target, opts.max_steps or spec.max_steps, chosen, unavailable)
 
 
@@ -141,21 +143,21 @@ def _raise_aborted(signum, frame) -> None:
     raise RunAborted(f"signal {signum}")
 
 
-def _window(sampler, start: str, stop: str) -> dict[str, float] | None:
+def _window(sampler, p: Plan, start: str, stop: str) -> dict[str, Any] | None:
     if start in sampler.marks and stop in sampler.marks:
-        return sampler.energy_between(start, stop)
+        return measure_window(sampler, p.meters, start, stop)
     return None
 
 
 def _assemble(opts: RunOptions, p: Plan, loop: LoopResult, sampler, methods: dict[str, str],
               run_dir: Path) -> dict[str, Any]:
     stop_label = "run_stop" if "run_stop" in sampler.marks else "aborted"
-    run_j = _window(sampler, "run_start", stop_label)
-    init_j = _window(sampler, "init_start", "init_stop")
+    run_w = _window(sampler, p, "run_start", stop_label)
+    init_w = _window(sampler, p, "init_start", "init_stop")
     marks = loop.marks
     run_s = marks["run_stop"] - marks["run_start"] if {"run_start", "run_stop"} <= marks.keys() else None
     init_s = marks["init_stop"] - marks["init_start"] if {"init_start", "init_stop"} <= marks.keys() else None
-    total_j = sum(run_j.values()) if run_j else None
+    total_j = run_w["total_j"] if run_w else None
     energy_ok = total_j is not None and math.isfinite(total_j)
 
     tokens = loop.steps * p.spec.batch_size * p.spec.seq_len
@@ -195,22 +197,7 @@ def _assemble(opts: RunOptions, p: Plan, loop: LoopResult, sampler, methods: dic
             "best_eval_loss": min(evals) if evals else None,
             "dropped_fraction_mean": sum(dropped) / len(dropped) if dropped else None,
         },
-        "energy": {
-            "window": f"run_start..{stop_label}",
-            "total_j": total_j if energy_ok else None,
-            "method": "+".join(sorted(set(methods.values()))),
-            "components": {
-                k: {"joules": (run_j or {}).get(k), "init_joules": (init_j or {}).get(k), "method": methods[k],
-                    "avg_watts": (run_j[k] / run_s) if run_j and run_s else None}
-                for k in methods
-            },
-            "init_j": sum(init_j.values()) if init_j else None,
-            "basis": "sum of the metered components only; node parts no meter sees are not included",
-            "meters": [m.params() for m in p.meters],
-            "unavailable": p.unavailable,
-            "sampler": {"target_hz": opts.sample_hz, "achieved_hz": sampler.achieved_hz(),
-                        "samples": len(sampler.times), "errors": [asdict(e) for e in sampler.errors]},
-        },
+        "energy": _energy_section(opts, p, sampler, methods, run_w, init_w, stop_label, total_j, energy_ok),
         "carbon": footprint,
         "eval_trace": quality,
         "environment": {"hardware": environment.hardware(), "software": environment.software()},
@@ -220,10 +207,38 @@ def _assemble(opts: RunOptions, p: Plan, loop: LoopResult, sampler, methods: dic
     return result
 
 
+def _energy_section(opts: RunOptions, p: Plan, sampler, methods: dict[str, str], run_w: dict | None,
+                    init_w: dict | None, stop_label: str, total_j: float | None, energy_ok: bool) -> dict[str, Any]:
+    run_c, init_c = (run_w or {}).get("components", {}), (init_w or {}).get("components", {})
+    return {
+        "window": f"run_start..{stop_label}",
+        "total_j": total_j if energy_ok else None,
+        "method": run_w["method"] if run_w else "+".join(sorted(set(methods.values()))),
+        "basis": run_w["basis"] if run_w else None,
+        "device_j": run_w["device_j"] if run_w else None,
+        "node_j": run_w["node_j"] if run_w else None,
+        "components": {
+            k: {"joules": run_c.get(k, {}).get("joules"), "init_joules": init_c.get(k, {}).get("joules"),
+                "method": methods[k], "scope": run_c.get(k, {}).get("scope"),
+                "avg_watts": run_c.get(k, {}).get("avg_watts")}
+            for k in methods
+        },
+        "init_j": init_w["total_j"] if init_w else None,
+        "cross_checks": run_w["cross_checks"] if run_w else [],
+        "flags": (run_w or {}).get("flags", []) + (init_w or {}).get("flags", []),
+        "warnings": [w for m in p.meters for w in m.warnings()],
+        "meters": [m.params() for m in p.meters],
+        "unavailable": p.unavailable,
+        "sampler": {"target_hz": opts.sample_hz, "achieved_hz": sampler.achieved_hz(),
+                    "samples": len(sampler.times), "errors": [asdict(e) for e in sampler.errors],
+                    "gaps_over_2s": sampler.gaps(GAP_S)},
+    }
+
+
 def _with_energy(trace: list[dict], sampler) -> list[dict]:
     """quality.csv rows gain the energy spent since run_start at each eval (for loss-vs-energy plots)."""
     rows = []
     for point in trace:
-        joules = sampler.energy_between("run_start", point["mark"])
-        rows.append({k: v for k, v in point.items() if k != "mark"} | {"energy_j": sum(joules.values())})
+        joules = measure_window(sampler, sampler.meters, "run_start", point["mark"])["total_j"]
+        rows.append({k: v for k, v in point.items() if k != "mark"} | {"energy_j": joules})
     return rows

@@ -1,0 +1,97 @@
+"""Energy over one window of a sampled run: per component, totals by scope, flags and cross-checks.
+
+This is where the honesty rules for a window live:
+- a window shorter than a counter's update period is flagged and left unmeasured, never reported as 0 J;
+- a node-level meter, when present, *is* the run's energy (it contains every device component);
+- wherever two independent figures exist, both are reported with their disagreement in percent.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from harness.meters.base import Meter
+from harness.meters.sampler import Sampler
+
+# Sampler gaps longer than this are listed in the result: a power trace and a gauge integral cannot see
+# inside a gap (counter energies can: they are differenced, not integrated).
+GAP_S = 2.0
+
+
+def disagreement_pct(reference: float, other: float) -> float | None:
+    if not (math.isfinite(reference) and math.isfinite(other)) or reference == 0:
+        return None
+    return 100.0 * (other - reference) / reference
+
+
+def measure_window(sampler: Sampler, meters: list[Meter], start: str, stop: str) -> dict[str, Any]:
+    seconds = sampler.window_seconds(start, stop)
+    raw = sampler.energy_between(start, stop)
+    flags: list[str] = []
+    components: dict[str, dict[str, Any]] = {}
+    for m in meters:
+        short = m.update_period_s > 0 and seconds < m.update_period_s
+        if short:
+            flags.append(f"{m.name}: window {start}..{stop} lasts {seconds * 1000:.0f} ms, shorter than the "
+                         f"counter's ~{m.update_period_s * 1000:.0f} ms update period: not measurable, not 0 J")
+        for c in m.components():
+            key = f"{m.name}/{c}"
+            joules = None if short or not math.isfinite(raw[key]) else raw[key]
+            components[key] = {"joules": joules, "method": m.method, "scope": m.scope,
+                               "avg_watts": joules / seconds if joules is not None and seconds > 0 else None}
+
+    def total(scope: str) -> float | None:
+        values = [v["joules"] for v in components.values() if v["scope"] == scope]
+        return sum(values) if values and all(v is not None for v in values) else None
+
+    device_j, node_j = total("device"), total("node")
+    has_node = any(m.scope == "node" for m in meters)
+    if has_node:
+        total_j = node_j
+        basis = "node-level energy from the external meter (contains every component of the node)"
+    else:
+        total_j = device_j
+        basis = "sum of the metered components only; node parts no meter sees are not included"
+    scope = "node" if has_node else "device"
+    return {
+        "window": f"{start}..{stop}",
+        "seconds": seconds,
+        "total_j": total_j,
+        "method": "+".join(sorted({m.method for m in meters if m.scope == scope})),
+        "device_j": device_j,
+        "node_j": node_j,
+        "basis": basis,
+        "components": components,
+        "flags": flags,
+        "cross_checks": cross_checks(sampler, meters, start, stop, components, device_j, node_j),
+    }
+
+
+def cross_checks(sampler: Sampler, meters: list[Meter], start: str, stop: str,
+                 components: dict[str, dict[str, Any]], device_j: float | None,
+                 node_j: float | None) -> list[dict[str, Any]]:
+    checks = []
+    for m in meters:
+        for comp, gauge in m.cross_checks().items():
+            primary = components[f"{m.name}/{comp}"]["joules"]
+            integrated = sampler.gauge_energy_between(start, stop, f"{m.name}/{gauge}")
+            if primary is None:
+                continue
+            checks.append({
+                "what": f"{m.name}/{comp}",
+                "a": {"figure": m.method, "joules": primary},
+                "b": {"figure": f"{m.name}/{gauge} power integrated (trapezoid at the sampler's rate)",
+                      "joules": integrated},
+                "disagreement_pct": disagreement_pct(primary, integrated),
+            })
+    if node_j is not None and device_j is not None:
+        checks.append({
+            "what": "node vs components",
+            "a": {"figure": "external node meter", "joules": node_j},
+            "b": {"figure": "sum of device meters", "joules": device_j},
+            "disagreement_pct": disagreement_pct(node_j, device_j),
+            "note": "different scopes: the node also holds PSU losses, fans, NICs and drives, so the "
+                    "components should read lower; a component sum above the node figure is an error",
+        })
+    return checks
