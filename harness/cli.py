@@ -38,6 +38,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _meter_args(run)
     run.add_argument("--sample-hz", type=float, default=20.0, help="power sampling rate (>= 10)")
     run.add_argument("--no-progress", action="store_true", help="no live display")
+    run.add_argument("--runs", type=int, default=1,
+                     help="N runs on seeds seed..seed+N-1, olympic-scored for time and energy (N >= 3)")
 
     sub.add_parser("regions", help="list carbon regions and their sources")
 
@@ -46,6 +48,22 @@ def _build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--cpu-tdp", type=float, help="CPU watts at full load for the modelled CPU meter")
     doctor.add_argument("--meter-command", help="a command printing watts, to probe the external meter")
     doctor.add_argument("--tpu-watts", type=float, help="average system W per TPU chip")
+
+    cmp_ = sub.add_parser("compare", help="your results beside reference results, with ratios")
+    cmp_.add_argument("path", help="a result.json, a run directory, a --runs set or a folder of runs")
+    cmp_.add_argument("--reference", default="reference_results",
+                      help="reference results folder (default: ./reference_results)")
+    cmp_.add_argument("--json", action="store_true")
+
+    pkg = sub.add_parser("package", help="lay runs out as an MLPerf submission package")
+    pkg.add_argument("paths", nargs="+", help="run directories or folders holding them")
+    pkg.add_argument("--org", required=True, help="submitting organisation")
+    pkg.add_argument("--system", required=True, help="system name (systems/<system>.json)")
+    pkg.add_argument("--output", default="submission", help="folder to create <org>/ in (default: submission)")
+    pkg.add_argument("--status", default="available", help="system status: available | preview | rdi")
+
+    chk = sub.add_parser("check", help="MLCommons checkers with our rules plus energy checks on a package")
+    chk.add_argument("path", help="a package folder (holding <org>/harness_manifest.json)")
 
     imp = sub.add_parser("import-power", help="attach a PTDaemon-style node power log to a finished run")
     imp.add_argument("run_dir", help="run directory (holds result.json)")
@@ -92,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
             return _study(args, console)
         if args.command == "report":
             return _report(args, console)
+        if args.command == "compare":
+            return _compare(args, console)
+        if args.command == "package":
+            return _package(args, console)
+        if args.command == "check":
+            return _check(args)
         if args.command == "meters":
             return _meters(args, console)
         if args.command == "import-power":
@@ -143,6 +167,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         cpu_tdp=args.cpu_tdp, meter=args.meter, meter_command=args.meter_command, meter_hz=args.meter_hz,
         tpu_watts=args.tpu_watts, sample_hz=args.sample_hz, progress=not args.no_progress,
     )
+    if args.runs != 1:
+        return _run_set(args, opts, console)
     p = plan(opts)
     region = carbon.get_region(opts.region)
     console.print(f"[bold]{p.spec.name}[/] seed {opts.seed}: target eval loss {p.target_loss:.4f}, "
@@ -160,6 +186,88 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     for line in result["energy"]["warnings"] + result["energy"]["flags"]:
         console.print(f"  warning: {line}", highlight=False, style="yellow")
     return 0 if result["status"] == "converged" else 1
+
+
+def _run_set(args: argparse.Namespace, opts, console: Console) -> int:
+    from harness.runner.repeat import run_repeated
+    from harness.runner.run import RunAborted
+
+    def said(r: dict) -> None:
+        console.print(f"seed {r['seed']}: {r['status']}, {r['timing']['run_s']:.1f} s, "
+                      f"{r['energy']['total_j']:.1f} J ({r['energy']['method']})", highlight=False)
+
+    try:
+        set_dir, score = run_repeated(opts, args.runs, on_run=said)
+    except (KeyboardInterrupt, RunAborted):
+        console.print("interrupted: the finished runs are scored in score.json", style="bold red")
+        return 130
+    t, e = score["time_to_target_s"], score["energy_to_target_j"]
+    console.print(f"{score['workload']} x{args.runs}: time to target {_scored(t, 's')} ({t['reason']}); energy to "
+                  f"target {_scored(e, 'J')} ({score['energy_method']}); convergence: "
+                  f"{score['convergence']['verdict']}\nscore: {set_dir / 'score.json'}", highlight=False)
+    return 0 if score["valid"] else 1
+
+
+def _scored(score: dict, unit: str) -> str:
+    return f"{score['value']:.2f} {unit}" if score["valid"] else "INVALID"
+
+
+def _compare(args: argparse.Namespace, console: Console) -> int:
+    import json
+    from pathlib import Path
+
+    from harness.report.compare import compare, load_results
+
+    ref_dir = Path(args.reference)
+    if not ref_dir.is_dir():
+        raise UsageError(f"--reference {ref_dir}: not a directory (give the reference_results folder of a checkout)")
+    entries = compare(load_results(Path(args.path)), load_results(ref_dir))
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    for e in entries:
+        table = Table(title=f"{e['workload']} ({e['corpus']}): {e['runs']} run(s) vs {e['reference_runs']} reference "
+                            f"run(s) on {', '.join(e['reference_hardware']) or 'none'}")
+        for col in ("metric", "yours", "reference", "yours / reference"):
+            table.add_column(col)
+        for row in e["rows"]:
+            table.add_row(row["metric"], _num(row["yours"]), _num(row["reference"]),
+                          "—" if row["ratio"] is None else f"{row['ratio']:.2f}x")
+        console.print(table)
+        console.print(f"  energy: yours {', '.join(e['energy_methods'])}; reference "
+                      f"{', '.join(e['reference_energy_methods']) or '—'}", highlight=False)
+        conv = e["convergence"]
+        console.print(f"  convergence: {conv['verdict'] if conv else 'nothing to compare'}", highlight=False)
+    return 0
+
+
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:,.4g}"
+
+
+def _package(args: argparse.Namespace, console: Console) -> int:
+    from pathlib import Path
+
+    from harness.mlperf.package import build_package
+
+    root = build_package([Path(p) for p in args.paths], Path(args.output), args.org, args.system, args.status)
+    console.print(f"package: {root} (check it with: harness check {root})", highlight=False)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.mlperf.check import check_package
+
+    path = Path(args.path)
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a directory")
+    problems = check_package(path)
+    for line in problems:
+        print(line)
+    print(f"{len(problems)} problem(s)" if problems else "all checks passed", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _meters(args: argparse.Namespace, console: Console) -> int:

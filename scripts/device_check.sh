@@ -2,7 +2,8 @@
 # One prepared check for a lent GPU machine (or this CPU, where it says there is no GPU):
 #   versions and `harness meters`; the meter tests on that JAX; NVML counter vs integrated instant power
 #   under a steady matmul load (goal within 2%); the meter-overhead benchmark; `harness run` of
-#   switch-small and dense-small on the GPU. Everything lands flat in ${OUT:-device_out}/ (at most 8 files).
+#   switch-small and dense-small on the GPU, packaged and checked as an MLPerf submission, and compared
+#   with reference_results/. Everything lands flat in ${OUT:-device_out}/ (at most 8 files).
 # Usage: bash scripts/device_check.sh     (about 3-4 minutes on an H100/H200; no network needed)
 #        CHECK_WORKLOADS="switch-tiny dense-tiny" bash scripts/device_check.sh   (a quick try on a CPU)
 set -uo pipefail
@@ -10,6 +11,11 @@ out=${OUT:-device_out}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# The device image lacks mlperf-logging; the device tool carries its wheel in .whl/ (see the device README).
+if ! python3 -c 'import mlperf_logging' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
+    export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
 h() { python3 -m harness.cli "$@"; }
 {
   echo "== machine"; date -u; uname -m; nproc
@@ -36,10 +42,17 @@ for w in ${CHECK_WORKLOADS:-switch-small dense-small}; do
   echo "== harness run --workload $w"
   timeout 240 python3 -m harness.cli run --workload "$w" --no-progress --output-dir "$out/results" 2>&1
 done | tee "$out/runs.txt"
+{
+  echo "== harness package + check (MLCommons checkers with our rules, energy checks)"
+  system=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr -c 'A-Za-z0-9.\n-' '_')
+  h package "$out/results" --org harness-ref --system "${system:-cpu}" --output "$out/package" && h check "$out/package"
+  echo "== harness compare (against reference_results/)"
+  h compare "$out/results" --reference reference_results
+} 2>&1 | tee -a "$out/runs.txt"
 # Flatten results one folder up so that they come back from a device run (the tool returns 2 levels).
 for f in "$out"/results/*/result.json; do
   [ -e "$f" ] && cp "$f" "$out/$(basename "$(dirname "$f")").json"
 done
 p=$(ls "$out"/results/*switch-*/power.csv 2>/dev/null | head -1)
 [ -n "$p" ] && cp "$p" "$out/switch-power.csv"
-rm -rf "$out/results"
+rm -rf "$out/results" "$out/package"

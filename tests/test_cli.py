@@ -160,3 +160,7 @@ def test_interrupted_run_leaves_valid_aborted_result(tmp_path, sig):
     assert r["status"] == "aborted"
     assert r["energy"]["window"] == "run_start..aborted" and r["energy"]["total_j"] > 0
     assert r["training"]["steps"] > 0 and r["eval_trace"]
+    # The :::MLLOG file is written too, and says the run did not succeed.
+    mllog = next(tmp_path.iterdir()) / "mllog.txt"
+    assert '"key": "run_stop"' in mllog.read_text() and '"status": "aborted"' in mllog.read_text()
+    assert r["files"]["mllog.txt"]

@@ -12,7 +12,9 @@ from typing import Any
 from harness import carbon, meters
 from harness.errors import UsageError
 from harness.meters.window import GAP_S, measure_window
+from harness.mlperf.runlog import write_run_logs
 from harness.results import environment, record
+from harness.results.files import sha256_file
 from harness.runner.devices import training_accelerators
 from harness.runner.progress import Progress
 from harness.runner.training import LoopResult, train_to_target
@@ -98,7 +100,9 @@ def plan(opts: RunOptions) -> Plan:
         info = {"kind": "procedural", "corpus": opts.corpus, "config": asdict(cfg), "entropy_floor": floor,
                 "contexts_to_memorise": cfg.num_contexts}
         target = opts.target_loss if opts.target_loss is not None else floor + spec.target_margin
-    info["eval_sha256"] = dataset_sha256(data.eval_set())
+    eval_set = data.eval_set()
+    info["eval_sha256"] = dataset_sha256(eval_set)
+    info["eval_sequences"] = int(eval_set.shape[0])
 
     request = meters.MeterRequest(names, cpu_tdp=opts.cpu_tdp, tpu_watts=opts.tpu_watts,
                                   external_command=opts.meter_command, external_hz=opts.meter_hz)
@@ -203,6 +207,12 @@ def _assemble(opts: RunOptions, p: Plan, loop: LoopResult, sampler, methods: dic
         "environment": {"hardware": environment.hardware(), "software": environment.software()},
         "files": hashes,
     }
+    record.write_result(run_dir, result)  # first: nothing below may cost the run its result
+    try:
+        for name in write_run_logs(result, run_dir):
+            result["files"][name] = sha256_file(run_dir / name)
+    except Exception as e:  # a log-rendering bug must not lose a measured run; it is recorded instead
+        result["mllog_error"] = repr(e)
     record.write_result(run_dir, result)
     return result
 

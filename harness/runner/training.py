@@ -101,15 +101,18 @@ def train_to_target(
             last_update = now
             on_progress({"step": step, "elapsed_s": now - t0, "train_loss": float(metrics["loss"])})
         if step % spec.eval_every_steps == 0 or step == max_steps:
+            # Wall-clock time, for the :::MLLOG eval_start record; the step work before it may still be queued.
+            eval_start = time.time()
             # Pulling the eval loss to the host synchronises all queued device work.
             total, count = eval_step(state.params, eval_tokens)
             eval_loss = float(total) / float(count)
             result.step_metrics.extend(_host_metrics(s, m) for s, m in pending)
             pending.clear()
             label = f"eval_{step}"
-            marks.mark(label)
+            eval_stop = marks.mark(label)
             point = {"step": step, "elapsed_s": time.perf_counter() - t0, "tokens": step * tokens_per_step,
-                     "eval_loss": eval_loss, "train_loss": result.step_metrics[-1]["loss"], "mark": label}
+                     "eval_loss": eval_loss, "train_loss": result.step_metrics[-1]["loss"], "mark": label,
+                     "eval_start_unix_s": eval_start, "eval_stop_unix_s": eval_stop}
             result.eval_trace.append(point)
             if on_progress:
                 on_progress(point)

@@ -1,0 +1,1 @@
+"""MLPerf compatibility: mllog, compliance rules, power logs, scoring, packages."""

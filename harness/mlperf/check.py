@@ -1,0 +1,126 @@
+"""`harness check DIR`: every check we can make on a submission package, one line per problem.
+
+MLCommons' tools first (the compliance checker with our rules on every run log, the system-description
+checker), then the energy checks they do not make: power sampled at >= 1 Hz with no gap over 2 s, the power
+window covering run_start..run_stop, energy recomputed from the power log matching result.json, and every
+file matching the manifest's hash.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.mlperf.compliance import check_log, read_log
+from harness.mlperf.package import MANIFEST
+from harness.mlperf.runset import reference_samples, samples_to_target
+from harness.mlperf.scoring import convergence_check
+from harness.mlperf.system_desc import check_system_desc
+from harness.results.files import sha256_file
+
+MAX_GAP_S = 2.0
+MIN_HZ = 1.0
+ENERGY_TOLERANCE = 0.01  # rounding of time_ms to 1 us and of watts: far below 1 %
+EDGE_TOLERANCE_MS = 1.0
+
+
+def check_package(root: Path) -> list[str]:
+    """Problems found under root (a package's <org> directory, or a folder holding one or more)."""
+    orgs = [p.parent for p in sorted(root.rglob(MANIFEST))]
+    if not orgs:
+        return [f"{root}: no {MANIFEST} found (not a harness package)"]
+    problems: list[str] = []
+    for org in orgs:
+        problems += check_manifest(org)
+        for desc in sorted((org / "systems").glob("*.json")):
+            problems += [f"{desc}: {p}" for p in check_system_desc(desc)]
+        logs = sorted((org / "results").glob("*/*/result_*.txt"))
+        if not logs:
+            problems.append(f"{org}: no results/<system>/<workload>/result_<i>.txt")
+        for log in logs:
+            problems += check_log(log)
+            problems += check_energy(log)
+        for workload_dir in sorted({log.parent for log in logs}):
+            problems += check_convergence(workload_dir)
+    return problems
+
+
+def check_convergence(workload_dir: Path) -> list[str]:
+    """A workload's runs must not converge implausibly fast against the shipped reference convergence points."""
+    results = [json.loads(p.read_text()) for p in sorted((workload_dir / "harness").glob("result_*.json"))]
+    samples = [s for s in map(samples_to_target, results) if s is not None]
+    if not results or not samples:
+        return []
+    ref = reference_samples(results[0]["workload"], results[0]["spec"]["batch_size"])
+    if ref is None or len(ref) < 2:
+        return []  # nothing to test against; `harness compare` says so in words
+    check = convergence_check(samples, ref)
+    return [f"{workload_dir}: {check['verdict']}"] if check["implausibly_fast"] else []
+
+
+def check_manifest(org: Path) -> list[str]:
+    manifest = json.loads((org / MANIFEST).read_text())["sha256"]
+    problems = []
+    for rel, digest in manifest.items():
+        path = org / rel
+        if not path.is_file():
+            problems.append(f"{path}: listed in {MANIFEST} but missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{path}: sha256 differs from {MANIFEST} (file changed after packaging)")
+    for path in sorted(org.rglob("*")):
+        if path.is_file() and path.name != MANIFEST and str(path.relative_to(org)) not in manifest:
+            problems.append(f"{path}: not in {MANIFEST} (added after packaging)")
+    return problems
+
+
+def _times(log: Path, *keys: str) -> dict[str, float]:
+    return {ll.key: ll.timestamp for ll in read_log(log) if ll.key in keys}
+
+
+def check_energy(run_log: Path) -> list[str]:
+    i = run_log.stem.split("_")[-1]
+    power_log = run_log.parent / "power" / f"result_{i}" / "node_0.txt"
+    result_json = run_log.parent / "harness" / f"result_{i}.json"
+    for needed in (power_log, result_json):
+        if not needed.is_file():
+            return [f"{needed}: missing"]
+    result = json.loads(result_json.read_text())
+    problems = []
+    trace = run_log.parent / "harness" / f"power_{i}.csv"
+    if result.get("files", {}).get("power.csv") not in (None, sha256_file(trace) if trace.is_file() else None):
+        problems.append(f"{trace}: sha256 differs from the one recorded in {result_json.name}")
+    window = _times(run_log, "run_start", "run_stop")
+    lines = read_log(power_log)
+    edges = {ll.key: ll.timestamp for ll in lines if ll.key in ("power_measurement_start", "power_measurement_stop")}
+    readings = sorted((ll.timestamp, ll.value["value"]) for ll in lines if ll.key == "power_reading")
+    if len(window) < 2 or len(edges) < 2 or len(readings) < 2:
+        return problems + [f"{power_log}: needs run_start/run_stop in the run log, power_measurement_start/stop "
+                           "and at least 2 power_reading lines"]
+    start, stop = edges["power_measurement_start"], edges["power_measurement_stop"]
+    if start > window["run_start"] + EDGE_TOLERANCE_MS or stop < window["run_stop"] - EDGE_TOLERANCE_MS:
+        problems.append(f"{power_log}: power window {start:.0f}..{stop:.0f} ms does not cover the run window "
+                        f"{window['run_start']:.0f}..{window['run_stop']:.0f} ms")
+    times = [start] + [t for t, _ in readings]
+    if readings[-1][0] < stop - EDGE_TOLERANCE_MS:
+        times.append(stop)
+    gaps = [(a, b) for a, b in zip(times, times[1:], strict=False) if (b - a) / 1000.0 > MAX_GAP_S]
+    if gaps:
+        a, b = max(gaps, key=lambda g: g[1] - g[0])
+        problems.append(f"{power_log}: {len(gaps)} gap(s) over {MAX_GAP_S:g} s between power readings "
+                        f"(longest {(b - a) / 1000:.1f} s, from {a:.0f} ms)")
+    hz = (len(readings) - 1) / ((readings[-1][0] - readings[0][0]) / 1000.0) if readings[-1][0] > readings[0][0] else 0
+    if hz < MIN_HZ:
+        problems.append(f"{power_log}: power sampled at {hz:.2f} Hz, below {MIN_HZ:g} Hz")
+    # Each reading is the average over the interval that ends at it (how runlog writes them), so the rectangle
+    # sum from power_measurement_start is the energy; MLCommons' summarizer integrates the same way.
+    joules, previous = 0.0, start
+    for t, watts in readings:
+        joules += watts * (t - previous) / 1000.0
+        previous = t
+    recorded = result["energy"]["total_j"]
+    if recorded is None:
+        problems.append(f"{result_json}: no energy recorded")
+    elif abs(joules - recorded) > ENERGY_TOLERANCE * max(abs(recorded), 1e-9):
+        problems.append(f"{power_log}: energy from the power log {joules:.3f} J differs from result.json's "
+                        f"{recorded:.3f} J by more than {ENERGY_TOLERANCE:.0%}")
+    return problems

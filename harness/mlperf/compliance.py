@@ -1,0 +1,43 @@
+"""Run MLCommons' compliance checker with our rules on a :::MLLOG file, and read MLLOG files back."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mlperf_logging.compliance_checker import mlp_compliance, mlp_parser
+
+from harness.mlperf import rules
+
+# The training ruleset whose log format (parser) we follow; our rules replace its per-benchmark YAML.
+RULESET = "6.0.0"
+
+
+def _one_line(message: str) -> str:
+    """The checker's messages span lines (line dump, state dump); keep what names the problem."""
+    lines = [x.strip() for x in message.strip().splitlines() if x.strip()]
+    head = lines[0] if lines else "unknown problem"
+    test = next((x for x in lines if x.startswith("failed test:")), "")
+    return f"{head} {test}".strip() if test and test != head else head
+
+
+def check_log(path: str | Path, config: str | None = None) -> list[str]:
+    """Problems the compliance checker finds with our rules (common.yaml and what it enqueues); [] = pass."""
+    checker = mlp_compliance.make_checker("training", RULESET, quiet=True, werror=False)
+    mlp_compliance.enqueued_configs.clear()  # module-level queue: a failed earlier check may leave entries
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # the checker logs every step; we report its findings ourselves
+    try:
+        checker.check_file(str(path), config or rules.common())
+    except Exception as e:  # a log the parser cannot read is a finding, not a crash
+        return [f"{path}: compliance checker could not run: {e}"]
+    finally:
+        logging.disable(previous)
+    found = [*checker.overwritable.values(), *checker.not_overwritable]
+    return [f"{path}: {_one_line(m)}" for m in found]
+
+
+def read_log(path: str | Path) -> list:
+    """Parsed :::MLLOG lines (mlperf_logging's LogLine records: key, value dict, timestamp in ms)."""
+    lines, _errors = mlp_parser.parse_file(str(path), ruleset=RULESET)
+    return lines

@@ -1,0 +1,86 @@
+"""`harness package`: lay finished runs out as an MLPerf training submission, plus our own evidence.
+
+    <org>/systems/<system>.json                                  system description, auto-filled
+    <org>/results/<system>/<workload>/result_<i>.txt             :::MLLOG run log
+    <org>/results/<system>/<workload>/power/result_<i>/node_0.txt :::MLLOG power log
+    <org>/results/<system>/<workload>/harness/result_<i>.json    our result.json, untouched
+    <org>/results/<system>/<workload>/harness/power_<i>.csv      the power trace it was computed from
+    <org>/harness_manifest.json                                  sha256 of every file above
+
+The logs are re-rendered from each run's recorded timestamps under the submitter's org and system names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.mlperf.runlog import render_power_log, render_run_log
+from harness.mlperf.system_desc import describe_system
+from harness.results.files import atomic_write_text, sha256_file, write_json
+
+MANIFEST = "harness_manifest.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Run directories (holding result.json) given directly or anywhere below the given directories."""
+    runs: list[Path] = []
+    for p in paths:
+        if (p / "result.json").is_file():
+            runs.append(p)
+        elif p.is_dir():
+            runs.extend(sorted(r.parent for r in p.rglob("result.json")))
+        else:
+            raise UsageError(f"{p}: not a directory")
+    if not runs:
+        raise UsageError(f"no run directories (with result.json) under {', '.join(map(str, paths))}")
+    return list(dict.fromkeys(runs))
+
+
+def build_package(paths: list[Path], out: Path, org: str, system: str, status: str = "available") -> Path:
+    """Write the package under out/<org>; returns that directory."""
+    for label, name in (("--org", org), ("--system", system)):
+        if not _NAME.match(name):
+            raise UsageError(f"{label} must be letters, digits, '.', '_' or '-', got {name!r}")
+    runs = [(r, json.loads((r / "result.json").read_text())) for r in find_runs(paths)]
+    root = out / org
+    if root.exists():
+        raise UsageError(f"{root} already exists; choose another --output or remove it")
+    by_workload: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    for run_dir, result in runs:
+        by_workload.setdefault(result["workload"], []).append((run_dir, result))
+    divisions = set()
+    for workload, members in by_workload.items():
+        base = root / "results" / system / workload
+        for i, (run_dir, result) in enumerate(sorted(members, key=lambda m: m[1]["seed"])):
+            atomic_write_text(base / f"result_{i}.txt", render_run_log(result, org=org, platform=system))
+            atomic_write_text(base / "power" / f"result_{i}" / "node_0.txt", render_power_log(result, run_dir))
+            (base / "harness").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir / "result.json", base / "harness" / f"result_{i}.json")
+            shutil.copyfile(run_dir / "power.csv", base / "harness" / f"power_{i}.csv")
+            divisions.add(_division_of(base / f"result_{i}.txt"))
+    first = runs[0][1]["environment"]
+    division = "closed" if divisions == {"closed"} else "open"
+    write_json(root / "systems" / f"{system}.json",
+               describe_system(org, system, division, first["hardware"], first["software"], status=status))
+    write_manifest(root)
+    return root
+
+
+def _division_of(log: Path) -> str:
+    for line in log.read_text().splitlines():
+        if '"key": "submission_division"' in line:
+            return json.loads(line.split(":::MLLOG", 1)[1])["value"]
+    return "open"
+
+
+def write_manifest(root: Path) -> None:
+    files = {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*"))
+             if p.is_file() and p.name != MANIFEST}
+    write_json(root / MANIFEST, {"created_unix_s": time.time(), "sha256": files})

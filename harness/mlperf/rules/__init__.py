@@ -1,0 +1,20 @@
+"""Our compliance rules for mlperf_logging's checker, as YAML data (one file per scope, as MLCommons does).
+
+The checker joins a config path onto its own package folder unless the path is absolute, so every path we
+hand it, including those our YAML enqueues, goes through `path()`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RULES_DIR = Path(__file__).resolve().parent
+
+
+def path(name: str) -> str:
+    """Absolute path of a rules file shipped with harness."""
+    return str(RULES_DIR / name)
+
+
+def common() -> str:
+    return path("common.yaml")

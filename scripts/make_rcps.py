@@ -1,0 +1,57 @@
+"""Build harness/mlperf/rcps.json (reference convergence points) from reference runs' result.json files.
+
+For each workload: the samples-to-target of every converged closed-division run on the default corpus, one
+per seed (runs are deterministic per seed and device, so a seed run twice adds no information), and where
+each came from.
+
+    python scripts/make_rcps.py reference_results [more folders...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from harness.mlperf.runlog import division
+from harness.mlperf.runset import samples_to_target
+from harness.results.files import write_json
+
+OUT = Path(__file__).resolve().parents[1] / "harness" / "mlperf" / "rcps.json"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folders", nargs="+", type=Path)
+    args = ap.parse_args()
+    entries: dict[str, dict] = {}
+    for folder in args.folders:
+        for path in sorted(folder.rglob("*.json")):
+            try:
+                r = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if not isinstance(r, dict) or r.get("schema") != "harness.result/1":
+                continue
+            if division(r) != "closed" or samples_to_target(r) is None:
+                continue
+            hw = r["environment"]["hardware"]
+            device = next((d["kind"] for d in hw["devices"] if d["platform"] != "cpu"), hw["cpu_model"])
+            e = entries.setdefault(r["workload"], {"batch_size": r["spec"]["batch_size"], "runs": {}})
+            e["runs"].setdefault(f"{device}/seed{r['seed']}", {"seed": r["seed"], "device": device,
+                                                                "samples_to_target": samples_to_target(r),
+                                                                "source": str(path)})
+    workloads = {}
+    for name, e in sorted(entries.items()):
+        runs = sorted(e["runs"].values(), key=lambda x: (x["device"], x["seed"]))
+        workloads[name] = {"batch_size": e["batch_size"], "samples_to_target": [x["samples_to_target"] for x in runs],
+                           "runs": runs}
+        print(f"{name}: {len(runs)} runs, samples to target {[x['samples_to_target'] for x in runs]}")
+    write_json(OUT, {"note": "converged closed-division runs on the default corpus, one per seed and device; "
+                             "built by scripts/make_rcps.py", "workloads": workloads})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
