@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -41,7 +42,46 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runs", type=int, default=1,
                      help="N runs on seeds seed..seed+N-1, olympic-scored for time and energy (N >= 3)")
 
-    sub.add_parser("regions", help="list carbon regions and their sources")
+    sub.add_parser("regions", help="list carbon regions and processors, each with its source")
+
+    fp = sub.add_parser("footprint", help="energy and CO2e of a training job from its inputs (the paper's formula)")
+    fp.add_argument("--paper", action="store_true", help="recompute the seed paper's Table 4 and running example")
+    fp.add_argument("--chips", type=float, help="number of processors")
+    fp.add_argument("--hours", type=float)
+    fp.add_argument("--days", type=float)
+    fp.add_argument("--watts", type=float, help="average system W per processor")
+    fp.add_argument("--pue", type=float, help="datacenter PUE (default: the region's)")
+    fp.add_argument("--region", help="carbon region (see harness regions)")
+    fp.add_argument("--intensity", type=float, help="grid intensity, kg CO2e/kWh (instead of --region)")
+    fp.add_argument("--net-intensity", type=float, help="net intensity after carbon-free energy, kg CO2e/kWh")
+    fp.add_argument("--embodied", type=float, help="embodied carbon, kg CO2e per chip-year (reported apart)")
+    fp.add_argument("--embodied-source", help="where the --embodied figure comes from")
+    fp.add_argument("--json", action="store_true")
+
+    wi = sub.add_parser("whatif", help="re-price a measured result, or split a reduction into the paper's 4M")
+    wi.add_argument("results", nargs="+", help="RESULT, or with --4m: DENSE SPARSE (result.json, run or set dirs)")
+    wi.add_argument("--4m", dest="four_m", action="store_true", help="decompose DENSE -> SPARSE into 4 factors")
+    wi.add_argument("--region", help="region to re-price in (single RESULT)")
+    wi.add_argument("--pue", type=float, help="PUE to re-price with (default: the region's)")
+    wi.add_argument("--processor", help="another processor, through processors.csv (modelled)")
+    wi.add_argument("--from-processor", help="the processor the result ran on, if not detected")
+    wi.add_argument("--to-processor", help="with --4m and --from-processor: the machine factor from the table")
+    wi.add_argument("--from-region", help="--4m: the dense run's region (default: its result's)")
+    wi.add_argument("--to-region", help="--4m: the sparse run's region (default: its result's)")
+    wi.add_argument("--from-pue", type=float)
+    wi.add_argument("--to-pue", type=float)
+    wi.add_argument("--machine-factor", type=float, help="--4m: energy on the old / the new machine")
+    wi.add_argument("--machine-source", help="where --machine-factor comes from")
+    wi.add_argument("--net", action="store_true", help="--4m: use net (after carbon-free energy) intensities")
+    wi.add_argument("--json", action="store_true")
+
+    sc = sub.add_parser("schedule", help="when and where to run a job for the least CO2e")
+    sc.add_argument("--hours", type=float, required=True, help="job length")
+    sc.add_argument("--profile", required=True, help="CSV: timestamp,region,kg_per_kwh (hourly)")
+    sc.add_argument("--regions", help="comma-separated; the first is where 'now' is (default: all in the profile)")
+    sc.add_argument("--watts", type=float, required=True, help="average IT power of the whole job, W")
+    sc.add_argument("--pue", type=float, default=1.0, help="facility PUE (default 1.0)")
+    sc.add_argument("--json", action="store_true")
 
     doctor = sub.add_parser("meters", help="which energy meters work here, what they measure, and why not")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
@@ -110,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             return _study(args, console)
         if args.command == "report":
             return _report(args, console)
+        if args.command == "footprint":
+            return _footprint(args, console)
+        if args.command == "whatif":
+            return _whatif(args, console)
+        if args.command == "schedule":
+            return _schedule(args, console)
         if args.command == "compare":
             return _compare(args, console)
         if args.command == "package":
@@ -152,7 +198,92 @@ def _regions(console: Console) -> int:
     for r in load_regions().values():
         table.add_row(r.name, f"{r.pue:g}", f"{r.gross_kg_per_kwh:g}", f"{r.net_kg_per_kwh:g}", r.source)
     console.print(table)
+    from harness.carbon.processors import load_processors
+
+    procs = Table(title="processors (for whatif --processor and the 4M machine factor)")
+    for col in ("processor", "avg system W", "energy per work (P100 = 1)", "source"):
+        procs.add_column(col, overflow="fold")
+    for p in load_processors().values():
+        procs.add_row(p.name, f"{p.avg_system_w:g}", "—" if p.energy_per_work is None else f"{p.energy_per_work:g}",
+                      p.source)
+    console.print(procs)
     return 0
+
+
+def _say(console: Console, lines: list[str]) -> None:
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+
+
+def _emit(args: argparse.Namespace, console: Console, data, lines: Callable[[], list[str]]) -> int:
+    """--json prints the data for scripts; otherwise the human-readable lines."""
+    if args.json:
+        import json
+
+        print(json.dumps(data, indent=2))
+    else:
+        _say(console, lines())
+    return 0
+
+
+def _footprint(args: argparse.Namespace, console: Console) -> int:
+
+    from harness.carbon.paper import recompute, running_example
+    from harness.carbon.whatif import job_footprint
+    from harness.report.carbon_text import footprint_lines, four_m_lines, paper_table
+
+    if args.paper:
+        rows, example = recompute(), running_example()
+        if args.json:
+            return _emit(args, console, {"runs": rows, "running_example_4m": example.to_dict()}, list)
+        console.print(paper_table(rows))
+        _say(console, ["Published days are rounded, so small differences are expected. The running example's rows",
+                       "have no published energy; the paper reports them as a ratio (about 57x), split here into 4M:",
+                       *four_m_lines(example)])
+        return 0
+    if args.hours is not None and args.days is not None:
+        raise UsageError("give --hours or --days, not both")
+    hours = args.hours if args.days is None else args.days * 24
+    if hours is None or args.chips is None or args.watts is None:
+        raise UsageError("footprint needs --chips N, --hours H (or --days D) and --watts W, or --paper")
+    out = job_footprint(args.chips, hours, args.watts, args.pue, args.region, args.intensity, args.net_intensity,
+                        args.embodied, args.embodied_source)
+    return _emit(args, console, out, lambda: footprint_lines(out))
+
+
+def _whatif(args: argparse.Namespace, console: Console) -> int:
+    from pathlib import Path
+
+    from harness.carbon.whatif import four_m_results, reprice
+    from harness.report.carbon_text import four_m_lines, whatif_lines
+    from harness.report.compare import load_results
+
+    if args.four_m:
+        if len(args.results) != 2:
+            raise UsageError("--4m needs two paths: DENSE SPARSE")
+        f = four_m_results(load_results(Path(args.results[0])), load_results(Path(args.results[1])),
+                           args.from_region, args.to_region, args.from_pue, args.to_pue, args.machine_factor,
+                           args.machine_source, args.net, args.from_processor, args.to_processor)
+        return _emit(args, console, f.to_dict(),
+                     lambda: ["CO2e reduction as the paper's 4M (each factor before / after):", *four_m_lines(f)])
+    if len(args.results) != 1 or not args.region:
+        raise UsageError("whatif needs one RESULT and --region R (or --4m DENSE SPARSE)")
+    outs = [reprice(r, args.region, args.pue, args.processor, args.from_processor)
+            for r in load_results(Path(args.results[0]))]
+    return _emit(args, console, outs, lambda: whatif_lines(outs))
+
+
+def _schedule(args: argparse.Namespace, console: Console) -> int:
+    from dataclasses import asdict
+
+    from harness.carbon.schedule import load_profile, plan_job
+    from harness.report.carbon_text import schedule_lines
+
+    if not args.watts > 0:
+        raise UsageError(f"--watts must be a positive number, got {args.watts}")
+    regions = [r for r in args.regions.split(",") if r] if args.regions else None
+    plan = plan_job(load_profile(args.profile), args.hours, args.watts / 1000.0, regions, args.pue)
+    return _emit(args, console, asdict(plan), lambda: schedule_lines(plan))
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:

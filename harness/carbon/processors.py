@@ -1,0 +1,54 @@
+"""Processor table (processors.csv): average power and, where a source gives one, energy for the same work."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from importlib import resources
+
+from harness.carbon.accounting import CarbonInputError
+
+
+@dataclass(frozen=True)
+class Processor:
+    name: str
+    pattern: str
+    avg_system_w: float
+    energy_per_work: float | None  # relative to P100 = 1.0 for the same training; None when unpublished
+    source: str
+
+
+def load_processors() -> dict[str, Processor]:
+    text = resources.files("harness.carbon").joinpath("processors.csv").read_text(encoding="utf-8")
+    lines = [x for x in text.splitlines() if x.strip() and not x.lstrip().startswith("#")]
+    out = {}
+    for row in csv.DictReader(io.StringIO("\n".join(lines))):
+        epw = row["energy_per_work"].strip()
+        out[row["processor"]] = Processor(row["processor"], row["pattern"], float(row["avg_system_w"]),
+                                          float(epw) if epw else None, row["source"])
+    return out
+
+
+def get_processor(name: str) -> Processor:
+    table = load_processors()
+    for p in table.values():
+        if p.name.lower() == name.strip().lower():
+            return p
+    raise CarbonInputError(f"unknown processor {name!r}; valid processors: {', '.join(table)}")
+
+
+def match_processor(device: str) -> Processor | None:
+    """The table row whose pattern occurs in a device name (jax device_kind or CPU model); longest wins."""
+    hits = [p for p in load_processors().values() if p.pattern.lower() in device.lower()]
+    return max(hits, key=lambda p: len(p.pattern)) if hits else None
+
+
+def energy_ratio(source: Processor, target: Processor) -> float:
+    """Energy on target / energy on source for the same training, from the table's energy_per_work."""
+    missing = [p.name for p in (source, target) if p.energy_per_work is None]
+    if missing:
+        known = ", ".join(p.name for p in load_processors().values() if p.energy_per_work is not None)
+        raise CarbonInputError(f"no published energy-per-work figure for {', '.join(missing)}; processors with one: "
+                               f"{known} (or give --machine-factor X --machine-source TEXT)")
+    return target.energy_per_work / source.energy_per_work

@@ -1,0 +1,164 @@
+"""Footprints from inputs, and what-ifs on measured results: another region, PUE or processor, and the 4M split.
+
+A measured energy stays measured: re-pricing it under another facility and grid changes only the factors
+applied to it, and says so. Swapping the processor changes the energy itself through a published ratio, so
+that figure is labelled modelled.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from harness.carbon.accounting import CarbonInputError, footprint, paper_kwh, paper_tco2e
+from harness.carbon.paper import FourM, four_m
+from harness.carbon.processors import Processor, energy_ratio, get_processor, match_processor
+from harness.carbon.regions import get_region
+
+HOURS_PER_YEAR = 8766.0  # 365.25 days
+
+
+def _positive(name: str, value: float | None) -> float:
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise CarbonInputError(f"{name} must be a positive number, got {value}")
+    return float(value)
+
+
+def job_footprint(chips: float, hours: float, watts: float, pue: float | None = None, region: str | None = None,
+                  intensity: float | None = None, net_intensity: float | None = None,
+                  embodied_kg_per_chip_year: float | None = None, embodied_source: str | None = None
+                  ) -> dict[str, Any]:
+    """The paper's formula on a job given by its inputs: kWh = h x chips x W x PUE / 1000; t = kWh x kg/kWh / 1000."""
+    chips, hours, watts = _positive("--chips", chips), _positive("--hours", hours), _positive("--watts", watts)
+    if (region is None) == (intensity is None):
+        raise CarbonInputError("give exactly one of --region R or --intensity KG_PER_KWH")
+    if net_intensity is not None and intensity is None:
+        raise CarbonInputError("--net-intensity needs --intensity (a region brings its own net intensity)")
+    if region is not None:
+        reg = get_region(region)
+        pue = reg.pue if pue is None else pue
+        gross, net, where = reg.gross_kg_per_kwh, reg.net_kg_per_kwh, f"region {reg.name}: {reg.source}"
+    else:
+        if pue is None:
+            raise CarbonInputError("--intensity needs --pue (there is no region to take a PUE from)")
+        gross = intensity
+        net = intensity if net_intensity is None else net_intensity
+        where = "user-given intensities"
+    kwh = paper_kwh(hours, chips, watts, pue)
+    gross_t, net_t = paper_tco2e(kwh, gross), paper_tco2e(kwh, net)
+    out: dict[str, Any] = {
+        "inputs": {"chips": chips, "hours": hours, "watts_per_chip": watts, "pue": pue,
+                   "gross_kg_per_kwh": gross, "net_kg_per_kwh": net, "intensity_source": where},
+        "kwh": kwh, "mwh": kwh / 1000.0, "gross_tco2e": gross_t, "net_tco2e": net_t,
+        "formula": [f"kWh = {hours:g} h x {chips:g} chips x {watts:g} W x PUE {pue:g} / 1000 = {kwh:,.3f}",
+                    f"gross tCO2e = {kwh:,.3f} kWh x {gross:g} kg/kWh / 1000 = {gross_t:,.4f}",
+                    f"net tCO2e = {kwh:,.3f} kWh x {net:g} kg/kWh / 1000 = {net_t:,.4f}"],
+        "method": "Patterson et al. 2021, Sec. 2.5 (operational emissions only)",
+    }
+    if embodied_kg_per_chip_year is not None:
+        per_year = _positive("--embodied", embodied_kg_per_chip_year)
+        if not embodied_source:
+            raise CarbonInputError("--embodied needs --embodied-source TEXT: an estimate is only as good as its source")
+        chip_hours = chips * hours
+        out["embodied"] = {"kg_co2e": per_year * chip_hours / HOURS_PER_YEAR, "kg_per_chip_year": per_year,
+                           "chip_hours": chip_hours, "source": embodied_source,
+                           "label": "estimate: embodied carbon amortised over chip-hours, reported apart from "
+                                    "operational emissions"}
+    return out
+
+
+def result_processor(result: dict[str, Any]) -> Processor | None:
+    hw = result["environment"]["hardware"]
+    accel = [d["kind"] for d in hw["devices"] if d["platform"] != "cpu"]
+    return match_processor(accel[0] if accel else hw["cpu_model"])
+
+
+def reprice(result: dict[str, Any], region: str, pue: float | None = None, processor: str | None = None,
+            from_processor: str | None = None) -> dict[str, Any]:
+    """The result's measured energy under another facility and grid, and optionally on another processor."""
+    energy_j = result["energy"]["total_j"]
+    if energy_j is None:
+        raise CarbonInputError(f"result {result['run_id']} has no energy figure to re-price")
+    out: dict[str, Any] = {
+        "run_id": result["run_id"], "workload": result["workload"],
+        "measured": {"energy_j": energy_j, "method": result["energy"]["method"], "carbon": result["carbon"]},
+    }
+    energy = energy_j
+    if processor is not None:
+        source = get_processor(from_processor) if from_processor else result_processor(result)
+        if source is None:
+            raise CarbonInputError("the result's processor is not in processors.csv; give --from-processor NAME")
+        target = get_processor(processor)
+        ratio = energy_ratio(source, target)
+        energy = energy_j * ratio
+        out["processor"] = {"from": source.name, "to": target.name, "energy_ratio": ratio, "energy_j": energy,
+                            "label": f"modelled: energy x {ratio:.4g} ({target.name} / {source.name} energy per work, "
+                                     "processors.csv); the ratio was published for another model",
+                            "sources": [source.source, target.source]}
+    fp = footprint(energy, region, pue).to_dict()
+    out["repriced"] = fp | {"label": "what-if: same energy under region " + fp["region"] + " and PUE "
+                            f"{fp['pue']:g}" + (" (energy modelled for another processor)" if processor else
+                                                " (energy still measured)")}
+    return out
+
+
+def energy_to_target(results: list[dict[str, Any]]) -> tuple[float, str, int]:
+    """Median energy of the converged runs, their method, and how many there were."""
+    converged = [r for r in results if r["status"] == "converged" and r["energy"]["total_j"] is not None]
+    if not converged:
+        raise CarbonInputError("no converged run with an energy figure among the results given")
+    methods = sorted({r["energy"]["method"] for r in converged})
+    return statistics.median(r["energy"]["total_j"] for r in converged), "+".join(methods), len(converged)
+
+
+def four_m_results(dense: list[dict[str, Any]], sparse: list[dict[str, Any]], from_region: str | None = None,
+                   to_region: str | None = None, from_pue: float | None = None, to_pue: float | None = None,
+                   machine_factor: float | None = None, machine_source: str | None = None, net: bool = False,
+                   from_processor: str | None = None, to_processor: str | None = None) -> FourM:
+    """Decompose dense -> sparse (and old -> new facility, grid, machine) into the paper's four factors.
+
+    Model is measured (dense / sparse energy to target, same hardware); machine comes from the user or the
+    processor table; mechanization and map from the regions (default: each side's own result settings).
+    """
+    dense_j, dense_method, nd = energy_to_target(dense)
+    sparse_j, sparse_method, ns = energy_to_target(sparse)
+    if (from_processor is None) != (to_processor is None):
+        raise CarbonInputError("give both --from-processor and --to-processor, or neither")
+    if from_processor is not None and machine_factor is not None:
+        raise CarbonInputError("give --machine-factor or the processor pair, not both")
+    if from_processor is not None:
+        old_p, new_p = get_processor(from_processor), get_processor(to_processor or "")
+        machine_factor = 1.0 / energy_ratio(old_p, new_p)
+        machine_source = f"processors.csv: {old_p.source}; {new_p.source}"
+    if machine_factor is None:
+        machine_factor, machine_label = 1.0, "1 (same machine)"
+    else:
+        machine_factor = _positive("--machine-factor", machine_factor)
+        if not machine_source:
+            raise CarbonInputError("--machine-factor needs --machine-source TEXT naming where the ratio comes from")
+        machine_label = f"{machine_factor:g}, modelled: {machine_source}"
+    before = get_region(from_region or dense[0]["carbon"]["region"])
+    after = get_region(to_region or sparse[0]["carbon"]["region"])
+    pue_b = before.pue if from_pue is None else from_pue
+    pue_a = after.pue if to_pue is None else to_pue
+    kind = "net" if net else "gross"
+    kg_b = before.net_kg_per_kwh if net else before.gross_kg_per_kwh
+    kg_a = after.net_kg_per_kwh if net else after.gross_kg_per_kwh
+    for name, value in (("pue", pue_b), ("pue", pue_a)):
+        if value < 1.0:
+            raise CarbonInputError(f"{name} must be >= 1.0 (facility energy / IT energy), got {value}")
+    if kg_a <= 0:
+        raise CarbonInputError(f"the target grid's {kind} intensity is 0: the reduction is unbounded")
+    labels = {
+        "model": f"measured: {workload(dense)} / {workload(sparse)} energy to target, median of {nd} and {ns} "
+                 f"converged runs ({dense_method} / {sparse_method})",
+        "machine": machine_label,
+        "mechanization": f"PUE {pue_b:g} ({before.name}) / {pue_a:g} ({after.name})",
+        "map": f"{kind} {kg_b:g} ({before.name}) / {kg_a:g} ({after.name}) kg CO2e/kWh",
+    }
+    return four_m(dense_j / 3.6e6, sparse_j / 3.6e6, machine_factor, pue_b, pue_a, kg_b, kg_a, labels)
+
+
+def workload(results: list[dict[str, Any]]) -> str:
+    return "+".join(sorted({r["workload"] for r in results}))
