@@ -133,7 +133,7 @@ def test_external_trapezoid_bridges_failures_and_records_gaps() -> None:
     clock.t = 8.0
     # 0-1: 150 J, 1-3: 500 J, 3-7: 800 J, then 100 W held for 1 s.
     assert meter.read() == {"node": pytest.approx(1550.0)}
-    assert meter.gauges() == {"node": 100.0}
+    assert meter.gauges() == {"node.instant": 100.0}
     p = meter.params()
     assert (p["samples"], p["failed_samples"]) == (8, 4)
     assert p["gaps"] == [{"start_unix_s": 1003.0, "stop_unix_s": 1007.0, "seconds": 4.0}]
@@ -255,7 +255,7 @@ def test_external_real_command_in_background_thread(tmp_path: Path) -> None:
     assert joules == pytest.approx(123.0 * elapsed, rel=0.1)
     p = meter.params()
     assert p["failed_samples"] == 0 and p["samples"] >= 3
-    assert meter.gauges() == {"node": 123.0}
+    assert meter.gauges() == {"node.instant": 123.0}
     time.sleep(0.1)
     assert meter.params()["samples"] == p["samples"]  # the thread really stopped
 

@@ -13,6 +13,7 @@ from test_cli import _only_result, harness
 
 from harness.cli import main
 from harness.meters.tpu_model import TpuModelMeter, load_power_table, match_power
+from harness.mlperf.compliance import read_log
 from harness.results.files import sha256_file
 
 
@@ -78,6 +79,13 @@ def test_run_with_a_live_external_node_meter(tmp_path):
     assert r["carbon"]["facility_kwh"] == pytest.approx(e["node_j"] / 3.6e6 * 1.58)
     (check,) = [c for c in e["cross_checks"] if c["what"] == "node vs components"]
     assert check["b"]["joules"] == pytest.approx(e["device_j"]) and check["disagreement_pct"] < -80
+    # The run's MLPerf power log is the node figure, and sums back to it.
+    run_dir = next((tmp_path / "out").iterdir())
+    lines = read_log(run_dir / "power_mllog.txt")
+    start = next(ll.timestamp for ll in lines if ll.key == "power_measurement_start")
+    readings = [(ll.timestamp, ll.value["value"]) for ll in lines if ll.key == "power_reading"]
+    joules = sum(w * (t - t0) / 1000 for (t0, _), (t, w) in zip([(start, 0.0), *readings], readings, strict=False))
+    assert joules == pytest.approx(e["node_j"], rel=0.01)
 
 
 @pytest.fixture(scope="module")

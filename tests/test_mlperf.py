@@ -203,4 +203,6 @@ def test_package_of_nothing_is_one_line_exit_2(tmp_path, capsys):
     assert main(["package", str(tmp_path), "--org", "acme", "--system", "x"]) == 2
     assert "no run directories" in capsys.readouterr().err
     assert main(["package", str(tmp_path), "--org", "a b", "--system", "x"]) == 2
+    assert main(["package", str(tmp_path), "--org", "acme", "--system", "x", "--status", "bogus"]) == 2
+    assert "--status must be one of" in capsys.readouterr().err
     shutil.rmtree(tmp_path)

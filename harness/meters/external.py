@@ -224,7 +224,8 @@ class ExternalMeter(Meter):
 
     def gauges(self) -> dict[str, float]:
         with self._lock:
-            return {"node": self._last_w} if self._ok else {}
+            # ".instant", not "node": the power.csv column "node_w" is the interval average of the energy.
+            return {"node.instant": self._last_w} if self._ok else {}
 
     def cross_checks(self) -> dict[str, str]:
         return {}

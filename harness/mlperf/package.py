@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.mlperf.runlog import render_power_log, render_run_log
-from harness.mlperf.system_desc import describe_system
+from harness.mlperf.system_desc import STATUS_ALIASES, STATUS_VALUES, describe_system
 from harness.results.files import atomic_write_text, sha256_file, write_json
 
 MANIFEST = "harness_manifest.json"
@@ -48,6 +48,8 @@ def build_package(paths: list[Path], out: Path, org: str, system: str, status: s
     for label, name in (("--org", org), ("--system", system)):
         if not _NAME.match(name):
             raise UsageError(f"{label} must be letters, digits, '.', '_' or '-', got {name!r}")
+    if status.strip().lower() not in STATUS_ALIASES and status not in STATUS_VALUES:
+        raise UsageError(f"--status must be one of {', '.join(STATUS_ALIASES)}, got {status!r}")
     runs = [(r, json.loads((r / "result.json").read_text())) for r in find_runs(paths)]
     root = out / org
     if root.exists():

@@ -44,7 +44,7 @@ FIELDS = (
 
 # The training checker (ruleset >= 4) accepts only these status strings; short aliases map onto them.
 STATUS_VALUES = ("Available on-premise", "Available cloud", "Research, Development, or Internal (RDI)", "Preview")
-_STATUS_ALIASES = {
+STATUS_ALIASES = {
     "available": "Available on-premise", "onprem": "Available on-premise", "on-premise": "Available on-premise",
     "cloud": "Available cloud", "available cloud": "Available cloud",
     "rdi": "Research, Development, or Internal (RDI)", "research": "Research, Development, or Internal (RDI)",
@@ -182,9 +182,9 @@ def _division(division: str) -> str:
 def _status(status: str) -> str:
     if status in STATUS_VALUES:
         return status
-    mapped = _STATUS_ALIASES.get(status.strip().lower())
+    mapped = STATUS_ALIASES.get(status.strip().lower())
     if mapped is None:
-        raise ValueError(f"status must be one of {STATUS_VALUES} or an alias {tuple(_STATUS_ALIASES)}, got {status!r}")
+        raise ValueError(f"status must be one of {STATUS_VALUES} or an alias {tuple(STATUS_ALIASES)}, got {status!r}")
     return mapped
 
 
