@@ -142,37 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
-        if args.command == "list":
-            return _list(console)
-        if args.command == "regions":
-            return _regions(console)
-        if args.command == "study":
-            return _study(args, console)
-        if args.command == "report":
-            return _report(args, console)
-        if args.command == "footprint":
-            return _footprint(args, console)
-        if args.command == "whatif":
-            return _whatif(args, console)
-        if args.command == "schedule":
-            return _schedule(args, console)
-        if args.command == "compare":
-            return _compare(args, console)
-        if args.command == "package":
-            return _package(args, console)
-        if args.command == "check":
-            return _check(args)
-        if args.command == "meters":
-            return _meters(args, console)
-        if args.command == "import-power":
-            return _import_power(args, console)
-        return _run(args, console)
+        return _COMMANDS[args.command](args, console)
     except input_errors() as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return 2
 
 
-def _list(console: Console) -> int:
+def _list(args: argparse.Namespace, console: Console) -> int:
     from workloads.registry import WORKLOADS
 
     table = Table(title="workloads")
@@ -189,7 +165,7 @@ def _list(console: Console) -> int:
     return 0
 
 
-def _regions(console: Console) -> int:
+def _regions(args: argparse.Namespace, console: Console) -> int:
     from harness.carbon import DEFAULT_REGION, load_regions
 
     table = Table(title=f"carbon regions (default: {DEFAULT_REGION})")
@@ -386,7 +362,7 @@ def _package(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
     from harness.mlperf.check import check_package
@@ -478,6 +454,13 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     md, page = build_report(paths, out)
     console.print(f"report: {md} and {page}", highlight=False)
     return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
+    "list": _list, "regions": _regions, "run": _run, "study": _study, "report": _report, "footprint": _footprint,
+    "whatif": _whatif, "schedule": _schedule, "compare": _compare, "package": _package, "check": _check,
+    "meters": _meters, "import-power": _import_power,
+}
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from harness.mlperf.runlog import division
 from harness.mlperf.runset import samples_to_target
+from harness.results.environment import main_device
 from harness.results.files import write_json
 
 OUT = Path(__file__).resolve().parents[1] / "harness" / "mlperf" / "rcps.json"
@@ -36,8 +37,7 @@ def main() -> int:
                 continue
             if division(r) != "closed" or samples_to_target(r) is None:
                 continue
-            hw = r["environment"]["hardware"]
-            device = next((d["kind"] for d in hw["devices"] if d["platform"] != "cpu"), hw["cpu_model"])
+            device = main_device(r["environment"]["hardware"])
             e = entries.setdefault(r["workload"], {"batch_size": r["spec"]["batch_size"], "runs": {}})
             e["runs"].setdefault(f"{device}/seed{r['seed']}", {"seed": r["seed"], "device": device,
                                                                 "samples_to_target": samples_to_target(r),

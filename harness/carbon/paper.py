@@ -6,13 +6,11 @@ Inputs and published outputs live in paper_runs.csv; every computed figure here 
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from harness.carbon.accounting import paper_kwh, paper_tco2e
+from harness.carbon.regions import read_data_csv
 
 RUNS_CSV = "paper_runs.csv"
 
@@ -57,10 +55,8 @@ def _places(text: str) -> int:
 
 
 def load_runs() -> dict[str, PaperRun]:
-    text = resources.files("harness.carbon").joinpath(RUNS_CSV).read_text(encoding="utf-8")
-    lines = [x for x in text.splitlines() if x.strip() and not x.lstrip().startswith("#")]
     runs = {}
-    for row in csv.DictReader(io.StringIO("\n".join(lines))):
+    for row in read_data_csv(RUNS_CSV):
         runs[row["run"]] = PaperRun(
             row["run"], row["table"], row["processor"], int(row["chips"]), float(row["days"]),
             float(row["watts_per_chip"]), float(row["pue"]), float(row["gross_kg_per_kwh"]),

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
-from importlib import resources
 
 from harness.carbon.accounting import CarbonInputError
+from harness.carbon.regions import read_data_csv
 
 
 @dataclass(frozen=True)
@@ -20,10 +18,8 @@ class Processor:
 
 
 def load_processors() -> dict[str, Processor]:
-    text = resources.files("harness.carbon").joinpath("processors.csv").read_text(encoding="utf-8")
-    lines = [x for x in text.splitlines() if x.strip() and not x.lstrip().startswith("#")]
     out = {}
-    for row in csv.DictReader(io.StringIO("\n".join(lines))):
+    for row in read_data_csv("processors.csv"):
         epw = row["energy_per_work"].strip()
         out[row["processor"]] = Processor(row["processor"], row["pattern"], float(row["avg_system_w"]),
                                           float(epw) if epw else None, row["source"])

@@ -52,15 +52,17 @@ def _parse_row(row: dict[str, str], index: int) -> Region:
         raise RegionTableError(f"{_CSV_NAME} data row {index}: {exc}") from exc
 
 
-def _data_lines(text: str) -> list[str]:
-    # '#' lines document the columns for humans; csv has no comment syntax, so drop them first.
-    return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+def read_data_csv(name: str) -> csv.DictReader:
+    """A CSV data file shipped in harness.carbon, without its '#' lines (they document the columns for humans;
+    csv has no comment syntax, so they are dropped first)."""
+    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return csv.DictReader(io.StringIO("\n".join(lines)))
 
 
 @cache
 def _load_cached() -> dict[str, Region]:
-    text = resources.files(__package__).joinpath(_CSV_NAME).read_text(encoding="utf-8")
-    reader = csv.DictReader(io.StringIO("\n".join(_data_lines(text))))
+    reader = read_data_csv(_CSV_NAME)
     if tuple(reader.fieldnames or ()) != _COLUMNS:
         raise RegionTableError(f"{_CSV_NAME}: expected columns {','.join(_COLUMNS)}, got {reader.fieldnames}")
     regions: dict[str, Region] = {}

@@ -15,6 +15,7 @@ from harness.carbon.accounting import CarbonInputError, footprint, paper_kwh, pa
 from harness.carbon.paper import FourM, four_m
 from harness.carbon.processors import Processor, energy_ratio, get_processor, match_processor
 from harness.carbon.regions import get_region
+from harness.results.environment import main_device
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
 
@@ -69,9 +70,7 @@ def job_footprint(chips: float, hours: float, watts: float, pue: float | None = 
 
 
 def result_processor(result: dict[str, Any]) -> Processor | None:
-    hw = result["environment"]["hardware"]
-    accel = [d["kind"] for d in hw["devices"] if d["platform"] != "cpu"]
-    return match_processor(accel[0] if accel else hw["cpu_model"])
+    return match_processor(main_device(result["environment"]["hardware"]))
 
 
 def reprice(result: dict[str, Any], region: str, pue: float | None = None, processor: str | None = None,

@@ -86,12 +86,17 @@ def cross_checks(sampler: Sampler, meters: list[Meter], start: str, stop: str,
                 "disagreement_pct": disagreement_pct(primary, integrated),
             })
     if node_j is not None and device_j is not None:
-        checks.append({
-            "what": "node vs components",
-            "a": {"figure": "external node meter", "joules": node_j},
-            "b": {"figure": "sum of device meters", "joules": device_j},
-            "disagreement_pct": disagreement_pct(node_j, device_j),
-            "note": "different scopes: the node also holds PSU losses, fans, NICs and drives, so the "
-                    "components should read lower; a component sum above the node figure is an error",
-        })
+        checks.append(node_vs_components("external node meter", node_j, device_j))
     return checks
+
+
+def node_vs_components(node_figure: str, node_j: float, device_j: float) -> dict[str, Any]:
+    """The cross-check between a node-level figure and the sum of the device meters."""
+    return {
+        "what": "node vs components",
+        "a": {"figure": node_figure, "joules": node_j},
+        "b": {"figure": "sum of device meters", "joules": device_j},
+        "disagreement_pct": disagreement_pct(node_j, device_j),
+        "note": "different scopes: the node also holds PSU losses, fans, NICs and drives, so the "
+                "components should read lower; a component sum above the node figure is an error",
+    }

@@ -10,6 +10,7 @@ from typing import Any
 from harness.errors import UsageError
 from harness.mlperf.runset import samples_to_target
 from harness.mlperf.scoring import convergence_check
+from harness.results.environment import main_device
 
 METRICS = (
     ("time to target (s)", "run_s"),
@@ -99,5 +100,5 @@ def compare(yours: list[dict[str, Any]], reference: list[dict[str, Any]]) -> lis
 
 def _hardware(r: dict[str, Any]) -> str:
     hw = r["environment"]["hardware"]
-    accel = [d["kind"] for d in hw["devices"] if d["platform"] != "cpu"]
-    return accel[0] if accel else f"{hw['cpu_model']} ({hw['logical_cpus']} CPUs)"
+    device = main_device(hw)
+    return device if device != hw["cpu_model"] else f"{device} ({hw['logical_cpus']} CPUs)"

@@ -9,8 +9,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import jax
-
 PACKAGES = ("harness", "jax", "jaxlib", "flax", "optax", "numpy", "nvidia-ml-py", "rich")
 
 
@@ -29,7 +27,15 @@ def software() -> dict[str, Any]:
     }
 
 
+def main_device(hardware: dict[str, Any]) -> str:
+    """What a recorded run trained on: its first accelerator's kind, else the CPU model."""
+    accel = [d["kind"] for d in hardware["devices"] if d["platform"] != "cpu"]
+    return accel[0] if accel else hardware["cpu_model"]
+
+
 def hardware() -> dict[str, Any]:
+    import jax  # here, not at the top: readers of recorded results (main_device) need no JAX
+
     devices = jax.devices()
     return {
         "platform": platform.platform(),

@@ -15,7 +15,7 @@ from typing import Any
 from harness import carbon
 from harness.errors import UsageError
 from harness.meters.ptdaemon import parse_power_log, window_energy
-from harness.meters.window import disagreement_pct
+from harness.meters.window import node_vs_components
 from harness.results.files import sha256_file
 from harness.results.record import write_result
 
@@ -58,13 +58,8 @@ def import_power_log(run_dir: Path, log_path: Path, utc_offset_h: float = 0.0) -
     energy["method"] = node["method"]
     energy["basis"] = "node-level energy from the imported power log (contains every component of the node)"
     if device_j is not None:
-        energy.setdefault("cross_checks", []).append({
-            "what": "node vs components",
-            "a": {"figure": "imported node power log", "joules": node["joules"]},
-            "b": {"figure": "sum of device meters", "joules": device_j},
-            "disagreement_pct": disagreement_pct(node["joules"], device_j),
-            "note": "different scopes: the node also holds PSU losses, fans, NICs and drives",
-        })
+        energy.setdefault("cross_checks", []).append(
+            node_vs_components("imported node power log", node["joules"], device_j))
     if node["gaps"]:
         energy.setdefault("flags", []).append(
             f"imported log has {len(node['gaps'])} gap(s) over 2 s inside the run window; bridged linearly")
