@@ -39,6 +39,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _meter_args(run)
     run.add_argument("--sample-hz", type=float, default=20.0, help="power sampling rate (>= 10)")
     run.add_argument("--no-progress", action="store_true", help="no live display")
+    run.add_argument("--allow-cpu", action="store_true",
+                     help="run a workload sized for an accelerator (dense-base, switch-base) on the CPU anyway")
     run.add_argument("--runs", type=int, default=1,
                      help="N runs on seeds seed..seed+N-1, olympic-scored for time and energy (N >= 3)")
 
@@ -152,16 +154,20 @@ def _list(args: argparse.Namespace, console: Console) -> int:
     from workloads.registry import WORKLOADS
 
     table = Table(title="workloads")
-    for col in ("name", "model", "params shape", "corpus", "batch x seq", "lr", "eval every", "target", "max steps"):
+    for col in ("name", "model", "shape", "precision", "corpus", "batch x seq", "lr", "eval every", "target",
+                "max steps", "sized for"):
         table.add_column(col)
     for spec in WORKLOADS.values():
         m = spec.model
         model = f"switch E={m.num_experts}" if m.num_experts else "dense"
-        table.add_row(spec.name, model, f"L={m.num_layers} d={m.d_model} ff={m.d_ff}", spec.corpus.name,
-                      f"{spec.batch_size}x{spec.seq_len}", f"{spec.optimizer.learning_rate:g}",
-                      str(spec.eval_every_steps), f"floor+{spec.target_margin} ({spec.target_loss():.3f})",
-                      str(spec.max_steps))
+        lr = f"{spec.optimizer.learning_rate:g}" + ("" if spec.calibration.calibrated else " (uncalibrated)")
+        table.add_row(spec.name, model, f"L={m.num_layers} d={m.d_model} ff={m.d_ff}", m.dtype, spec.corpus.name,
+                      f"{spec.batch_size}x{spec.seq_len}", lr, str(spec.eval_every_steps),
+                      f"floor+{spec.target_margin} ({spec.target_loss():.3f})", str(spec.max_steps), spec.sized_for)
     console.print(table)
+    for spec in WORKLOADS.values():
+        if not spec.calibration.calibrated:
+            console.print(f"{spec.name}: {spec.calibration.where}", highlight=False, style="yellow")
     return 0
 
 
@@ -272,7 +278,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         max_steps=args.max_steps, output_dir=args.output_dir, region=args.region or carbon.DEFAULT_REGION,
         pue=args.pue, carbon_intensity=args.carbon_intensity, net_intensity=args.net_carbon_intensity,
         cpu_tdp=args.cpu_tdp, meter=args.meter, meter_command=args.meter_command, meter_hz=args.meter_hz,
-        tpu_watts=args.tpu_watts, sample_hz=args.sample_hz, progress=not args.no_progress,
+        tpu_watts=args.tpu_watts, sample_hz=args.sample_hz, progress=not args.no_progress, allow_cpu=args.allow_cpu,
     )
     if args.runs != 1:
         return _run_set(args, opts, console)
@@ -338,6 +344,8 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
         for col in ("metric", "yours", "reference", "yours / reference"):
             table.add_column(col)
         for row in e["rows"]:
+            if row["yours"] is None and row["reference"] is None:
+                continue  # a figure neither side has (MFU on a CPU, accelerator power without one)
             table.add_row(row["metric"], _num(row["yours"]), _num(row["reference"]),
                           "—" if row["ratio"] is None else f"{row['ratio']:.2f}x")
         console.print(table)

@@ -13,7 +13,8 @@ def input_errors() -> tuple[type[Exception], ...]:
     from harness.meters import MeterSelectionError
     from harness.meters.ptdaemon import PowerLogError
     from workloads.registry import UnknownWorkloadError
+    from workloads.trainers import FrameworkUnavailableError
     from workloads.user_data import UserDataError
 
     return (UsageError, CarbonInputError, UnknownRegionError, UnknownWorkloadError, UserDataError,
-            MeterSelectionError, PowerLogError)
+            MeterSelectionError, PowerLogError, FrameworkUnavailableError)

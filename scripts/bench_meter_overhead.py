@@ -18,8 +18,8 @@ import jax.numpy as jnp
 from harness.meters import MeterRequest, Sampler, select_meters
 from harness.runner.devices import training_accelerators
 from workloads.corpus import MarkovMixture
+from workloads.jax_impl.train import make_steps
 from workloads.registry import get_workload
-from workloads.train import make_steps
 
 
 def main() -> None:

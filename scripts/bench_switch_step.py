@@ -1,72 +1,52 @@
-"""Benchmark: Switch / dense train-step time at matched activated FLOPs (goal <= 1.10).
+"""Benchmark: Switch / dense train-step time at matched activated FLOPs, and each model's MFU.
 
 Both models of a pair have the same shapes, so a token activates the same FLOPs (the router's d x E aside).
-Steps are timed in interleaved blocks (dense, switch, dense, ...) so drift on a shared machine hits both.
+Compiled steps on a resident batch are timed in interleaved blocks (dense, switch, dense, ...). MFU is model
+FLOPs per second over the device's published dense peak (harness/results/peak_flops.csv); null on a CPU.
+Goals: switch / dense <= 1.10 for the small pair on a CPU, <= 1.15 for the base pair on a GPU; dense-base
+MFU >= 40 % on an H100/H200.
 
-    python scripts/bench_switch_step.py [--pair small|tiny] [--blocks 5] [--steps 20]
+    python scripts/bench_switch_step.py [--pair small|tiny|base] [--tiny-width] [--blocks 5] [--steps 20]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-import jax
-import jax.numpy as jnp
+from benchlib import compiled, interleaved, line, ratio, seconds_per_step, spec_named
 
-from workloads.corpus import MarkovMixture
-from workloads.models import train_flops_per_token
-from workloads.registry import get_workload
-from workloads.train import make_steps
+from harness.results.efficiency import device_peak
+from workloads.spec import train_flops_per_token
 
-
-def compiled_step(name: str):
-    spec = get_workload(name)
-    data = MarkovMixture(spec.corpus)
-    batch = jnp.asarray(data.train_batch(0, 0, spec.batch_size))
-    steps = make_steps(spec.model, spec.optimizer, spec.max_steps)
-    state = jax.jit(steps.init)(jax.random.PRNGKey(0), batch)
-    train = jax.jit(steps.train, donate_argnums=0).lower(state, batch).compile()
-    return spec, train, state, batch
-
-
-def time_block(train, state, batch, steps: int):
-    for _ in range(3):  # warm caches after the other model ran
-        state, _ = train(state, batch)
-    jax.block_until_ready(state)
-    t = time.perf_counter()
-    for _ in range(steps):
-        state, _ = train(state, batch)
-    jax.block_until_ready(state)
-    return state, (time.perf_counter() - t) / steps
+GOALS = {"small": 1.10, "tiny": 1.10, "base": 1.15}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pair", default="small", choices=["small", "tiny"])
+    ap.add_argument("--pair", default="small", choices=sorted(GOALS))
+    ap.add_argument("--tiny-width", action="store_true", help="the pair at tiny width (a CPU dry run of --pair base)")
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
     names = (f"dense-{args.pair}", f"switch-{args.pair}")
-    runs = {n: compiled_step(n) for n in names}
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for _ in range(args.blocks):
-        for n in names:
-            spec, train, state, batch = runs[n]
-            state, dt = time_block(train, state, batch, args.steps)
-            runs[n] = (spec, train, state, batch)
-            times[n].append(dt)
-    print(f"device: {jax.devices()[0].device_kind}  backend: {jax.default_backend()}")
-    for n in names:
-        spec = runs[n][0]
-        flops = train_flops_per_token(spec.model, spec.seq_len)
-        print(f"{n:>14}: median step {1000 * statistics.median(times[n]):7.2f} ms  "
-              f"(blocks: {', '.join(f'{1000 * t:.1f}' for t in times[n])})  train FLOPs/token {flops:,.0f}")
-    ratios = [s / d for d, s in zip(times[names[0]], times[names[1]], strict=True)]
-    ratio = statistics.median(times[names[1]]) / statistics.median(times[names[0]])
-    print(f"switch / dense step time: {ratio:.3f}  (per block: {', '.join(f'{r:.3f}' for r in ratios)})  "
-          f"goal <= 1.10: {'MET' if ratio <= 1.10 else 'NOT MET'}")
+    runs = {n: compiled(spec_named(n, args.tiny_width)) for n in names}
+    times = interleaved(args.blocks, {n: (lambda t=t, b=b: seconds_per_step(t, lambda i: b, args.steps))
+                                      for n, (t, _, b) in runs.items()})
+    device = runs[names[0]][0].describe()["devices"][0]
+    print(f"device: {device['kind']} ({device['platform']})")
+    for n, (trainer, _, _) in runs.items():
+        spec = trainer.spec
+        flops_per_step = train_flops_per_token(spec.model, spec.seq_len) * spec.batch_size * spec.seq_len
+        step = min(times[n])  # the least disturbed block: MFU is a property of the hardware and the step
+        peak = device_peak(device["kind"], device["platform"], spec.model.dtype)
+        mfu = (f"MFU {100 * flops_per_step / step / peak['flops_per_s']:.1f} % of {peak['flops_per_s'] / 1e12:.0f} "
+               f"TFLOP/s {peak['precision']}" if peak["flops_per_s"] else "MFU n/a (no published peak)")
+        print(line(spec.name, times[n], f"  {flops_per_step / step / 1e12:.2f} TFLOP/s, {mfu}"))
+    r = ratio(times[names[1]], times[names[0]])
+    per_block = ", ".join(f"{s / d:.3f}" for d, s in zip(times[names[0]], times[names[1]], strict=True))
+    goal = GOALS[args.pair]
+    print(f"switch / dense step time: {r:.3f}  (per block: {per_block})  goal <= {goal}: "
+          f"{'MET' if r <= goal else 'NOT MET'}")
 
 
 if __name__ == "__main__":

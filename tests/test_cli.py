@@ -1,34 +1,22 @@
 """End-to-end `harness run` on the tiny workloads, and bad input: one line, exit code 2, no traceback."""
 
 import csv
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import harness, only_result
 
 from harness.cli import main
 from harness.results.files import sha256_file
-
-
-def harness(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout)
-
-
-def _only_result(out_dir: Path) -> dict:
-    results = list(out_dir.glob("*/result.json"))
-    assert len(results) == 1
-    return json.loads(results[0].read_text())
 
 
 @pytest.mark.parametrize("workload", ["dense-tiny", "switch-tiny"])
 def test_run_tiny_end_to_end(tmp_path, workload):
     proc = harness("run", "--workload", workload, "--output-dir", str(tmp_path), "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    r = _only_result(tmp_path)
+    r = only_result(tmp_path)
     run_dir = next(tmp_path.iterdir())
     assert r["schema"] == "harness.result/1"
     assert r["status"] == "converged"
@@ -70,7 +58,7 @@ def test_step_budget_gives_not_converged(tmp_path):
     proc = harness("run", "--workload", "dense-tiny", "--max-steps", "3", "--output-dir", str(tmp_path),
                    "--no-progress", "--meter", "fake")
     assert proc.returncode == 1
-    r = _only_result(tmp_path)
+    r = only_result(tmp_path)
     assert r["status"] == "not_converged"
     assert r["timing"]["time_to_target_s"] is None
     assert r["energy"]["method"] == "fake:synthetic"
@@ -83,7 +71,7 @@ def test_user_data_text_file(tmp_path):
     proc = harness("run", "--workload", "dense-tiny", "--data", str(text), "--target-loss", "3.0",
                    "--output-dir", str(tmp_path / "out"), "--no-progress", "--meter", "fake")
     assert proc.returncode == 0, proc.stderr
-    r = _only_result(tmp_path / "out")
+    r = only_result(tmp_path / "out")
     assert r["data"]["kind"] == "user-file" and r["data"]["vocab_size"] == 256
     assert r["target"]["target_loss"] == 3.0 and r["status"] == "converged"
 
@@ -94,7 +82,7 @@ def test_user_data_npy(tmp_path):
     proc = harness("run", "--workload", "dense-tiny", "--data", str(tmp_path / "ids.npy"), "--target-loss", "1.5",
                    "--output-dir", str(tmp_path / "out"), "--no-progress", "--meter", "fake")
     assert proc.returncode == 0, proc.stderr
-    assert _only_result(tmp_path / "out")["data"]["vocab_size"] == 20
+    assert only_result(tmp_path / "out")["data"]["vocab_size"] == 20
 
 
 @pytest.mark.parametrize(
@@ -156,7 +144,7 @@ def test_interrupted_run_leaves_valid_aborted_result(tmp_path, sig):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    r = _only_result(tmp_path)
+    r = only_result(tmp_path)
     assert r["status"] == "aborted"
     assert r["energy"]["window"] == "run_start..aborted" and r["energy"]["total_j"] > 0
     assert r["training"]["steps"] > 0 and r["eval_trace"]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import FakeClock
 
 from harness.meters.external import ExternalMeter, parse_watts
 from harness.meters.ptdaemon import PowerLog, PowerLogError, parse_power_log, window_energy
@@ -23,14 +24,6 @@ IPMITOOL_DCMI = """
     Sampling period:                          00000001 Seconds.
     Power reading state is:                   activated
 """
-
-
-class FakeClock:
-    def __init__(self, t: float = 0.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def script(tmp_path: Path, name: str, body: str) -> Path:

@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from test_cli import _only_result, harness
+from conftest import harness, only_result
 
 from harness.cli import main
 from harness.meters.tpu_model import TpuModelMeter, load_power_table, match_power
@@ -70,7 +70,7 @@ def test_run_with_a_live_external_node_meter(tmp_path):
                    "--no-progress", "--meter", "cpu-model,external", "--meter-command", cmd, "--meter-hz", "10",
                    "--cpu-tdp", "10")
     assert proc.returncode in (0, 1), proc.stderr
-    r = _only_result(tmp_path / "out")
+    r = only_result(tmp_path / "out")
     e = r["energy"]
     # The node figure is the run's energy, and CO2e is priced from it.
     assert e["method"] == "measured:external-command"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import FakeClock
 
 from harness.meters import (
     BACKENDS,
@@ -26,17 +27,6 @@ from harness.meters.cpu_model import CpuModelMeter, load_tdp_table, match_tdp, r
 from harness.meters.rapl import RaplMeter
 
 MAX_UJ = 262_143_328_850  # a real max_energy_range_uj value
-
-
-class FakeClock:
-    def __init__(self, t: float = 0.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, dt: float) -> None:
-        self.t += dt
 
 
 # ---------------------------------------------------------------- RAPL

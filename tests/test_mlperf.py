@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_cli import harness
+from conftest import harness
 
 from harness.cli import main
 from harness.mlperf import rules

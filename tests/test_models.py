@@ -4,8 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from workloads.models import TransformerLM, count_params, forward_flops_per_token
+from workloads.jax_impl.models import TransformerLM, count_params
 from workloads.registry import WORKLOADS
+from workloads.spec import forward_flops_per_token, param_counts
 
 
 def _params(cfg):
@@ -34,6 +35,8 @@ def test_param_counts_total_and_activated():
         assert ps["total"] - ps["activated"] == expert_params - expert_params // e
         # One expert of a Switch layer has the dense FFN's shape: activated counts differ by the router only.
         assert ps["activated"] - pd["activated"] == switch.num_switch_layers * d * e
+        # The framework-free count from the architecture agrees with the built tree.
+        assert param_counts(dense) == pd and param_counts(switch) == ps
 
 
 def test_causal_no_peeking_at_future_tokens():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from workloads.switch import SwitchFFN, expert_capacity, route_top1
+from workloads.jax_impl.switch import SwitchFFN, expert_capacity, route_top1
 
 
 def test_capacity_formula():

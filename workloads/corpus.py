@@ -74,45 +74,69 @@ class MarkovMixture:
         self.cfg = cfg
         self._cum = np.cumsum(p)
         self._cum[-1] = 1.0
-        d, v, k = cfg.num_domains, cfg.vocab_per_domain, len(p)
-        rng = np.random.default_rng(cfg.table_seed)
-        # successors[domain, prev, cur, slot] -> local id of the next token. prev == v stands for the marker.
-        # argsort of random keys gives k distinct successors per context, all contexts at once.
-        keys = rng.random((d, v + 1, v, v))
-        self.successors = np.argsort(keys, axis=-1)[..., :k].astype(np.int32)
+        self.successors = _successor_tables(cfg.num_domains, cfg.vocab_per_domain, len(p), cfg.table_seed)
+        v, k = cfg.vocab_per_domain, len(p)
+        # Flat view for the sampler: one gather per position instead of a 4-D fancy index.
+        self._flat = self.successors.reshape(-1)
+        self._strides = ((v + 1) * v * k, v * k, k)
+        self._probs = np.diff(np.concatenate([[0.0], self._cum]))
 
     def log_prob_table(self) -> np.ndarray:
-        """Dense [D, V+1, V, V] table of true next-token probabilities (for analytic checks)."""
+        """Dense [D, V+1, V, V] table of true next-token probabilities (analytic checks on small corpora)."""
         d, v1, v, k = self.successors.shape
+        if d * v1 * v * v > 50_000_000:
+            raise ValueError(f"{self.cfg.name}: the dense probability table would hold {d * v1 * v * v:,} entries")
         probs = np.zeros((d, v1, v, v))
-        p = np.diff(np.concatenate([[0.0], self._cum]))
-        np.put_along_axis(probs, self.successors, np.broadcast_to(p, self.successors.shape), axis=-1)
+        np.put_along_axis(probs, self.successors, np.broadcast_to(self._probs, self.successors.shape), axis=-1)
         return probs
 
     def sample(self, rng: np.random.Generator, batch: int) -> np.ndarray:
+        return self._walk(*self._draw(rng, batch))
+
+    def _draw(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The random choices of one batch: each row's domain, first token, and successor slot per position."""
         cfg = self.cfg
-        d_count, v, length = cfg.num_domains, cfg.vocab_per_domain, cfg.seq_len
         # Stratified over domains: every domain appears equally often in a batch of a multiple of D
         # sequences (a random subset of distinct domains in a smaller batch). A batch of i.i.d. domains
         # would load experts unevenly from step to step and drop tokens for reasons that have nothing to do
         # with the model; balanced sampling across tasks is the usual multi-task pipeline choice.
-        domain = np.resize(rng.permutation(d_count), batch)
-        local = np.empty((batch, length), dtype=np.int32)
-        local[:, 0] = rng.integers(0, v, size=batch)
-        slots = np.searchsorted(self._cum, rng.random((batch, length)), side="right")
-        prev = np.full(batch, v, dtype=np.int32)  # the marker
+        domain = np.resize(rng.permutation(cfg.num_domains), batch)
+        first = rng.integers(0, cfg.vocab_per_domain, size=batch)
+        slots = np.searchsorted(self._cum, rng.random((batch, cfg.seq_len)), side="right")
+        return domain, first, slots
+
+    def _walk(self, domain: np.ndarray, first: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Run the Markov chains of the drawn rows; rows are independent, so any number can walk together."""
+        cfg = self.cfg
+        d_count, v, length = cfg.num_domains, cfg.vocab_per_domain, cfg.seq_len
+        rows = len(domain)
+        local = np.empty((rows, length), dtype=np.int32)
+        local[:, 0] = first
+        s_domain, s_prev, s_cur = self._strides
+        base = domain.astype(np.int64) * s_domain
+        prev = np.full(rows, v, dtype=np.int64)  # the marker
         for t in range(1, length):
             cur = local[:, t - 1]
-            local[:, t] = self.successors[domain, prev, cur, slots[:, t]]
+            local[:, t] = self._flat[base + prev * s_prev + cur * s_cur + slots[:, t]]
             prev = cur
-        tokens = np.empty((batch, length + 1), dtype=np.int32)
+        tokens = np.empty((rows, length + 1), dtype=np.int32)
         tokens[:, 0] = domain
         tokens[:, 1:] = d_count + domain[:, None] * v + local
         return tokens
 
     def train_batch(self, run_seed: int, step: int, batch: int) -> np.ndarray:
         """Batch `step` of the training stream of `run_seed`: independent of what came before."""
-        return self.sample(np.random.default_rng([run_seed, step, 7]), batch)
+        return self.sample(_step_rng(run_seed, step), batch)
+
+    def train_batches(self, run_seed: int, first_step: int, count: int, batch: int) -> np.ndarray:
+        """[count, batch, seq_len + 1]: exactly train_batch of steps first_step.., made in one walk.
+
+        The Markov walk costs a Python-level loop over positions; walking many batches' rows together pays
+        that loop once instead of once a batch (the input thread then holds the interpreter far less).
+        """
+        draws = [self._draw(_step_rng(run_seed, first_step + i), batch) for i in range(count)]
+        tokens = self._walk(*(np.concatenate(parts) for parts in zip(*draws, strict=True)))
+        return tokens.reshape(count, batch, -1)
 
     def eval_set(self) -> np.ndarray:
         """The fixed held-out set: same for every run and seed of this corpus version."""
@@ -124,13 +148,37 @@ class MarkovMixture:
         d_count, v = cfg.num_domains, cfg.vocab_per_domain
         domain = tokens[:, 0]
         local = tokens[:, 1:] - d_count - domain[:, None] * v
-        probs = self.log_prob_table()
         nll = np.empty(local.shape, dtype=np.float64)
         nll[:, 0] = math.log(v)
         prev = np.concatenate([np.full((len(tokens), 1), v), local[:, :-2]], axis=1)
-        p = probs[domain[:, None], prev, local[:, :-1], local[:, 1:]]
-        nll[:, 1:] = -np.log(p)
+        # The successors of each (prev, cur) context, compared with the token that came next.
+        succ = self.successors[domain[:, None], prev, local[:, :-1]]  # [batch, L-1, k]
+        p = ((succ == local[:, 1:, None]) * self._probs).sum(axis=-1)
+        with np.errstate(divide="ignore"):
+            nll[:, 1:] = -np.log(p)
         return nll
+
+
+def _step_rng(run_seed: int, step: int) -> np.random.Generator:
+    return np.random.default_rng([run_seed, step, 7])
+
+
+def _successor_tables(domains: int, vocab: int, k: int, seed: int) -> np.ndarray:
+    """successors[domain, prev, cur, slot] -> local id of the next token; prev == vocab stands for the marker.
+
+    The k successors of a context are the k smallest of `vocab` random keys, in order: a uniformly random
+    ordered k-subset. Keys are drawn one domain at a time, which reads the generator's stream exactly as one
+    [D, V+1, V, V] draw would (so every corpus version markov-mixture/1 ever made is unchanged), but holds
+    only one domain's keys in memory: the base corpora would need gigabytes at once.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.empty((domains, vocab + 1, vocab, k), dtype=np.int32)
+    for d in range(domains):
+        keys = rng.random((vocab + 1, vocab, vocab))
+        smallest = np.argpartition(keys, k - 1, axis=-1)[..., :k] if k < vocab else np.argsort(keys, axis=-1)
+        order = np.argsort(np.take_along_axis(keys, smallest, axis=-1), axis=-1)
+        out[d] = np.take_along_axis(smallest, order, axis=-1)
+    return out
 
 
 def dataset_sha256(tokens: np.ndarray) -> str:

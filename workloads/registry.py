@@ -1,41 +1,15 @@
-"""Workload specs as plain data. `harness list` prints them; the runner reads nothing else."""
+"""The registered workloads, as plain data (workloads/spec.py). `harness list` prints them; the runner reads
+nothing else. Importing this module loads no framework.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import replace
 
-from workloads.corpus import CorpusConfig, entropy_floor
-from workloads.models import ModelConfig
-from workloads.train import OptimizerConfig
+from workloads.corpus import CorpusConfig
+from workloads.spec import Calibration, ModelConfig, OptimizerConfig, WorkloadSpec
 
-
-@dataclass(frozen=True)
-class WorkloadSpec:
-    name: str
-    description: str
-    model: ModelConfig
-    corpus: CorpusConfig
-    control_corpus: CorpusConfig
-    optimizer: OptimizerConfig
-    batch_size: int
-    eval_every_steps: int
-    target_margin: float  # target eval loss = the corpus's exact entropy floor + this many nats/token
-    max_steps: int
-
-    @property
-    def seq_len(self) -> int:
-        return self.corpus.seq_len
-
-    def corpus_named(self, name: str) -> CorpusConfig:
-        return {"default": self.corpus, "control": self.control_corpus}[name]
-
-    def target_loss(self, corpus: str = "default") -> float:
-        return entropy_floor(self.corpus_named(corpus)) + self.target_margin
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
+__all__ = ["CORPUS_NAMES", "WORKLOADS", "UnknownWorkloadError", "WorkloadSpec", "at_tiny_width", "get_workload"]
 
 CORPUS_NAMES = ("default", "control")
 
@@ -60,22 +34,52 @@ _TINY_SHAPE = dict(d_model=32, num_heads=2, num_layers=2, d_ff=64)
 # with the fewest steps to target. Measured 2026-11-26 on the 2-core CPU, steps cap 12,000:
 #   dense-small  3e-3: not converged (best 1.875)  1e-2: not converged (best 1.855)  3e-2: not converged (2.381)
 #   switch-small 3e-3: 1,900 steps  1e-2: 2,800 steps  3e-2: not converged (2.312)
-_SWEEP = (3e-3, 1e-2, 3e-2)
-_SELECTION = "fewest steps to target in the sweep (scripts/tune_lr.py, seed 0), same sweep for dense and switch"
+_SMALL_CALIBRATION = Calibration(
+    lr_sweep=(3e-3, 1e-2, 3e-2),
+    selection="fewest steps to target in the sweep (scripts/tune_lr.py, seed 0), same sweep for dense and switch",
+    where="2-core CPU, 2026-11-26: reference_results/cpu-2core/tune_lr.txt")
+_TINY_CALIBRATION = Calibration(selection="not tuned: sized to converge in seconds for tests",
+                                where="2-core CPU")
+
+# The base pair: sized to keep one H100/H200 busy in bf16 while reaching the target in minutes.
+# d=512, 8 layers: ~25M non-embedding parameters, ~0.17 GFLOP per token forward; 256 x 256 tokens a step.
+# Corpus: 32 domains x 176 tokens (vocabulary 5,664): 996,864 order-2 contexts of ~22 bits each (~22 Mbit
+# of facts), close to what a 25M-parameter dense model stores in a few hundred exposures per fact (about
+# 1 bit per parameter at that exposure count; Allen-Zhu & Li, Physics of LMs 3.3), so capacity binds for
+# dense-base; switch-base, with 32 experts in each of its 4 Switch layers (16.5x the dense model's FFN
+# parameters), holds them with room to spare.
+# A step sees 65,536 tokens, so every context comes round about every 15 steps: thousands of steps give the
+# hundreds of exposures memorisation needs. The control keeps the per-domain vocabulary and sequence length
+# with 4 domains (124,608 contexts, ~0.1 bit per dense parameter): capacity is not the bottleneck there.
+_BASE_CORPUS = CorpusConfig("domains-32x176", num_domains=32, vocab_per_domain=176,
+                            successor_probs=(0.7, 0.2, 0.1), seq_len=256, eval_sequences=256)
+_BASE_CONTROL = CorpusConfig("control-4x176", num_domains=4, vocab_per_domain=176,
+                             successor_probs=(0.7, 0.2, 0.1), seq_len=256, eval_sequences=256)
+_BASE_SHAPE = dict(d_model=512, num_heads=8, num_layers=8, d_ff=2048, dtype="bfloat16", attention="fused")
+_BASE_CALIBRATION = Calibration(
+    lr_sweep=(3e-4, 1e-3, 3e-3),
+    selection="fewest steps to target in the sweep (scripts/calibrate_base.sh, seed 0), same sweep for both",
+    where="pending: needs a GPU (scripts/calibrate_base.sh); the learning rate is an uncalibrated first guess",
+    calibrated=False)
 
 
 def _spec(name: str, description: str, corpus: CorpusConfig, control: CorpusConfig, experts: int, shape: dict,
-          lr: float, batch: int, eval_every: int, margin: float, max_steps: int, warmup: int) -> WorkloadSpec:
+          lr: float, batch: int, eval_every: int, margin: float, max_steps: int, warmup: int,
+          calibration: Calibration, **extra) -> WorkloadSpec:
     vocab = max(corpus.vocab_size, control.vocab_size)
     model = ModelConfig(vocab_size=vocab, max_len=corpus.seq_len, num_experts=experts, **shape)
-    opt = OptimizerConfig(learning_rate=lr, warmup_steps=warmup, lr_sweep=_SWEEP, lr_selection=_SELECTION)
-    return WorkloadSpec(name, description, model, corpus, control, opt, batch, eval_every, margin, max_steps)
+    opt = OptimizerConfig(learning_rate=lr, warmup_steps=warmup)
+    return WorkloadSpec(name, description, model, corpus, control, opt, batch, eval_every, margin, max_steps,
+                        calibration=calibration, **extra)
 
 
 _SMALL = dict(corpus=_SMALL_CORPUS, control=_SMALL_CONTROL, shape=_SMALL_SHAPE, batch=32, eval_every=100,
-              margin=1.0, max_steps=30_000, warmup=100)
+              margin=1.0, max_steps=30_000, warmup=100, calibration=_SMALL_CALIBRATION)
 _TINY = dict(corpus=_TINY_CORPUS, control=_TINY_CONTROL, shape=_TINY_SHAPE, batch=16, eval_every=20, margin=1.0,
-             max_steps=200, warmup=10)
+             max_steps=200, warmup=10, calibration=_TINY_CALIBRATION)
+_BASE = dict(corpus=_BASE_CORPUS, control=_BASE_CONTROL, shape=_BASE_SHAPE, batch=256, eval_every=50, margin=1.0,
+             max_steps=20_000, warmup=200, calibration=_BASE_CALIBRATION, eval_batch_size=64,
+             sized_for="accelerator")
 
 WORKLOADS: dict[str, WorkloadSpec] = {
     s.name: s
@@ -86,8 +90,24 @@ WORKLOADS: dict[str, WorkloadSpec] = {
               **_SMALL),
         _spec("dense-tiny", "Seconds-long dense model for tests", experts=0, lr=1e-2, **_TINY),
         _spec("switch-tiny", "Seconds-long Switch model (4 experts) for tests", experts=4, lr=1e-2, **_TINY),
+        _spec("dense-base", "Dense LM sized for one accelerator: 8 layers, d=512, bf16, fused attention",
+              experts=0, lr=1e-3, **_BASE),
+        _spec("switch-base", "dense-base with every other FFN a 32-expert Switch layer", experts=32, lr=1e-3,
+              **_BASE),
     )
 }
+
+
+def at_tiny_width(spec: WorkloadSpec) -> WorkloadSpec:
+    """`spec` at the tiny pair's width, corpus and batch, keeping its precision, attention and eval batching:
+    the code path of an accelerator-sized workload, runnable on a CPU in seconds (tests, benchmark dry runs).
+    64 eval sequences in batches of 24, so that the last batch is padded."""
+    tiny = WORKLOADS["switch-tiny" if spec.model.num_experts else "dense-tiny"]
+    model = replace(spec.model, vocab_size=tiny.model.vocab_size, d_model=32, num_heads=2, num_layers=2, d_ff=64,
+                    max_len=tiny.seq_len, num_experts=min(spec.model.num_experts, tiny.model.num_experts))
+    return replace(spec, name=f"{spec.name}-at-tiny-width", model=model, corpus=tiny.corpus,
+                   control_corpus=tiny.control_corpus, optimizer=tiny.optimizer, batch_size=tiny.batch_size,
+                   eval_every_steps=tiny.eval_every_steps, eval_batch_size=24, max_steps=tiny.max_steps)
 
 
 class UnknownWorkloadError(ValueError):

@@ -50,5 +50,9 @@ class TokenFile:
         starts = rng.integers(0, self._train.size - self.seq_len - 1, size=batch)
         return self._train[starts[:, None] + np.arange(self.seq_len + 1)]
 
+    def train_batches(self, run_seed: int, first_step: int, count: int, batch: int) -> np.ndarray:
+        """[count, batch, seq_len + 1]: train_batch of steps first_step.. (slicing is cheap; no walk to share)."""
+        return np.stack([self.train_batch(run_seed, first_step + i, batch) for i in range(count)])
+
     def eval_set(self) -> np.ndarray:
         return self._eval

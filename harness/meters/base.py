@@ -12,6 +12,9 @@ Optional extras, all with harmless defaults:
 - ``cross_checks()``: component -> gauge that independently measures the same thing, so the result
   can report both figures and how far apart they are.
 - ``warnings()``: conditions that weaken the figure (other processes on the GPU, a counter reset).
+- ``part``: what hardware the components are ("accelerator", "cpu", "node", "synthetic"), so that
+  efficiency figures can speak of the accelerators alone.
+- ``power_limits_w()``: component -> the board's enforced power limit in W, where the hardware has one.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Availability:
 class Meter(abc.ABC):
     name: ClassVar[str]
     scope: ClassVar[str] = "device"
+    part: ClassVar[str] = "cpu"
     method: str
     update_period_s: float = 0.0
 
@@ -72,6 +76,10 @@ class Meter(abc.ABC):
     def warnings(self) -> list[str]:
         """Human-readable conditions that weaken this meter's figures; empty when there are none."""
         return []
+
+    def power_limits_w(self) -> dict[str, float]:
+        """Component -> enforced board power limit, W; empty where the hardware reports none."""
+        return {}
 
 
 def run_periodically(hz: float, clock: Callable[[], float], stop: threading.Event, tick: Callable[[], Any]) -> None:

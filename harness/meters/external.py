@@ -79,6 +79,7 @@ def _describe(exc: BaseException, argv: list[str]) -> str:
 
 class ExternalMeter(Meter):
     name: ClassVar[str] = "external"
+    part: ClassVar[str] = "node"
     scope: ClassVar[str] = "node"
 
     def __init__(

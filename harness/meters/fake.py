@@ -41,6 +41,7 @@ class SineTrace:
 
 class FakeMeter(Meter):
     name: ClassVar[str] = "fake"
+    part: ClassVar[str] = "synthetic"
 
     def __init__(
         self,

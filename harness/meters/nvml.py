@@ -93,6 +93,7 @@ class _Gpu:
 
 class NvmlMeter(Meter):
     name: ClassVar[str] = "nvml"
+    part: ClassVar[str] = "accelerator"
 
     def __init__(
         self,
@@ -274,6 +275,9 @@ class NvmlMeter(Meter):
         if not self.counter:
             return {}  # the gauge *is* the energy figure then: nothing independent to compare
         return {f"gpu-{g.logical}": f"gpu-{g.logical}.instant" for g in self.gpus}
+
+    def power_limits_w(self) -> dict[str, float]:
+        return {f"gpu-{g.logical}": g.info["power_limit_w"] for g in self.gpus if g.info.get("power_limit_w")}
 
     def warnings(self) -> list[str]:
         out = []

@@ -135,6 +135,20 @@ class Sampler:
             times, values = self.times[a:b + 1], [g.get(key, math.nan) for g in self.gauge_values[a:b + 1]]
         return sum(0.5 * (values[i] + values[i - 1]) * (times[i] - times[i - 1]) for i in range(1, len(times)))
 
+    def peak_watts_between(self, start_label: str, stop_label: str, key: str, gauge: str | None = None) -> float:
+        """Highest power of `key` between two marks: its gauge's highest reading when `gauge` is given, else
+        the highest average over one sampling interval (NaN when there is none)."""
+        a, b = self._mark_index[start_label], self._mark_index[stop_label]
+        with self._lock:
+            if gauge is not None:
+                values = [g.get(gauge, math.nan) for g in self.gauge_values[a:b + 1]]
+            else:
+                times, cum = self.times[a:b + 1], self.cumulative[a:b + 1]
+                values = [(cum[i][key] - cum[i - 1][key]) / (times[i] - times[i - 1])
+                          for i in range(1, len(times)) if times[i] > times[i - 1]]
+        finite = [v for v in values if math.isfinite(v)]
+        return max(finite) if finite else math.nan
+
     def gauge_keys(self) -> list[str]:
         with self._lock:
             return sorted({k for g in self.gauge_values for k in g})

@@ -44,6 +44,7 @@ def match_power(device_kind: str, table: list[TpuPowerRow]) -> TpuPowerRow | Non
 
 class TpuModelMeter(Meter):
     name: ClassVar[str] = "tpu-model"
+    part: ClassVar[str] = "accelerator"
 
     def __init__(
         self,

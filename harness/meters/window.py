@@ -31,6 +31,7 @@ def measure_window(sampler: Sampler, meters: list[Meter], start: str, stop: str)
     flags: list[str] = []
     components: dict[str, dict[str, Any]] = {}
     for m in meters:
+        gauges, limits = m.cross_checks(), m.power_limits_w()
         short = m.update_period_s > 0 and seconds < m.update_period_s
         if short:
             flags.append(f"{m.name}: window {start}..{stop} lasts {seconds * 1000:.0f} ms, shorter than the "
@@ -38,8 +39,15 @@ def measure_window(sampler: Sampler, meters: list[Meter], start: str, stop: str)
         for c in m.components():
             key = f"{m.name}/{c}"
             joules = None if short or not math.isfinite(raw[key]) else raw[key]
-            components[key] = {"joules": joules, "method": m.method, "scope": m.scope,
-                               "avg_watts": joules / seconds if joules is not None and seconds > 0 else None}
+            # A counter that moves every ~100 ms makes 50 ms interval averages jagged (0, then double): the
+            # peak comes from the meter's instantaneous gauge where it has one.
+            gauge = f"{m.name}/{gauges[c]}" if c in gauges else None
+            peak = sampler.peak_watts_between(start, stop, key, gauge)
+            components[key] = {"joules": joules, "method": m.method, "scope": m.scope, "part": m.part,
+                               "avg_watts": joules / seconds if joules is not None and seconds > 0 else None,
+                               "peak_watts": peak if math.isfinite(peak) else None,
+                               "peak_source": "instantaneous power gauge" if gauge else "sampling-interval average",
+                               "power_limit_w": limits.get(c)}
 
     def total(scope: str) -> float | None:
         values = [v["joules"] for v in components.values() if v["scope"] == scope]

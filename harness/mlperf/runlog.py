@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 from pathlib import Path
@@ -20,14 +19,16 @@ from mlperf_logging.mllog.mllog import MLLogger
 from harness.meters.ptdaemon import parse_power_log
 from harness.results.files import atomic_write_text
 from workloads.registry import WORKLOADS
+from workloads.spec import same_workload
 
 # Keys of our own, beside MLCommons' (their checker allows unknown keys; our rules check these).
 TARGET_EVAL_LOSS = "target_eval_loss"
 DATASET = "dataset"
 NUM_EXPERTS = "num_experts"
+FRAMEWORK = "framework"
 HARNESS_RESULT = "harness_result"
 
-# optax.adamw's default epsilon: the spec does not set it, so the run used this value.
+# Results recorded before the spec named epsilon ran with optax.adamw's default.
 ADAMW_EPSILON = 1e-8
 PRECISION = {"float32": "fp32", "bfloat16": "bfloat16", "float16": "fp16"}
 
@@ -55,8 +56,7 @@ def division(result: dict[str, Any]) -> str:
     spec = WORKLOADS.get(result["workload"])
     if spec is None or result["data"].get("kind") != "procedural" or result["data"].get("corpus") != "default":
         return "open"
-    # Through JSON both, so that tuples in a live spec compare equal to lists read back from result.json.
-    same_spec = json.loads(json.dumps(spec.to_dict())) == json.loads(json.dumps(result["spec"]))
+    same_spec = same_workload(spec, result["spec"])
     same_target = math.isclose(result["target"]["target_loss"], spec.target_loss(), rel_tol=0, abs_tol=1e-12)
     return "closed" if same_spec and same_target else "open"
 
@@ -110,19 +110,26 @@ def render_run_log(result: dict[str, Any], org: str = "harness-user", platform: 
     event(K.OPT_LR_DECAY_SCHEDULE, opt["schedule"])
     event(K.OPT_ADAMW_BETA_1, opt["b1"])
     event(K.OPT_ADAMW_BETA_2, opt["b2"])
-    event(K.OPT_ADAMW_EPSILON, ADAMW_EPSILON)
+    event(K.OPT_ADAMW_EPSILON, opt.get("epsilon", ADAMW_EPSILON))
     event(K.OPT_ADAMW_WEIGHT_DECAY, opt["weight_decay"])
     event(K.OPT_GRADIENT_CLIP_NORM, opt["grad_clip_norm"])
     if model["num_experts"]:
         event(K.MOE_AUX_LOSS_COEFF, model["balance_coef"])
         event(NUM_EXPERTS, model["num_experts"])
     precision = PRECISION.get(model["dtype"], model["dtype"])
-    event(K.LOWEST_NUMERICAL_PRECISION_IN_LINEAR, precision)
-    event(K.LOWEST_NUMERICAL_PRECISION_IN_ATTN, precision)  # the QKV and output projections use the model dtype
+    # Parameters and optimiser state stay float32; the router and the loss too (Switch's selective precision).
+    recorded = result["training"].get("precision", {})
+    event(K.LOWEST_NUMERICAL_PRECISION_IN_LINEAR, precision, **{k: PRECISION.get(v, v) for k, v in recorded.items()})
+    # The QKV and output projections, and the attention itself, run in the model dtype.
+    event(K.LOWEST_NUMERICAL_PRECISION_IN_ATTN, precision,
+          implementation=result["training"].get("framework", {}).get("attention_implementation"))
     event(K.LOWEST_NUMERICAL_PRECISION_IN_COMM, "fp32")  # one device: nothing is communicated
     for key in (K.TENSOR_PARALLELISM, K.PIPELINE_PARALLELISM, K.CONTEXT_PARALLELISM, K.EXPERT_PARALLELISM):
         event(key, 1)
     event(K.CONFIG_FILENAME, f"workloads/registry.py:{result['workload']}")
+    fw = result["training"].get("framework") or {}
+    if fw:
+        event(FRAMEWORK, fw.get("framework"), version=fw.get("version"), backend=fw.get("backend"))
     event(HARNESS_RESULT, result["run_id"])
     if "init_stop" in marks:
         log.end(key=K.INIT_STOP, value=None, time_ms=_ms(marks["init_stop"]))

@@ -18,6 +18,11 @@ METRICS = (
     ("CO2e gross (g)", "co2e_g"),
     ("samples to target", "samples"),
     ("tokens per joule", "tokens_per_j"),
+    ("model FLOPs per joule", "flops_per_j"),
+    ("energy per token (J)", "j_per_token"),
+    ("accelerator tokens per joule", "accel_tokens_per_j"),
+    ("accelerator avg power (W)", "accel_avg_w"),
+    ("MFU", "mfu"),
 )
 
 
@@ -47,12 +52,19 @@ def _metrics(r: dict[str, Any]) -> dict[str, float | None]:
     energy = r["energy"]["total_j"]
     converged = r["status"] == "converged"
     co2 = (r.get("carbon") or {}).get("co2e_gross_kg")
+    eff = r.get("efficiency") or {}  # results recorded before efficiency figures existed have none
+    accel = eff.get("accelerators") or {}
     return {
         "run_s": r["timing"]["run_s"] if converged else None,
         "energy_j": energy if converged else None,
         "co2e_g": co2 * 1000 if converged and co2 is not None else None,
         "samples": samples_to_target(r),
         "tokens_per_j": r["training"]["tokens"] / energy if energy else None,
+        "flops_per_j": eff.get("model_flops_per_j"),
+        "j_per_token": energy / r["training"]["tokens"] if energy and r["training"]["tokens"] else None,
+        "accel_tokens_per_j": accel.get("tokens_per_j"),
+        "accel_avg_w": accel.get("avg_w"),
+        "mfu": eff.get("mfu"),
     }
 
 

@@ -13,6 +13,26 @@ def _fmt(value: Any, spec: str, unit: str = "") -> str:
     return f"{value:{spec}}{unit}"
 
 
+def efficiency_lines(eff: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Rows for the efficiency figures: MFU (or why not), per-joule figures, accelerator power."""
+    if not eff:
+        return []
+    mfu = (f"{100 * eff['mfu']:.1f} % of {eff['peak_flops_per_s'] / 1e12:,.0f} TFLOP/s "
+           f"({eff['peak']['precision']} peak, {eff['peak']['matched']})" if eff["mfu"] is not None
+           else f"— ({eff['mfu_reason']})")
+    rows = [("model FLOP/s", _fmt(eff["model_flops_per_s"], ".3e") + f"   MFU {mfu}"),
+            ("tokens / J, FLOPs / J", f"{_fmt(eff['tokens_per_j'], ',.1f')} tokens/J, "
+             f"{_fmt(eff['model_flops_per_j'], '.3e')} FLOPs/J, {_fmt(eff['j_per_token'], '.3e', ' J/token')}")]
+    acc = eff.get("accelerators")
+    if acc:
+        limit = (f" of a {acc['power_limit_w']:.0f} W limit ({_fmt(acc['avg_fraction_of_limit'], '.0%')} avg, "
+                 f"{_fmt(acc['peak_fraction_of_limit'], '.0%')} peak)" if acc["power_limit_w"] else "")
+        rows.append(("  accelerators alone", f"{_fmt(acc['tokens_per_j'], ',.1f')} tokens/J, "
+                     f"{_fmt(acc['model_flops_per_j'], '.3e')} FLOPs/J; avg {_fmt(acc['avg_w'], '.0f', ' W')}, "
+                     f"peak {_fmt(acc['peak_w'], '.0f', ' W')}{limit}   method: {acc['method']}"))
+    return rows
+
+
 def run_summary(result: dict[str, Any], result_path: str) -> Table:
     t, tr, en, co = result["timing"], result["training"], result["energy"], result["carbon"] or {}
     status = result["status"]
@@ -43,6 +63,8 @@ def run_summary(result: dict[str, Any], result_path: str) -> Table:
     table.add_row("energy, init (apart)", _fmt(en["init_j"], ",.1f", " J"))
     for u in en["unavailable"]:
         table.add_row(f"  not used: {u['name']}", u["reason"])
+    for line in efficiency_lines(result.get("efficiency")):
+        table.add_row(*line)
     if co:
         table.add_row("facility energy", f"{co['facility_kwh'] * 1000:.4f} Wh (PUE {co['pue']})")
         table.add_row("CO2e gross / net", f"{co['co2e_gross_kg'] * 1000:.4f} g / {co['co2e_net_kg'] * 1000:.4f} g"

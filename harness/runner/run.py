@@ -13,13 +13,17 @@ from harness import carbon, meters
 from harness.errors import UsageError
 from harness.meters.window import GAP_S, measure_window
 from harness.mlperf.runlog import write_run_logs
+from harness.mlperf.runset import reference_samples
 from harness.results import environment, record
+from harness.results.efficiency import efficiency
 from harness.results.files import sha256_file
 from harness.runner.devices import training_accelerators
 from harness.runner.progress import Progress
+from harness.runner.sizing import cpu_refusal, typical_steps
 from harness.runner.training import LoopResult, train_to_target
 from workloads.corpus import MarkovMixture, dataset_sha256, entropy_floor
 from workloads.registry import CORPUS_NAMES, WorkloadSpec, get_workload
+from workloads.spec import precision_of
 from workloads.user_data import TokenFile
 
 
@@ -43,6 +47,7 @@ class RunOptions:
     tpu_watts: float | None = None  # override the published TPU average power per chip
     sample_hz: float = 20.0
     progress: bool = True
+    allow_cpu: bool = False  # run a workload sized for an accelerator on the CPU anyway
     spec: WorkloadSpec | None = None  # a variant not in the registry (e.g. a study's expert sweep)
 
 
@@ -106,10 +111,14 @@ def plan(opts: RunOptions) -> Plan:
 
     request = meters.MeterRequest(names, cpu_tdp=opts.cpu_tdp, tpu_watts=opts.tpu_watts,
                                   external_command=opts.meter_command, external_hz=opts.meter_hz)
-    chosen, unavailable = meters.select_meters(request, training_accelerators())
+    accelerators = training_accelerators()
+    chosen, unavailable = meters.select_meters(request, accelerators)
     if not chosen:
         reasons = "; ".join(u["reason"] for u in unavailable)
         raise UsageError(f"no energy meter is available: {reasons}")
+    if spec.sized_for == "accelerator" and not accelerators and not opts.allow_cpu:
+        steps = typical_steps(reference_samples(spec.name, spec.batch_size) or [], spec.batch_size)
+        raise UsageError(cpu_refusal(spec, steps))
     return Plan(spec, data, info, target, opts.max_steps or spec.max_steps, chosen, unavailable)
 
 
@@ -165,10 +174,12 @@ def _assemble(opts: RunOptions, p: Plan, loop: LoopResult, sampler, methods: dic
     energy_ok = total_j is not None and math.isfinite(total_j)
 
     tokens = loop.steps * p.spec.batch_size * p.spec.seq_len
+    model_flops = loop.train_flops_per_token * tokens + loop.eval_flops
     evals = [e["eval_loss"] for e in loop.eval_trace]
     dropped = [r["dropped_fraction"] for r in loop.step_metrics if "dropped_fraction" in r]
     quality = _with_energy(loop.eval_trace, sampler)
     hashes = record.write_traces(run_dir, sampler.power_rows(), quality, loop.step_metrics)
+    energy = _energy_section(opts, p, sampler, methods, run_w, init_w, stop_label, total_j, energy_ok)
     footprint = (carbon.footprint(total_j, opts.region, opts.pue, opts.carbon_intensity, opts.net_intensity)
                  .to_dict() if energy_ok else None)
     result = {
@@ -200,8 +211,14 @@ def _assemble(opts: RunOptions, p: Plan, loop: LoopResult, sampler, methods: dic
             "final_eval_loss": evals[-1] if evals else None,
             "best_eval_loss": min(evals) if evals else None,
             "dropped_fraction_mean": sum(dropped) / len(dropped) if dropped else None,
+            "precision": precision_of(p.spec.model),
+            "framework": loop.framework,
         },
-        "energy": _energy_section(opts, p, sampler, methods, run_w, init_w, stop_label, total_j, energy_ok),
+        "energy": energy,
+        "efficiency": efficiency(model_flops=model_flops, tokens=tokens, seconds=run_s,
+                                 devices=loop.framework.get("devices", []), dtype=p.spec.model.dtype,
+                                 total_j=total_j if energy_ok else None, energy_method=energy["method"],
+                                 components=energy["components"]),
         "carbon": footprint,
         "eval_trace": quality,
         "environment": {"hardware": environment.hardware(), "software": environment.software()},
@@ -229,8 +246,7 @@ def _energy_section(opts: RunOptions, p: Plan, sampler, methods: dict[str, str],
         "node_j": run_w["node_j"] if run_w else None,
         "components": {
             k: {"joules": run_c.get(k, {}).get("joules"), "init_joules": init_c.get(k, {}).get("joules"),
-                "method": methods[k], "scope": run_c.get(k, {}).get("scope"),
-                "avg_watts": run_c.get(k, {}).get("avg_watts")}
+                "method": methods[k]} | {f: run_c.get(k, {}).get(f) for f in _COMPONENT_FIELDS}
             for k in methods
         },
         "init_j": init_w["total_j"] if init_w else None,
@@ -243,6 +259,9 @@ def _energy_section(opts: RunOptions, p: Plan, sampler, methods: dict[str, str],
                     "samples": len(sampler.times), "errors": [asdict(e) for e in sampler.errors],
                     "gaps_over_2s": sampler.gaps(GAP_S)},
     }
+
+
+_COMPONENT_FIELDS = ("scope", "part", "avg_watts", "peak_watts", "peak_source", "power_limit_w")
 
 
 def _with_energy(trace: list[dict], sampler) -> list[dict]:

@@ -13,13 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from workloads.models import count_params, train_flops_per_token
-from workloads.registry import WorkloadSpec
-from workloads.train import make_steps
+from harness.runner.prefetch import Prefetcher, chunk_for
+from workloads.spec import WorkloadSpec, forward_flops_per_token, train_flops_per_token
+from workloads.trainers import build_trainer
 
 # The live display reads the loss at most this often: each read waits for that step to finish.
 PROGRESS_PERIOD_S = 0.5
@@ -27,6 +25,7 @@ PROGRESS_PERIOD_S = 0.5
 
 class DataSource(Protocol):
     def train_batch(self, run_seed: int, step: int, batch: int) -> np.ndarray: ...
+    def train_batches(self, run_seed: int, first_step: int, count: int, batch: int) -> np.ndarray: ...
     def eval_set(self) -> np.ndarray: ...
 
 
@@ -45,12 +44,16 @@ class LoopResult:
     step_metrics: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, int] = field(default_factory=dict)
     train_flops_per_token: float = 0.0
+    eval_flops: float = 0.0  # forward FLOPs of every evaluation in the timed window
+    eval_tokens: int = 0  # tokens in one pass over the eval set
+    framework: dict[str, Any] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
 
 
-def _host_metrics(step: int, metrics: dict) -> dict[str, Any]:
+def step_row(step: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    """One steps.csv row from a step's host metrics."""
     row: dict[str, Any] = {"step": step}
-    for key, value in jax.device_get(metrics).items():
+    for key, value in metrics.items():
         if key == "expert_load":
             load = np.asarray(value)
             row["expert_load_max"] = float(load.max(axis=-1).mean())  # 1/E when perfectly balanced
@@ -70,57 +73,58 @@ def train_to_target(
     marks: Marks,
     result: LoopResult,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    framework: str = "jax",
 ) -> LoopResult:
     """Fill `result` as the run goes, so that an interrupted run still leaves what it did."""
     batch = spec.batch_size
     result.marks["init_start"] = marks.mark("init_start")
-
-    eval_tokens = jnp.asarray(data.eval_set())
-    first = jnp.asarray(data.train_batch(seed, 0, batch))
-    steps = make_steps(spec.model, spec.optimizer, max_steps)
-    state = jax.jit(steps.init)(jax.random.PRNGKey(seed), first)
-    train_step = jax.jit(steps.train, donate_argnums=0).lower(state, first).compile()
-    eval_step = jax.jit(steps.eval).lower(state.params, eval_tokens).compile()
-    result.params = count_params(state.params)
+    eval_set = data.eval_set()
+    trainer = build_trainer(framework, spec, seed, max_steps, data.train_batch(seed, 0, batch), eval_set)
+    result.params = trainer.param_counts
+    result.framework = trainer.describe()
     result.train_flops_per_token = train_flops_per_token(spec.model, spec.seq_len)
-    jax.block_until_ready(state)
+    result.eval_tokens = int(eval_set.shape[0]) * spec.seq_len
+    eval_flops_each = forward_flops_per_token(spec.model, spec.seq_len) * result.eval_tokens
     result.marks["init_stop"] = marks.mark("init_stop")
 
     result.marks["run_start"] = marks.mark("run_start")
     t0 = time.perf_counter()
-    pending: list[tuple[int, dict]] = []
+    pending: list[tuple[int, Any]] = []
     tokens_per_step = batch * spec.seq_len
     result.status = "running"
     last_update = t0
-    for step in range(1, max_steps + 1):
-        state, metrics = train_step(state, jnp.asarray(data.train_batch(seed, step, batch)))
-        pending.append((step, metrics))
-        result.steps = step
-        now = time.perf_counter()
-        if on_progress and now - last_update >= PROGRESS_PERIOD_S:
-            last_update = now
-            on_progress({"step": step, "elapsed_s": now - t0, "train_loss": float(metrics["loss"])})
-        if step % spec.eval_every_steps == 0 or step == max_steps:
-            # Wall-clock time, for the :::MLLOG eval_start record; the step work before it may still be queued.
-            eval_start = time.time()
-            # Pulling the eval loss to the host synchronises all queued device work.
-            total, count = eval_step(state.params, eval_tokens)
-            eval_loss = float(total) / float(count)
-            result.step_metrics.extend(_host_metrics(s, m) for s, m in pending)
-            pending.clear()
-            label = f"eval_{step}"
-            eval_stop = marks.mark(label)
-            point = {"step": step, "elapsed_s": time.perf_counter() - t0, "tokens": step * tokens_per_step,
-                     "eval_loss": eval_loss, "train_loss": result.step_metrics[-1]["loss"], "mark": label,
-                     "eval_start_unix_s": eval_start, "eval_stop_unix_s": eval_stop}
-            result.eval_trace.append(point)
-            if on_progress:
-                on_progress(point)
-            if eval_loss <= target_loss:
-                result.status = "converged"
-                break
-    else:
-        result.status = "not_converged"
-    jax.block_until_ready(state)
+    with Prefetcher(lambda first, count: data.train_batches(seed, first, count, batch), trainer.to_device, 1,
+                    max_steps, chunk=chunk_for(batch)) as batches:
+        for step in range(1, max_steps + 1):
+            handle = trainer.step(batches.get(step))
+            pending.append((step, handle))
+            result.steps = step
+            now = time.perf_counter()
+            if on_progress and now - last_update >= PROGRESS_PERIOD_S:
+                last_update = now
+                on_progress({"step": step, "elapsed_s": now - t0, "train_loss": trainer.latest_loss(handle)})
+            if step % spec.eval_every_steps == 0 or step == max_steps:
+                # Wall-clock time, for the :::MLLOG eval_start record; the step work before it may still be queued.
+                eval_start = time.time()
+                ev = trainer.evaluate()  # waits for every queued step, then for the eval itself
+                result.eval_flops += eval_flops_each
+                fetched = trainer.host_metrics([h for _, h in pending])
+                result.step_metrics.extend(step_row(s, m) for (s, _), m in zip(pending, fetched, strict=True))
+                pending.clear()
+                label = f"eval_{step}"
+                eval_stop = marks.mark(label)
+                point = {"step": step, "elapsed_s": time.perf_counter() - t0, "tokens": step * tokens_per_step,
+                         "eval_loss": ev.loss, "eval_loss_stderr": ev.stderr,
+                         "train_loss": result.step_metrics[-1]["loss"], "mark": label,
+                         "eval_start_unix_s": eval_start, "eval_stop_unix_s": eval_stop}
+                result.eval_trace.append(point)
+                if on_progress:
+                    on_progress(point)
+                if ev.loss <= target_loss:
+                    result.status = "converged"
+                    break
+        else:
+            result.status = "not_converged"
+    trainer.sync()
     result.marks["run_stop"] = marks.mark("run_stop")
     return result

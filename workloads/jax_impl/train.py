@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from workloads.models import ModelConfig, TransformerLM
-
-
-@dataclass(frozen=True)
-class OptimizerConfig:
-    learning_rate: float
-    warmup_steps: int
-    schedule: str = "constant"  # "constant" after warmup, or "cosine" decay to 10% over max_steps
-    b1: float = 0.9
-    b2: float = 0.98
-    weight_decay: float = 0.0
-    grad_clip_norm: float = 1.0
-    # The sweep the learning rate was chosen from (same sweep for every model of a pair), for the record.
-    lr_sweep: tuple[float, ...] = ()
-    lr_selection: str = ""
+from workloads.jax_impl.models import TransformerLM
+from workloads.spec import ModelConfig, OptimizerConfig
 
 
 def make_optimizer(cfg: OptimizerConfig, max_steps: int) -> optax.GradientTransformation:
@@ -42,7 +28,7 @@ def make_optimizer(cfg: OptimizerConfig, max_steps: int) -> optax.GradientTransf
         raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: constant, cosine")
     return optax.chain(
         optax.clip_by_global_norm(cfg.grad_clip_norm),
-        optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay),
+        optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.epsilon, weight_decay=cfg.weight_decay),
     )
 
 
@@ -51,7 +37,7 @@ class TrainState(NamedTuple):
     opt_state: Any
 
 
-def _collect(tree: dict, name: str) -> list[jax.Array]:
+def _sown(tree: dict, name: str) -> list[jax.Array]:
     """All values sown under `name` anywhere in a Flax collection (one per Switch layer)."""
     found: list[jax.Array] = []
 
@@ -67,10 +53,20 @@ def _collect(tree: dict, name: str) -> list[jax.Array]:
     return found
 
 
+class EvalSums(NamedTuple):
+    """Sums that add across eval batches; the mean loss and its standard error follow from them."""
+
+    nll_sum: jax.Array
+    tokens: jax.Array
+    sequences: jax.Array
+    seq_mean_sum: jax.Array  # sum over sequences of each sequence's mean loss
+    seq_mean_sq_sum: jax.Array
+
+
 class Steps(NamedTuple):
     init: Any        # (rng_key, example_tokens) -> TrainState
     train: Any       # (TrainState, tokens) -> (TrainState, metrics)
-    eval: Any        # (params, tokens) -> (sum of nll, token count)
+    eval: Any        # (params, tokens, weights) -> EvalSums of one fixed-size batch
 
 
 def make_steps(model_cfg: ModelConfig, opt_cfg: OptimizerConfig, max_steps: int) -> Steps:
@@ -87,7 +83,7 @@ def make_steps(model_cfg: ModelConfig, opt_cfg: OptimizerConfig, max_steps: int)
             {"params": params}, tokens[:, :-1], train=True, mutable=["losses", "metrics"]
         )
         nll = optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
-        aux_terms = _collect(state.get("losses", {}), "aux_loss")
+        aux_terms = _sown(state.get("losses", {}), "aux_loss")
         aux = sum(aux_terms) if aux_terms else jnp.zeros(())
         metrics = {"loss": nll, "aux_loss": aux}
         metrics.update(_switch_metrics(state.get("metrics", {})))
@@ -98,19 +94,23 @@ def make_steps(model_cfg: ModelConfig, opt_cfg: OptimizerConfig, max_steps: int)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return TrainState(optax.apply_updates(state.params, updates), opt_state), metrics
 
-    def evaluate(params, tokens: jax.Array):
+    def evaluate(params, tokens: jax.Array, weights: jax.Array) -> EvalSums:
+        """Sums over one eval batch; `weights` is 1 for a real sequence, 0 for padding of the last batch."""
         logits = model.apply({"params": params}, tokens[:, :-1], train=False)
-        nll = optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:])
-        return nll.sum(), jnp.asarray(nll.size, jnp.float32)
+        nll = optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:])  # [batch, length] float32
+        per_sequence = nll.mean(axis=-1)
+        return EvalSums(nll_sum=jnp.sum(nll.sum(axis=-1) * weights), tokens=jnp.sum(weights) * nll.shape[1],
+                        sequences=jnp.sum(weights), seq_mean_sum=jnp.sum(per_sequence * weights),
+                        seq_mean_sq_sum=jnp.sum(per_sequence**2 * weights))
 
     return Steps(init, train, evaluate)
 
 
 def _switch_metrics(sown: dict) -> dict[str, jax.Array]:
-    dropped = _collect(sown, "dropped_fraction")
+    dropped = _sown(sown, "dropped_fraction")
     if not dropped:
         return {}
     return {
         "dropped_fraction": jnp.mean(jnp.stack(dropped)),
-        "expert_load": jnp.stack(_collect(sown, "expert_load")),  # [switch layers, experts]
+        "expert_load": jnp.stack(_sown(sown, "expert_load")),  # [switch layers, experts]
     }

@@ -13,16 +13,13 @@ The router runs in float32 whatever the model dtype: bf16 softmax over experts f
 
 from __future__ import annotations
 
-import math
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from workloads.spec import expert_capacity
 
-def expert_capacity(num_tokens: int, num_experts: int, capacity_factor: float) -> int:
-    """capacity = capacity_factor * tokens / experts, rounded up, at least one slot."""
-    return max(1, math.ceil(capacity_factor * num_tokens / num_experts))
+__all__ = ["SwitchFFN", "expert_capacity", "route_top1"]
 
 
 def route_top1(router_logits: jax.Array, capacity: int) -> dict[str, jax.Array]:

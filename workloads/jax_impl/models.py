@@ -1,59 +1,19 @@
 """Decoder-only pre-LN Transformer LM; with `num_experts > 0` every other FFN is a Switch layer.
 
-Read top to bottom: config, FLOP/parameter accounting, the blocks, the model.
+Read top to bottom: parameter counting on a built tree, rotary positions, the blocks, the model. The config
+and the FLOP accounting are framework-free (workloads/spec.py).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from workloads.switch import SwitchFFN
+from workloads.jax_impl.switch import SwitchFFN
+from workloads.spec import ModelConfig, attention_implementation
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    vocab_size: int
-    d_model: int
-    num_heads: int
-    num_layers: int
-    d_ff: int
-    max_len: int
-    num_experts: int = 0  # 0: dense. Otherwise layers 1, 3, 5, ... use a Switch FFN with this many experts.
-    capacity_factor_train: float = 1.25
-    capacity_factor_eval: float = 2.0
-    balance_coef: float = 0.01
-    z_loss_coef: float = 1e-3
-    expert_init_scale: float = 0.1
-    dtype: str = "float32"
-
-    def is_switch_layer(self, layer: int) -> bool:
-        return self.num_experts > 0 and layer % 2 == 1
-
-    @property
-    def num_switch_layers(self) -> int:
-        return sum(self.is_switch_layer(i) for i in range(self.num_layers))
-
-
-def forward_flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
-    """Matmul FLOPs of one forward pass per token (2 per multiply-add), activated experts only.
-
-    Attention scores count the full L x L product, as the PaLM / MLPerf convention does. The router's
-    d x E matmul is counted; it is the only FLOP difference between Switch and dense at equal shapes.
-    """
-    d, f = cfg.d_model, cfg.d_ff
-    per_layer = 2 * 4 * d * d + 2 * 2 * seq_len * d + 2 * 2 * d * f
-    router = 2 * d * cfg.num_experts * cfg.num_switch_layers
-    logits = 2 * d * cfg.vocab_size
-    return float(cfg.num_layers * per_layer + router + logits)
-
-
-def train_flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
-    """Forward plus backward (twice the forward): the usual 3x."""
-    return 3.0 * forward_flops_per_token(cfg, seq_len)
+__all__ = ["TransformerLM", "count_params"]
 
 
 def count_params(params) -> dict[str, int]:
@@ -97,6 +57,7 @@ def rotary(x: jax.Array) -> jax.Array:
 class CausalSelfAttention(nn.Module):
     num_heads: int
     dtype: jnp.dtype
+    kind: str = "plain"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -105,10 +66,16 @@ class CausalSelfAttention(nn.Module):
         qkv = nn.Dense(3 * d_model, use_bias=False, dtype=self.dtype, name="qkv")(x)
         q, k, v = jnp.split(qkv.reshape(batch, length, 3 * self.num_heads, head_dim), 3, axis=2)
         q, k = rotary(q), rotary(k)
-        scores = jnp.einsum("blhd,bmhd->bhlm", q, k).astype(jnp.float32) / jnp.sqrt(head_dim)
-        causal = jnp.tril(jnp.ones((length, length), bool))
-        weights = jax.nn.softmax(jnp.where(causal, scores, -1e9), axis=-1).astype(self.dtype)
-        out = jnp.einsum("bhlm,bmhd->blhd", weights, v).reshape(batch, length, d_model)
+        if self.kind == "fused":
+            impl = attention_implementation("fused", jnp.dtype(self.dtype).name, jax.default_backend())
+            out = jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation="cudnn" if impl == "cudnn"
+                                               else "xla")
+        else:
+            scores = jnp.einsum("blhd,bmhd->bhlm", q, k).astype(jnp.float32) / jnp.sqrt(head_dim)
+            causal = jnp.tril(jnp.ones((length, length), bool))
+            weights = jax.nn.softmax(jnp.where(causal, scores, -1e9), axis=-1).astype(self.dtype)
+            out = jnp.einsum("bhlm,bmhd->blhd", weights, v)
+        out = out.reshape(batch, length, d_model)
         return nn.Dense(d_model, use_bias=False, dtype=self.dtype, name="out")(out)
 
 
@@ -131,7 +98,8 @@ class Block(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         cfg = self.cfg
         dtype = jnp.dtype(cfg.dtype)
-        x = x + CausalSelfAttention(cfg.num_heads, dtype, name="attn")(nn.LayerNorm(dtype=dtype, name="ln_attn")(x))
+        attn = CausalSelfAttention(cfg.num_heads, dtype, cfg.attention, name="attn")
+        x = x + attn(nn.LayerNorm(dtype=dtype, name="ln_attn")(x))
         h = nn.LayerNorm(dtype=dtype, name="ln_ffn")(x)
         if cfg.is_switch_layer(self.layer):
             ffn = SwitchFFN(
@@ -158,9 +126,11 @@ class TransformerLM(nn.Module):
         cfg = self.cfg
         dtype = jnp.dtype(cfg.dtype)
         embed = nn.Embed(cfg.vocab_size, cfg.d_model, name="embed")
-        x = embed(tokens)
+        x = embed(tokens).astype(dtype)
         for i in range(cfg.num_layers):
             x = Block(cfg, i, name=f"block_{i}")(x, train)
         x = nn.LayerNorm(dtype=dtype, name="ln_final")(x)
         # Tied input/output embedding: keeps the vocabulary's parameters out of the capacity comparison.
-        return embed.attend(x.astype(jnp.float32))
+        # The product runs in the model dtype and accumulates into float32 logits, so that the softmax and
+        # the loss are float32 whatever the matmul precision.
+        return jnp.dot(x, embed.embedding.T.astype(dtype), preferred_element_type=jnp.float32)

@@ -1,0 +1,69 @@
+"""What the benchmarks share: a compiled trainer of a registered workload (the runner's own, through the
+framework seam), step timing in interleaved blocks, and a line of figures per variant.
+
+Interleaving (A, B, A, B, ...) puts a shared machine's drift on every variant alike; each benchmark prints
+its figures measured side by side in one run, never against a number from another day.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from workloads.corpus import MarkovMixture  # noqa: E402
+from workloads.framework import Trainer
+from workloads.registry import at_tiny_width, get_workload  # noqa: E402
+from workloads.spec import WorkloadSpec  # noqa: E402
+from workloads.trainers import build_trainer  # noqa: E402
+
+WARMUP_STEPS = 3
+
+
+def spec_named(name: str, tiny_width: bool = False) -> WorkloadSpec:
+    spec = get_workload(name)
+    return at_tiny_width(spec) if tiny_width else spec
+
+
+def compiled(spec: WorkloadSpec, framework: str = "jax", seed: int = 0) -> tuple[Trainer, MarkovMixture, Any]:
+    """A trainer of `spec`, its corpus, and one batch already on the device (a resident batch)."""
+    data = MarkovMixture(spec.corpus)
+    trainer = build_trainer(framework, spec, seed, spec.max_steps, data.train_batch(seed, 0, spec.batch_size),
+                            data.eval_set())
+    return trainer, data, trainer.to_device(data.train_batch(seed, 1, spec.batch_size))
+
+
+def seconds_per_step(trainer: Trainer, batches: Callable[[int], Any], steps: int) -> float:
+    """Mean seconds per step over `steps` steps after a short warm-up; batches(i) gives step i's batch."""
+    for i in range(WARMUP_STEPS):
+        trainer.step(batches(i))
+    trainer.sync()
+    t = time.perf_counter()
+    for i in range(steps):
+        trainer.step(batches(WARMUP_STEPS + i))
+    trainer.sync()
+    return (time.perf_counter() - t) / steps
+
+
+def interleaved(blocks: int, variants: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """Each variant's seconds-per-step, one value per block, the variants taking turns within a block."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(blocks):
+        for name, run in variants.items():
+            times[name].append(run())
+    return times
+
+
+def line(name: str, times: list[float], extra: str = "") -> str:
+    return (f"{name:>22}: median {1000 * statistics.median(times):8.3f} ms/step  "
+            f"(blocks: {', '.join(f'{1000 * t:.2f}' for t in times)}){extra}")
+
+
+def ratio(a: list[float], b: list[float]) -> float:
+    """median(a) / median(b)."""
+    return statistics.median(a) / statistics.median(b)

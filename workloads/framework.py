@@ -1,0 +1,81 @@
+"""The one interface between the runner and a framework's implementation of a workload.
+
+The runner never imports JAX or TensorFlow: it asks `workloads.trainers.build_trainer` for a Trainer and
+drives it with numpy batches, device handles it does not look inside, and host-side numbers. Timing,
+metering and the MLPerf rules stay in the runner; models, optimisers, devices and compilation stay behind
+this seam. Each implementation imports this module; this module imports none of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean eval loss over the whole eval set, and its standard error over sequences (nats/token)."""
+
+    loss: float
+    stderr: float | None
+    sequences: int
+    tokens: int
+
+    @classmethod
+    def from_sums(cls, nll_sum: float, tokens: float, sequences: float, seq_mean_sum: float,
+                  seq_mean_sq_sum: float) -> EvalResult:
+        n = int(round(sequences))
+        stderr = None
+        if n > 1:
+            mean = seq_mean_sum / n
+            variance = max(0.0, (seq_mean_sq_sum - n * mean * mean) / (n - 1))
+            stderr = math.sqrt(variance / n)
+        return cls(loss=nll_sum / tokens, stderr=stderr, sequences=n, tokens=int(round(tokens)))
+
+
+class Trainer(Protocol):
+    """A model, its optimiser state and its compiled steps on this process's devices."""
+
+    def to_device(self, batch: np.ndarray) -> Any:
+        """Put a [batch, seq_len + 1] int32 batch where the step reads it; safe to call from another thread."""
+
+    def step(self, batch: Any) -> Any:
+        """Dispatch one training step on a batch from to_device; returns a handle on its metrics (no sync)."""
+
+    def latest_loss(self, handle: Any) -> float:
+        """The training loss of one step (waits for that step)."""
+
+    def host_metrics(self, handles: list[Any]) -> list[dict[str, Any]]:
+        """Per-step metrics as host numbers and numpy arrays, fetched in one transfer: `loss`, `aux_loss`,
+        and for Switch models `dropped_fraction` and `expert_load` [switch layers, experts]."""
+
+    def evaluate(self) -> EvalResult:
+        """Loss over the whole held-out set, in fixed-size batches; waits for all queued work."""
+
+    def sync(self) -> None:
+        """Wait until every dispatched step has finished on the devices."""
+
+    def describe(self) -> dict[str, Any]:
+        """Framework, version, devices and the implementation choices made (attention kernel, precision)."""
+
+    @property
+    def param_counts(self) -> dict[str, int]:
+        """{"total", "activated", "expert"} counted on the built model."""
+
+
+def eval_batches(eval_set: np.ndarray, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The eval set as fixed-size (tokens, weights) batches; the last is padded with weight-0 rows, so that
+    every call has one shape and compiles once."""
+    batch = batch or len(eval_set)
+    out = []
+    for start in range(0, len(eval_set), batch):
+        rows = eval_set[start:start + batch]
+        weights = np.ones(batch, np.float32)
+        if len(rows) < batch:
+            weights[len(rows):] = 0.0
+            rows = np.concatenate([rows, np.zeros((batch - len(rows), rows.shape[1]), rows.dtype)])
+        out.append((rows, weights))
+    return out
