@@ -41,6 +41,12 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no live display")
     run.add_argument("--allow-cpu", action="store_true",
                      help="run a workload sized for an accelerator (dense-base, switch-base) on the CPU anyway")
+    _mesh_arg(run)
+    run.add_argument("--coordinator", help="multi-process run: HOST:PORT of process 0 (jax.distributed)")
+    run.add_argument("--num-processes", type=int, help="multi-process run: how many processes")
+    run.add_argument("--process-id", type=int, help="multi-process run: this process's index, 0..N-1")
+    run.add_argument("--peer-timeout", type=float, default=20.0,
+                     help="multi-process run: seconds without a heartbeat before a process counts as lost (20)")
     run.add_argument("--runs", type=int, default=1,
                      help="N runs on seeds seed..seed+N-1, olympic-scored for time and energy (N >= 3)")
 
@@ -123,11 +129,17 @@ def _build_parser() -> argparse.ArgumentParser:
     study.add_argument("--meter", default="auto", help="auto | fake (tests only)")
     study.add_argument("--cpu-tdp", type=float)
     study.add_argument("--region", default=None)
+    _mesh_arg(study)
 
     report = sub.add_parser("report", help="report.md and report.html from run or study directories")
     report.add_argument("paths", nargs="+", help="run directories (result.json) or study directories (study.json)")
     report.add_argument("--output-dir", help="where to write the report (default: the single path given)")
     return parser
+
+
+def _mesh_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mesh", help="data=D,expert=E over every device (default: every device on data, as far as "
+                                  "the workload's batch splits)")
 
 
 def _meter_args(run: argparse.ArgumentParser) -> None:
@@ -271,7 +283,7 @@ def _schedule(args: argparse.Namespace, console: Console) -> int:
 def _run(args: argparse.Namespace, console: Console) -> int:
     from harness import carbon
     from harness.report.summary import run_summary
-    from harness.runner.run import RunAborted, RunOptions, execute, plan
+    from harness.runner.run import PeerLost, RunAborted, RunOptions, execute, leave_now, plan
 
     opts = RunOptions(
         workload=args.workload, seed=args.seed, corpus=args.corpus, data=args.data, target_loss=args.target_loss,
@@ -279,22 +291,37 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         pue=args.pue, carbon_intensity=args.carbon_intensity, net_intensity=args.net_carbon_intensity,
         cpu_tdp=args.cpu_tdp, meter=args.meter, meter_command=args.meter_command, meter_hz=args.meter_hz,
         tpu_watts=args.tpu_watts, sample_hz=args.sample_hz, progress=not args.no_progress, allow_cpu=args.allow_cpu,
+        mesh=args.mesh, coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
+        peer_timeout_s=args.peer_timeout,
     )
     if args.runs != 1:
         return _run_set(args, opts, console)
     p = plan(opts)
     region = carbon.get_region(opts.region)
-    console.print(f"[bold]{p.spec.name}[/] seed {opts.seed}: target eval loss {p.target_loss:.4f}, "
-                  f"up to {p.max_steps} steps; meters: {', '.join(m.method for m in p.meters)}; carbon: region "
-                  f"{region.name} (PUE {opts.pue or region.pue}, {opts.carbon_intensity or region.gross_kg_per_kwh}"
-                  " kgCO2e/kWh)", highlight=False)
+    where = p.placement
+    process = f"process {where.process}/{where.processes}: " if where.processes > 1 else ""
+    mesh = f"mesh {where.mesh} on {len(where.devices)} {where.devices[0].kind}; " if where.mesh else ""
+    console.print(f"{process}[bold]{p.spec.name}[/] seed {opts.seed}: target eval loss {p.target_loss:.4f}, "
+                  f"up to {p.max_steps} steps; {mesh}meters: {', '.join(m.method for m in p.meters) or 'none here'}; "
+                  f"carbon: region {region.name} (PUE {opts.pue or region.pue}, "
+                  f"{opts.carbon_intensity or region.gross_kg_per_kwh} kgCO2e/kWh)", highlight=False)
+    for note in where.notes:
+        console.print(f"  note: {note}", highlight=False, style="yellow")
     for u in p.unavailable:
         console.print(f"  meter not used: {u['name']}: {u['reason']}", highlight=False, style="dim")
     try:
         run_dir, result = execute(opts, p)
+    except PeerLost as e:
+        written = "result written with status aborted" if where.process == 0 else "process 0 writes the result"
+        console.print(f"{e}: {written}", style="bold red", highlight=False)
+        leave_now(1)  # the framework's shutdown would wait for the lost process
     except (KeyboardInterrupt, RunAborted):
         console.print("interrupted: result written with status aborted", style="bold red")
         return 130
+    if where.process != 0:
+        console.print(f"process {where.process}: {result['status']}; its figures went to process 0, which writes "
+                      f"{run_dir / 'result.json'}", highlight=False)
+        return 0 if result["status"] == "converged" else 1
     console.print(run_summary(result, str(run_dir / "result.json")))
     for line in result["energy"]["warnings"] + result["energy"]["flags"]:
         console.print(f"  warning: {line}", highlight=False, style="yellow")
@@ -433,7 +460,7 @@ def _study(args: argparse.Namespace, console: Console) -> int:
     from harness.study.campaign import study_and_report
 
     base = RunOptions(workload="", meter=args.meter, cpu_tdp=args.cpu_tdp, progress=False,
-                      region=args.region or carbon.DEFAULT_REGION)
+                      region=args.region or carbon.DEFAULT_REGION, mesh=args.mesh)
 
     def said(r: dict) -> None:
         console.print(f"{r['workload']} seed {r['seed']}: {r['status']}, {r['timing']['run_s']:.1f} s, "

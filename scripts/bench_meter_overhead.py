@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from harness.meters import MeterRequest, Sampler, select_meters
-from harness.runner.devices import training_accelerators
+from harness.runner.devices import place
 from workloads.corpus import MarkovMixture
 from workloads.jax_impl.train import make_steps
 from workloads.registry import get_workload
@@ -53,7 +53,7 @@ def main() -> None:
         state, dt = block(state)
         plain.append(dt)
         # Fresh meters each block: a sampler's stop() releases them (NVML is shut down).
-        meters, _ = select_meters(MeterRequest(), training_accelerators())
+        meters, _ = select_meters(MeterRequest(), place(spec, None).accelerators())
         sampler = Sampler(meters, hz=args.hz)
         sampler.start()
         state, dt = block(state)

@@ -3,7 +3,8 @@
 #   1. machine and versions;
 #   2. switch-base / dense-base step time at matched activated FLOPs, and each model's MFU (bench_switch_step);
 #   3. fused vs plain attention in dense-base's step (bench_attention);
-#   4. prefetched input vs a resident batch, and the runner's loop (bench_input_pipeline);
+#   4. prefetched input vs a resident batch, and the runner's loop (bench_input_pipeline); the mesh code path
+#      on one GPU vs the single-device path (bench_mesh --one-device);
 #   5. the learning-rate sweep for both models (300 steps each, lowest eval loss wins), then each model to its
 #      target at the rate it won: steps, time, NVML energy and MFU to target (tune_lr --full).
 # Then put the chosen rates in workloads/registry.py (and the rules YAML), copy the files into
@@ -38,6 +39,8 @@ corpus=${CALIBRATE_CORPUS:-default}
   echo "== bench_input_pipeline (dense-base)"
   timeout 150 python3 scripts/bench_input_pipeline.py --workload dense-base "${tiny[@]}" --blocks "$blocks" \
     --steps 50
+  echo "== bench_mesh --one-device (switch-base): the mesh code path on one GPU vs the single-device path"
+  timeout 90 python3 scripts/bench_mesh.py --one-device --pair base --blocks 2 --steps 10
   echo "== tune_lr --pair base (corpus $corpus): sweep of $sweep steps, then each model to target"
   meter=(); [ -n "${CALIBRATE_TINY:-}" ] && meter=(--meter fake)
   timeout 420 python3 scripts/tune_lr.py --pair base "${tiny[@]}" "${meter[@]}" --corpus "$corpus" \

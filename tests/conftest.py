@@ -32,3 +32,30 @@ class FakeClock:
 
     def advance(self, dt: float) -> None:
         self.t += dt
+
+
+MESH_ENV = {"JAX_NUM_CPU_DEVICES": "8", "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+
+
+def with_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment plus `extra` (for a subprocess that must see 8 simulated devices)."""
+    import os
+
+    return {**os.environ, **extra}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_processes(n: int, *args: str, port: int | None = None) -> list[subprocess.Popen]:
+    """`harness ARGS` as processes 0..n-1 of one multi-process run on this machine (one CPU device each)."""
+    port = port or free_port()
+    env = with_env({"JAX_NUM_CPU_DEVICES": "1"})
+    return [subprocess.Popen([sys.executable, "-m", "harness.cli", *args, "--coordinator", f"127.0.0.1:{port}",
+                              "--num-processes", str(n), "--process-id", str(i)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=env) for i in range(n)]

@@ -6,9 +6,11 @@ import pytest
 from nvml_fake import FakeNvml
 
 from harness.errors import UsageError
-from harness.meters import Accelerator, MeterRequest, MeterSelectionError
+from harness.meters import MeterRequest, MeterSelectionError
 from harness.runner import run
+from harness.runner.devices import Placement
 from workloads.corpus import entropy_floor
+from workloads.framework import Device
 from workloads.registry import WORKLOADS
 
 
@@ -24,7 +26,8 @@ def test_plan_targets_floor_plus_margin_for_both_corpora():
 def test_accelerator_without_meter_is_declared_unmetered(monkeypatch):
     # A GPU that NVML cannot see (here: no driver at all): the run goes on, metered by the CPU meter, and
     # the result says in so many words that the GPU's energy is not in it.
-    monkeypatch.setattr(run, "training_accelerators", lambda: [Accelerator("gpu", 0, "NVIDIA H100")])
+    gpu = Device("NVIDIA H100", "gpu", 0, 0, 0)
+    monkeypatch.setattr(run, "place", lambda spec, mesh, framework: Placement(None, [gpu], 0, 1))
     monkeypatch.setattr(run.meters, "MeterRequest", partial(MeterRequest, nvml=FakeNvml([], init_error=9)))
     p = run.plan(run.RunOptions(workload="dense-tiny", cpu_tdp=10.0))
     reasons = {u["name"]: u["reason"] for u in p.unavailable}

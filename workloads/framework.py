@@ -16,6 +16,50 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class Device:
+    """One accelerator or CPU device as a framework lists it."""
+
+    kind: str  # e.g. "NVIDIA H100 80GB HBM3", "TPU v4", "cpu"
+    platform: str  # "gpu", "tpu", "cpu"
+    id: int  # global id
+    process: int  # index of the process that drives it
+    local_index: int  # the process-local ordinal (what CUDA_VISIBLE_DEVICES maps), for the meters
+
+
+class Runtime(Protocol):
+    """A framework's process-level services: devices, and the multi-process runtime when there is one."""
+
+    name: str
+
+    def initialize(self, coordinator: str | None, num_processes: int | None, process_id: int | None,
+                   heartbeat_timeout_s: int) -> None:
+        """Join a multi-process run (before any device is touched); with no arguments, detect one from the
+        environment (SLURM, Open MPI) or stay a single process."""
+
+    def version(self) -> str:
+        """The framework's version."""
+
+    def process_index(self) -> int: ...
+
+    def process_count(self) -> int: ...
+
+    def devices(self) -> list[Device]:
+        """Every device of the run, all processes, in the framework's global order."""
+
+    def kv_set(self, key: str, value: bytes) -> None:
+        """Publish a value to every process (overwrites)."""
+
+    def kv_get(self, key: str, timeout_s: float) -> bytes:
+        """Wait up to timeout_s for a published value; TimeoutError if none comes."""
+
+    def kv_try_get(self, key: str) -> bytes | None:
+        """A published value if there is one now, else None; raises if the runtime itself is gone."""
+
+    def barrier(self, name: str, timeout_s: float) -> None:
+        """Wait until every process reaches the barrier of this name."""
+
+
+@dataclass(frozen=True)
 class EvalResult:
     """Mean eval loss over the whole eval set, and its standard error over sequences (nats/token)."""
 

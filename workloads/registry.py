@@ -29,7 +29,9 @@ _TINY_CONTROL = CorpusConfig("control-1x8", num_domains=1, vocab_per_domain=8,
 
 
 _SMALL_SHAPE = dict(d_model=32, num_heads=2, num_layers=2, d_ff=128)
-_TINY_SHAPE = dict(d_model=32, num_heads=2, num_layers=2, d_ff=64)
+# Routing groups of 2 sequences: 8 groups a batch, so that meshes of up to 8 (simulated) devices can test
+# that a mesh computes what one device computes.
+_TINY_SHAPE = dict(d_model=32, num_heads=2, num_layers=2, d_ff=64, group_sequences=2)
 # One sweep for both models of a pair (scripts/tune_lr.py, seed 0, default corpus); each model gets the value
 # with the fewest steps to target. Measured 2026-11-26 on the 2-core CPU, steps cap 12,000:
 #   dense-small  3e-3: not converged (best 1.875)  1e-2: not converged (best 1.855)  3e-2: not converged (2.381)
@@ -52,10 +54,14 @@ _TINY_CALIBRATION = Calibration(selection="not tuned: sized to converge in secon
 # hundreds of exposures memorisation needs. The control keeps the per-domain vocabulary and sequence length
 # with 4 domains (124,608 contexts, ~0.1 bit per dense parameter): capacity is not the bottleneck there.
 _BASE_CORPUS = CorpusConfig("domains-32x176", num_domains=32, vocab_per_domain=176,
-                            successor_probs=(0.7, 0.2, 0.1), seq_len=256, eval_sequences=256)
+                            successor_probs=(0.7, 0.2, 0.1), seq_len=256, eval_sequences=512)
 _BASE_CONTROL = CorpusConfig("control-4x176", num_domains=4, vocab_per_domain=176,
-                             successor_probs=(0.7, 0.2, 0.1), seq_len=256, eval_sequences=256)
-_BASE_SHAPE = dict(d_model=512, num_heads=8, num_layers=8, d_ff=2048, dtype="bfloat16", attention="fused")
+                             successor_probs=(0.7, 0.2, 0.1), seq_len=256, eval_sequences=512)
+# Routing groups of 32 sequences (8,192 tokens, the group size of flaxformer's Switch-Base): batches are
+# stratified over domains, so a group holds each of the 32 domains once, and 8 groups let a mesh of up to
+# 8 devices split the batch without changing the function.
+_BASE_SHAPE = dict(d_model=512, num_heads=8, num_layers=8, d_ff=2048, dtype="bfloat16", attention="fused",
+                   group_sequences=32)
 _BASE_CALIBRATION = Calibration(
     lr_sweep=(3e-4, 1e-3, 3e-3),
     selection="fewest steps to target in the sweep (scripts/calibrate_base.sh, seed 0), same sweep for both",
@@ -67,6 +73,8 @@ def _spec(name: str, description: str, corpus: CorpusConfig, control: CorpusConf
           lr: float, batch: int, eval_every: int, margin: float, max_steps: int, warmup: int,
           calibration: Calibration, **extra) -> WorkloadSpec:
     vocab = max(corpus.vocab_size, control.vocab_size)
+    if not experts:
+        shape = {**shape, "group_sequences": 0}  # nothing is routed in a dense model
     model = ModelConfig(vocab_size=vocab, max_len=corpus.seq_len, num_experts=experts, **shape)
     opt = OptimizerConfig(learning_rate=lr, warmup_steps=warmup)
     return WorkloadSpec(name, description, model, corpus, control, opt, batch, eval_every, margin, max_steps,
@@ -78,7 +86,7 @@ _SMALL = dict(corpus=_SMALL_CORPUS, control=_SMALL_CONTROL, shape=_SMALL_SHAPE, 
 _TINY = dict(corpus=_TINY_CORPUS, control=_TINY_CONTROL, shape=_TINY_SHAPE, batch=16, eval_every=20, margin=1.0,
              max_steps=200, warmup=10, calibration=_TINY_CALIBRATION)
 _BASE = dict(corpus=_BASE_CORPUS, control=_BASE_CONTROL, shape=_BASE_SHAPE, batch=256, eval_every=50, margin=1.0,
-             max_steps=20_000, warmup=200, calibration=_BASE_CALIBRATION, eval_batch_size=64,
+             max_steps=20_000, warmup=200, calibration=_BASE_CALIBRATION, eval_batch_size=256,
              sized_for="accelerator")
 
 WORKLOADS: dict[str, WorkloadSpec] = {
@@ -89,7 +97,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
         _spec("switch-small", "dense-small with every other FFN a 16-expert Switch layer", experts=16, lr=3e-3,
               **_SMALL),
         _spec("dense-tiny", "Seconds-long dense model for tests", experts=0, lr=1e-2, **_TINY),
-        _spec("switch-tiny", "Seconds-long Switch model (4 experts) for tests", experts=4, lr=1e-2, **_TINY),
+        _spec("switch-tiny", "Seconds-long Switch model (8 experts) for tests", experts=8, lr=1e-2, **_TINY),
         _spec("dense-base", "Dense LM sized for one accelerator: 8 layers, d=512, bf16, fused attention",
               experts=0, lr=1e-3, **_BASE),
         _spec("switch-base", "dense-base with every other FFN a 32-expert Switch layer", experts=32, lr=1e-3,
@@ -104,7 +112,8 @@ def at_tiny_width(spec: WorkloadSpec) -> WorkloadSpec:
     64 eval sequences in batches of 24, so that the last batch is padded."""
     tiny = WORKLOADS["switch-tiny" if spec.model.num_experts else "dense-tiny"]
     model = replace(spec.model, vocab_size=tiny.model.vocab_size, d_model=32, num_heads=2, num_layers=2, d_ff=64,
-                    max_len=tiny.seq_len, num_experts=min(spec.model.num_experts, tiny.model.num_experts))
+                    max_len=tiny.seq_len, num_experts=min(spec.model.num_experts, tiny.model.num_experts),
+                    group_sequences=tiny.model.group_sequences)
     return replace(spec, name=f"{spec.name}-at-tiny-width", model=model, corpus=tiny.corpus,
                    control_corpus=tiny.control_corpus, optimizer=tiny.optimizer, batch_size=tiny.batch_size,
                    eval_every_steps=tiny.eval_every_steps, eval_batch_size=24, max_steps=tiny.max_steps)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from workloads.framework import Trainer
-from workloads.spec import WorkloadSpec
+from workloads.framework import Runtime, Trainer
+from workloads.spec import MeshShape, WorkloadSpec
 
 FRAMEWORKS = ("jax",)
 
@@ -17,11 +17,26 @@ class FrameworkUnavailableError(ValueError):
     """The framework asked for is not installed (a one-line usage error)."""
 
 
+_RUNTIMES: dict[str, Runtime] = {}
+
+
+def runtime(framework: str) -> Runtime:
+    """The process-level runtime of `framework` (one per process)."""
+    if framework not in _RUNTIMES:
+        if framework == "jax":
+            from workloads.jax_impl.runtime import JaxRuntime
+
+            _RUNTIMES[framework] = JaxRuntime()
+        else:
+            raise FrameworkUnavailableError(f"unknown framework {framework!r}; valid: {', '.join(FRAMEWORKS)}")
+    return _RUNTIMES[framework]
+
+
 def build_trainer(framework: str, spec: WorkloadSpec, seed: int, max_steps: int, first_batch: np.ndarray,
-                  eval_set: np.ndarray) -> Trainer:
-    """Build, initialise (from `seed`) and compile `spec` in `framework`."""
+                  eval_set: np.ndarray, mesh: MeshShape | None = None) -> Trainer:
+    """Build, initialise (from `seed`) and compile `spec` in `framework`, over `mesh` (None: one device)."""
     if framework == "jax":
         from workloads.jax_impl.trainer import JaxTrainer
 
-        return JaxTrainer(spec, seed, max_steps, first_batch, eval_set)
+        return JaxTrainer(spec, seed, max_steps, first_batch, eval_set, mesh)
     raise FrameworkUnavailableError(f"unknown framework {framework!r}; valid: {', '.join(FRAMEWORKS)}")

@@ -46,6 +46,9 @@ class MeterRequest:
     external_hz: float = 1.0
     rapl_root: str | Path = DEFAULT_ROOT
     nvml: Any = None  # a pynvml-like module; None imports the real one (tests pass a fake)
+    # False in every process but one per physical host: node- and CPU-scope meters are read once a host.
+    host_level: bool = True
+    host_leader: str = ""  # who reads them instead, for the reason given
 
 
 def parse_meter_names(text: str) -> tuple[str, ...]:
@@ -108,6 +111,8 @@ def select_meters(req: MeterRequest, accels: list[Accelerator]) -> tuple[list[Me
     means nothing usable was found; the caller must say so, not invent a figure.
     """
     names = req.names
+    if not req.host_level:
+        return _accelerators_only(req, accels)
     if names == ("fake",):
         why = "not used: synthetic fake meter requested"
         return [FakeMeter()], [{"name": n, "reason": why} for n in BACKENDS if n != "fake"]
@@ -149,6 +154,32 @@ def select_meters(req: MeterRequest, accels: list[Accelerator]) -> tuple[list[Me
             reason = checked[name].reason if name in checked else "not requested"
         unused.append({"name": name, "reason": reason})
     _declare_unmetered(meters, accels, unused, checked)
+    return meters, unused
+
+
+HOST_LEVEL_PARTS = ("cpu", "node", "synthetic")
+
+
+def _accelerators_only(req: MeterRequest, accels: list[Accelerator]) -> tuple[list[Meter], list[dict[str, str]]]:
+    """A process that does not lead its host meters only its own accelerators."""
+    why = f"not used here: read by {req.host_leader or 'another process'}, which leads this host"
+    host_level = [n for n, b in BACKENDS.items() if b.part in HOST_LEVEL_PARTS]
+    named = [n for n in req.names if n != "auto" and n not in host_level]
+    wanted = named or ([NvmlMeter.name, TpuModelMeter.name] if "auto" in req.names else [])
+    sub = MeterRequest(tuple(wanted) or ("auto",), tpu_watts=req.tpu_watts, nvml=req.nvml)
+    if not wanted:
+        return [], [{"name": n, "reason": why} for n in BACKENDS]
+    meters: list[Meter] = []
+    unused: list[dict[str, str]] = [{"name": n, "reason": why} for n in host_level]
+    for name in wanted:
+        a = probe(name, sub, accels)
+        if a.available:
+            meters.append(build(name, sub, accels))
+        elif name in named:
+            raise MeterSelectionError(f"--meter {name}: {a.reason}")
+        else:
+            unused.append({"name": name, "reason": a.reason})
+    _declare_unmetered(meters, accels, unused, {})
     return meters, unused
 
 

@@ -78,24 +78,49 @@ def _times(log: Path, *keys: str) -> dict[str, float]:
 
 
 def check_energy(run_log: Path) -> list[str]:
+    """The power logs of one run (node_<k>.txt, one per metered host) against its run log and result.json."""
     i = run_log.stem.split("_")[-1]
-    power_log = run_log.parent / "power" / f"result_{i}" / "node_0.txt"
+    power_logs = sorted((run_log.parent / "power" / f"result_{i}").glob("node_*.txt"))
     result_json = run_log.parent / "harness" / f"result_{i}.json"
-    for needed in (power_log, result_json):
-        if not needed.is_file():
-            return [f"{needed}: missing"]
+    if not result_json.is_file():
+        return [f"{result_json}: missing"]
+    if not power_logs:
+        return [f"{run_log.parent / 'power' / f'result_{i}'}/node_0.txt: missing"]
     result = json.loads(result_json.read_text())
     problems = []
-    trace = run_log.parent / "harness" / f"power_{i}.csv"
-    if result.get("files", {}).get("power.csv") not in (None, sha256_file(trace) if trace.is_file() else None):
-        problems.append(f"{trace}: sha256 differs from the one recorded in {result_json.name}")
+    traces = {"power.csv": run_log.parent / "harness" / f"power_{i}.csv"}
+    traces |= {f"host_{p.stem.split('_')[-1]}/power.csv": run_log.parent / "harness" /
+               f"power_{i}_host_{p.stem.split('_')[-1]}.csv" for p in power_logs if result["energy"].get("hosts")}
+    for name, trace in traces.items():
+        recorded = result.get("files", {}).get(name)
+        if recorded is not None and (not trace.is_file() or sha256_file(trace) != recorded):
+            problems.append(f"{trace}: sha256 differs from the one recorded in {result_json.name}")
     window = _times(run_log, "run_start", "run_stop")
+    joules = 0.0
+    for power_log in power_logs:
+        found, more = _power_log_energy(power_log, window)
+        problems += more
+        joules += found or 0.0
+    recorded = result["energy"]["total_j"]
+    if recorded is None:
+        problems.append(f"{result_json}: no energy recorded")
+    elif abs(joules - recorded) > ENERGY_TOLERANCE * max(abs(recorded), 1e-9):
+        logs = ", ".join(p.name for p in power_logs)
+        problems.append(f"{run_log.parent / 'power' / f'result_{i}'}: energy from the power log(s) ({logs}) "
+                        f"{joules:.3f} J differs from result.json's {recorded:.3f} J by more than "
+                        f"{ENERGY_TOLERANCE:.0%}")
+    return problems
+
+
+def _power_log_energy(power_log: Path, window: dict[str, float]) -> tuple[float | None, list[str]]:
+    """Joules in one power log, and its problems: coverage of the run window, sampling rate, gaps."""
     lines = read_log(power_log)
     edges = {ll.key: ll.timestamp for ll in lines if ll.key in ("power_measurement_start", "power_measurement_stop")}
     readings = sorted((ll.timestamp, ll.value["value"]) for ll in lines if ll.key == "power_reading")
     if len(window) < 2 or len(edges) < 2 or len(readings) < 2:
-        return problems + [f"{power_log}: needs run_start/run_stop in the run log, power_measurement_start/stop "
-                           "and at least 2 power_reading lines"]
+        return None, [f"{power_log}: needs run_start/run_stop in the run log, power_measurement_start/stop "
+                      "and at least 2 power_reading lines"]
+    problems = []
     start, stop = edges["power_measurement_start"], edges["power_measurement_stop"]
     if start > window["run_start"] + EDGE_TOLERANCE_MS or stop < window["run_stop"] - EDGE_TOLERANCE_MS:
         problems.append(f"{power_log}: power window {start:.0f}..{stop:.0f} ms does not cover the run window "
@@ -117,10 +142,4 @@ def check_energy(run_log: Path) -> list[str]:
     for t, watts in readings:
         joules += watts * (t - previous) / 1000.0
         previous = t
-    recorded = result["energy"]["total_j"]
-    if recorded is None:
-        problems.append(f"{result_json}: no energy recorded")
-    elif abs(joules - recorded) > ENERGY_TOLERANCE * max(abs(recorded), 1e-9):
-        problems.append(f"{power_log}: energy from the power log {joules:.3f} J differs from result.json's "
-                        f"{recorded:.3f} J by more than {ENERGY_TOLERANCE:.0%}")
-    return problems
+    return joules, problems

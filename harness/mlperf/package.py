@@ -2,7 +2,7 @@
 
     <org>/systems/<system>.json                                  system description, auto-filled
     <org>/results/<system>/<workload>/result_<i>.txt             :::MLLOG run log
-    <org>/results/<system>/<workload>/power/result_<i>/node_0.txt :::MLLOG power log
+    <org>/results/<system>/<workload>/power/result_<i>/node_<k>.txt :::MLLOG power log of each metered host
     <org>/results/<system>/<workload>/harness/result_<i>.json    our result.json, untouched
     <org>/results/<system>/<workload>/harness/power_<i>.csv      the power trace it was computed from
     <org>/harness_manifest.json                                  sha256 of every file above
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
-from harness.mlperf.runlog import render_power_log, render_run_log
+from harness.mlperf.runlog import metered_hosts, render_power_log, render_run_log
 from harness.mlperf.system_desc import STATUS_ALIASES, STATUS_VALUES, describe_system
 from harness.results.files import atomic_write_text, sha256_file, write_json
 
@@ -62,10 +62,15 @@ def build_package(paths: list[Path], out: Path, org: str, system: str, status: s
         base = root / "results" / system / workload
         for i, (run_dir, result) in enumerate(sorted(members, key=lambda m: m[1]["seed"])):
             atomic_write_text(base / f"result_{i}.txt", render_run_log(result, org=org, platform=system))
-            atomic_write_text(base / "power" / f"result_{i}" / "node_0.txt", render_power_log(result, run_dir))
+            for host in metered_hosts(result):  # one power log per metered host, as MLPerf's node_<k>
+                k = host or 0
+                atomic_write_text(base / "power" / f"result_{i}" / f"node_{k}.txt",
+                                  render_power_log(result, run_dir, f"node_{k}", host))
             (base / "harness").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run_dir / "result.json", base / "harness" / f"result_{i}.json")
             shutil.copyfile(run_dir / "power.csv", base / "harness" / f"power_{i}.csv")
+            for host in (h for h in metered_hosts(result) if h is not None):
+                shutil.copyfile(run_dir / f"host_{host}" / "power.csv", base / "harness" / f"power_{i}_host_{host}.csv")
             divisions.add(_division_of(base / f"result_{i}.txt"))
     first = runs[0][1]["environment"]
     division = "closed" if divisions == {"closed"} else "open"

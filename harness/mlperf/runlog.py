@@ -26,6 +26,7 @@ TARGET_EVAL_LOSS = "target_eval_loss"
 DATASET = "dataset"
 NUM_EXPERTS = "num_experts"
 FRAMEWORK = "framework"
+DATA_PARALLELISM = "data_parallelism"  # MLCommons names the other *_parallelism keys; data is ours
 HARNESS_RESULT = "harness_result"
 
 # Results recorded before the spec named epsilon ran with optax.adamw's default.
@@ -123,9 +124,16 @@ def render_run_log(result: dict[str, Any], org: str = "harness-user", platform: 
     # The QKV and output projections, and the attention itself, run in the model dtype.
     event(K.LOWEST_NUMERICAL_PRECISION_IN_ATTN, precision,
           implementation=result["training"].get("framework", {}).get("attention_implementation"))
-    event(K.LOWEST_NUMERICAL_PRECISION_IN_COMM, "fp32")  # one device: nothing is communicated
-    for key in (K.TENSOR_PARALLELISM, K.PIPELINE_PARALLELISM, K.CONTEXT_PARALLELISM, K.EXPERT_PARALLELISM):
+    # Gradients all-reduce and tokens all-to-all in the precision they are computed in: float32 gradients,
+    # model-dtype activations (one device: nothing is communicated).
+    par = result.get("parallelism") or {"data": 1, "expert": 1, "devices": 1}
+    event(K.LOWEST_NUMERICAL_PRECISION_IN_COMM, PRECISION.get(model["dtype"], model["dtype"])
+          if par["expert"] > 1 else "fp32")
+    for key in (K.TENSOR_PARALLELISM, K.PIPELINE_PARALLELISM, K.CONTEXT_PARALLELISM):
         event(key, 1)
+    event(K.EXPERT_PARALLELISM, par["expert"])
+    event(DATA_PARALLELISM, par["data"], devices=par["devices"], processes=par.get("processes", 1),
+          device_kinds=par.get("device_kinds"))
     event(K.CONFIG_FILENAME, f"workloads/registry.py:{result['workload']}")
     fw = result["training"].get("framework") or {}
     if fw:
@@ -159,12 +167,13 @@ def _timed_window(log: MLLogger, result: dict[str, Any], marks: dict[str, float]
                 metadata={K.STATUS: status, "harness_status": result["status"]})
 
 
-def power_readings(result: dict[str, Any], run_dir: Path) -> list[tuple[float, float]]:
+def power_readings(result: dict[str, Any], run_dir: Path, host: int | None = None) -> list[tuple[float, float]]:
     """(unix s, W) readings covering run_start..run_stop; each W is the average over the interval ending then.
 
     With such readings the rectangle sum MLCommons' summarizer takes (W_i x (t_i - t_i-1)) is exactly the
     energy our meters measured. The run's own figure is used: the node meter's or imported log's when there
-    is one, else the sum of the device components.
+    is one, else the sum of the device components. In a multi-process run, `host` names the process whose
+    trace (host_<k>/power.csv) and components (p<k>:...) are read.
     """
     marks, energy = result["timing"]["marks_unix_s"], result["energy"]
     start, stop = marks["run_start"], marks.get("run_stop")
@@ -174,9 +183,14 @@ def power_readings(result: dict[str, Any], run_dir: Path) -> list[tuple[float, f
     if imported:
         log = parse_power_log(run_dir / imported["copied_to"], imported.get("utc_offset_h", 0.0))
         return [(t, w) for t, w in zip(log.times_unix_s, log.watts, strict=True) if start < t <= stop]
-    scope = "node" if energy.get("node_j") is not None else "device"
-    columns = [f"{k}_w" for k, c in energy["components"].items() if c.get("scope", "device") == scope]
-    with open(run_dir / "power.csv", newline="") as f:
+    components, trace = energy["components"], run_dir / "power.csv"
+    if host is not None:
+        prefix = f"p{host}:"
+        components = {k.removeprefix(prefix): c for k, c in components.items() if k.startswith(prefix)}
+        trace = run_dir / f"host_{host}" / "power.csv"
+    scope = "node" if any(c.get("scope") == "node" for c in components.values()) else "device"
+    columns = [f"{k}_w" for k, c in components.items() if c.get("scope", "device") == scope]
+    with open(trace, newline="") as f:
         rows = list(csv.DictReader(f))
     out = []
     for row in rows:
@@ -186,7 +200,16 @@ def power_readings(result: dict[str, Any], run_dir: Path) -> list[tuple[float, f
     return out
 
 
-def render_power_log(result: dict[str, Any], run_dir: Path, node: str = "node_0") -> str:
+def metered_hosts(result: dict[str, Any]) -> list[int | None]:
+    """The power logs a run has: [None] for a single process, else every process with components of its own."""
+    hosts = result["energy"].get("hosts")
+    if not hosts:
+        return [None]
+    return [h["process"] for h in hosts
+            if any(k.startswith(f"p{h['process']}:") for k in result["energy"]["components"])]
+
+
+def render_power_log(result: dict[str, Any], run_dir: Path, node: str = "node_0", host: int | None = None) -> str:
     """MLPerf training power format: power_measurement_start, conversion_eff, power_reading (W), ..._stop."""
     cap = _Capture("power")
     log = cap.mllog
@@ -195,18 +218,21 @@ def render_power_log(result: dict[str, Any], run_dir: Path, node: str = "node_0"
     log.event(key=K.POWER_MEASUREMENT_START, value=None, time_ms=_ms(marks["run_start"]), metadata=meta)
     # Our readings are already the energy the meters saw at their own scope: no AC/DC conversion to apply.
     log.event(key=K.CONVERTION_EFF, value=1.0, time_ms=_ms(marks["run_start"]), metadata=meta)
-    for t, watts in power_readings(result, run_dir):
+    for t, watts in power_readings(result, run_dir, host):
         log.event(key=K.POWER_READING, value=watts, time_ms=_ms(t), metadata=meta)
     if "run_stop" in marks:
         log.event(key=K.POWER_MEASUREMENT_STOP, value=None, time_ms=_ms(marks["run_stop"]), metadata=meta)
     return cap.text()
 
 
-def write_run_logs(result: dict[str, Any], run_dir: Path) -> dict[str, str]:
-    """mllog.txt and power_mllog.txt in the run directory; returns the names written."""
+def write_run_logs(result: dict[str, Any], run_dir: Path) -> list[str]:
+    """mllog.txt, and the power log of each metered host (power_mllog.txt for a single process, else
+    host_<k>/power_mllog.txt); returns the paths written, relative to the run directory."""
     atomic_write_text(run_dir / "mllog.txt", render_run_log(result))
-    names = {"mllog.txt": "mllog.txt"}
+    names = ["mllog.txt"]
     if "run_start" in result["timing"]["marks_unix_s"]:
-        atomic_write_text(run_dir / "power_mllog.txt", render_power_log(result, run_dir))
-        names["power_mllog.txt"] = "power_mllog.txt"
+        for host in metered_hosts(result):
+            name = "power_mllog.txt" if host is None else f"host_{host}/power_mllog.txt"
+            atomic_write_text(run_dir / name, render_power_log(result, run_dir, f"node_{host or 0}", host))
+            names.append(name)
     return names

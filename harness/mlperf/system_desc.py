@@ -360,8 +360,9 @@ def _fill_software(put: Put, hw: dict, sw: dict, host: dict | None) -> None:
     notes = [f"harness {packages['harness']}" if "harness" in packages else "harness",
              f"git commit {sw.get('git_commit') or 'unknown'}",
              f"XLA_FLAGS={sw.get('xla_flags') or '(empty)'}"]
-    if hw.get("jax_backend"):
-        notes.append(f"JAX backend {hw['jax_backend']}")
+    backend = hw.get("backend") or hw.get("jax_backend")  # results before the framework seam say jax_backend
+    if backend:
+        notes.append(f"backend {backend}")
     put("sw_notes", "; ".join(notes), _RESULT)
 
 

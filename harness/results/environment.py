@@ -9,7 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("harness", "jax", "jaxlib", "flax", "optax", "numpy", "nvidia-ml-py", "rich")
+PACKAGES = ("harness", "jax", "jaxlib", "flax", "optax", "numpy", "nvidia-ml-py", "rich", "mlperf-logging",
+            "tensorflow")
 
 
 def software() -> dict[str, Any]:
@@ -33,18 +34,18 @@ def main_device(hardware: dict[str, Any]) -> str:
     return accel[0] if accel else hardware["cpu_model"]
 
 
-def hardware() -> dict[str, Any]:
-    import jax  # here, not at the top: readers of recorded results (main_device) need no JAX
-
-    devices = jax.devices()
+def hardware(devices: list[dict[str, Any]]) -> dict[str, Any]:
+    """This host, and the devices the run trained on ({"kind", "platform", "id", ...} as the framework lists
+    them; across every process of a multi-process run)."""
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "host": platform.node(),
         "cpu_model": _cpu_model(),
         "logical_cpus": os.cpu_count(),
         "memory_gib": _memory_gib(),
-        "jax_backend": jax.default_backend(),
-        "devices": [{"kind": d.device_kind, "platform": d.platform, "id": d.id} for d in devices],
+        "backend": devices[0]["platform"] if devices else None,
+        "devices": devices,
     }
 
 

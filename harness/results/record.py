@@ -34,6 +34,13 @@ def write_traces(run_dir: Path, power_rows: list[dict], eval_trace: list[dict], 
     return hashes
 
 
+def write_host_trace(run_dir: Path, process: int, power_rows: list[dict]) -> Path:
+    """host_<k>/power.csv: one process's own power trace in a multi-process run."""
+    path = run_dir / f"host_{process}" / "power.csv"
+    write_csv(path, power_rows, _union_columns(power_rows))
+    return path
+
+
 def write_result(run_dir: Path, result: dict[str, Any]) -> Path:
     path = run_dir / "result.json"
     write_json(path, {"schema": SCHEMA, **result})

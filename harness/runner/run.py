@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-import math
+import itertools
+import os
 import signal
-import time
+import sys
+import threading
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness import carbon, meters
 from harness.errors import UsageError
-from harness.meters.window import GAP_S, measure_window
 from harness.mlperf.runlog import write_run_logs
 from harness.mlperf.runset import reference_samples
-from harness.results import environment, record
-from harness.results.efficiency import efficiency
+from harness.results import record
 from harness.results.files import sha256_file
-from harness.runner.devices import training_accelerators
+from harness.runner.assemble import build_result, eval_energy_sum, measure_process, merge_hosts, quality_rows
+from harness.runner.cluster import (
+    GATHER_TIMEOUT_S,
+    HEARTBEAT_S,
+    LOST_AFTER_S,
+    RUNTIME_HEARTBEAT_TIMEOUT_S,
+    Cluster,
+)
+from harness.runner.devices import Placement, place
 from harness.runner.progress import Progress
 from harness.runner.sizing import cpu_refusal, typical_steps
 from harness.runner.training import LoopResult, train_to_target
 from workloads.corpus import MarkovMixture, dataset_sha256, entropy_floor
 from workloads.registry import CORPUS_NAMES, WorkloadSpec, get_workload
-from workloads.spec import precision_of
+from workloads.trainers import runtime
 from workloads.user_data import TokenFile
 
 
@@ -48,6 +56,13 @@ class RunOptions:
     sample_hz: float = 20.0
     progress: bool = True
     allow_cpu: bool = False  # run a workload sized for an accelerator on the CPU anyway
+    mesh: str | None = None  # "data=D,expert=E"; None: every device on data, as far as the batch splits
+    framework: str = "jax"
+    # Multi-process runs (jax.distributed); none given: a single process, or detected from SLURM / Open MPI.
+    coordinator: str | None = None  # HOST:PORT of process 0
+    num_processes: int | None = None
+    process_id: int | None = None
+    peer_timeout_s: float = LOST_AFTER_S  # a process silent this long is lost; the others stop
     spec: WorkloadSpec | None = None  # a variant not in the registry (e.g. a study's expert sweep)
 
 
@@ -64,6 +79,7 @@ class Plan:
     max_steps: int
     meters: list
     unavailable: list[dict[str, str]]
+    placement: Placement
 
 
 def plan(opts: RunOptions) -> Plan:
@@ -109,17 +125,37 @@ def plan(opts: RunOptions) -> Plan:
     info["eval_sha256"] = dataset_sha256(eval_set)
     info["eval_sequences"] = int(eval_set.shape[0])
 
+    _join_processes(opts)
+    placement = place(spec, opts.mesh, opts.framework)
     request = meters.MeterRequest(names, cpu_tdp=opts.cpu_tdp, tpu_watts=opts.tpu_watts,
-                                  external_command=opts.meter_command, external_hz=opts.meter_hz)
-    accelerators = training_accelerators()
+                                  external_command=opts.meter_command, external_hz=opts.meter_hz,
+                                  host_level=placement.leads_host, host_leader=placement.leader_of_host())
+    accelerators = placement.accelerators()
     chosen, unavailable = meters.select_meters(request, accelerators)
-    if not chosen:
+    if not chosen and placement.leads_host:
         reasons = "; ".join(u["reason"] for u in unavailable)
         raise UsageError(f"no energy meter is available: {reasons}")
     if spec.sized_for == "accelerator" and not accelerators and not opts.allow_cpu:
         steps = typical_steps(reference_samples(spec.name, spec.batch_size) or [], spec.batch_size)
         raise UsageError(cpu_refusal(spec, steps))
-    return Plan(spec, data, info, target, opts.max_steps or spec.max_steps, chosen, unavailable)
+    return Plan(spec, data, info, target, opts.max_steps or spec.max_steps, chosen, unavailable, placement)
+
+
+def _join_processes(opts: RunOptions) -> None:
+    """Join a multi-process run before anything touches a device (or detect one from SLURM / Open MPI)."""
+    given = [x is not None for x in (opts.coordinator, opts.num_processes, opts.process_id)]
+    if any(given) and not all(given):
+        raise UsageError("a multi-process run needs --coordinator HOST:PORT, --num-processes N and --process-id I "
+                         "together (or none of them, under SLURM or Open MPI)")
+    if not 2 <= opts.peer_timeout_s <= RUNTIME_HEARTBEAT_TIMEOUT_S - 10:
+        raise UsageError(f"--peer-timeout must be 2..{RUNTIME_HEARTBEAT_TIMEOUT_S - 10} s, got {opts.peer_timeout_s:g}")
+    if opts.num_processes is not None and not 0 <= opts.process_id < opts.num_processes:
+        raise UsageError(f"--process-id must be in 0..{opts.num_processes - 1}, got {opts.process_id}")
+    if opts.coordinator is not None and (":" not in opts.coordinator or
+                                         not opts.coordinator.rsplit(":", 1)[1].isdigit()):
+        raise UsageError(f"--coordinator must be HOST:PORT, got {opts.coordinator!r}")
+    runtime(opts.framework).initialize(opts.coordinator, opts.num_processes, opts.process_id,
+                                       RUNTIME_HEARTBEAT_TIMEOUT_S)
 
 
 def _with_vocab(spec: WorkloadSpec, vocab: int) -> WorkloadSpec:
@@ -127,147 +163,186 @@ def _with_vocab(spec: WorkloadSpec, vocab: int) -> WorkloadSpec:
 
 
 def execute(opts: RunOptions, p: Plan) -> tuple[Path, dict[str, Any]]:
-    """Run the plan. Whatever happens, result.json is written; an interrupted run is marked `aborted`."""
-    run_dir = record.new_run_dir(Path(opts.output_dir), p.spec.name)
+    """Run the plan. Whatever happens, result.json is written; an interrupted run is marked `aborted`.
+
+    In a multi-process run every process trains and meters; process 0 writes the one result.json. A lost
+    process makes the others stop (PeerLost) after process 0 has written an `aborted` result naming it.
+    """
+    cluster = (Cluster(runtime(opts.framework), f"harness/run{next(_RUN_NUMBERS)}", opts.peer_timeout_s)
+               if p.placement.processes > 1 else None)
+    run_dir = _run_dir(opts, p, cluster)
     sampler = meters.Sampler(p.meters, hz=opts.sample_hz)
     loop = LoopResult()
-    methods = {f"{m.name}/{c}": m.method for m in p.meters for c in m.components()}
-    energy_label = "+".join(sorted(set(methods.values())))
+    finish = _Finisher(opts, p, loop, sampler, run_dir, cluster)
+    methods = {m.method for m in p.meters}
     previous = signal.signal(signal.SIGTERM, _raise_aborted)
     sampler.start()
+    if cluster is not None:
+        cluster.start_watch(finish.on_lost, lambda: {
+            "step": loop.steps, "status": loop.status,
+            "joules_since_run_start": sampler.joules_since("run_start") if "run_start" in sampler.marks else None})
+    lost: list[int] = []
     try:
-        with Progress(p.spec.name, p.target_loss, p.max_steps, energy_label, sampler, opts.progress) as prog:
-            train_to_target(p.spec, p.data, p.target_loss, opts.seed, p.max_steps, sampler, loop, prog.update)
+        show = opts.progress and p.placement.process == 0
+        with Progress(p.spec.name, p.target_loss, p.max_steps, "+".join(sorted(methods)), sampler, show) as prog:
+            train_to_target(p.spec, p.data, p.target_loss, opts.seed, p.max_steps,
+                            sampler if cluster is None else _AlignedMarks(sampler, cluster), loop, prog.update,
+                            framework=opts.framework, mesh=p.placement.mesh)
     except BaseException as e:
-        # Ctrl-C, SIGTERM or a crash: close the window now so that what ran is still accounted for.
+        # Ctrl-C, SIGTERM, a crash or a lost peer: close the window now so that what ran is accounted for.
         loop.status = "aborted"
-        loop.error = None if isinstance(e, KeyboardInterrupt | RunAborted) else repr(e)
+        loop.error = None if isinstance(e, KeyboardInterrupt | RunAborted) else _short(e)
+        if cluster is not None:
+            finish.main_handling = True
+            lost = cluster.wait_for_lost(cluster.lost_after_s + 2 * HEARTBEAT_S)
+            if lost:
+                loop.error = f"process(es) {', '.join(map(str, lost))} lost; {loop.error}"
         if "run_stop" not in loop.marks:
             loop.marks["run_stop"] = sampler.mark("aborted")
+        if lost:
+            raise PeerLost(lost) from e
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if cluster is not None:
+            cluster.stop_watch()
         sampler.stop()
-        result = _assemble(opts, p, loop, sampler, methods, run_dir)
+        result = finish.write()
     return run_dir, result
+
+
+_RUN_NUMBERS = itertools.count()
+
+
+class PeerLost(Exception):
+    """Another process of a multi-process run died or went silent; the result says which."""
+
+    def __init__(self, lost: list[int]) -> None:
+        super().__init__(f"process(es) {', '.join(map(str, lost))} lost")
+        self.lost = lost
+
+
+def _short(e: BaseException, limit: int = 300) -> str:
+    """An error for the record: its type and the start of its message (runtime errors can repeat a prefix
+    hundreds of times)."""
+    text = f"{type(e).__name__}: {e}"
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def _raise_aborted(signum, frame) -> None:
     raise RunAborted(f"signal {signum}")
 
 
-def _window(sampler, p: Plan, start: str, stop: str) -> dict[str, Any] | None:
-    if start in sampler.marks and stop in sampler.marks:
-        return measure_window(sampler, p.meters, start, stop)
-    return None
+class _AlignedMarks:
+    """Marks that every process takes together: run_start and run_stop wait for all processes first, so
+    that every host's window covers the same stretch of training."""
+
+    def __init__(self, sampler, cluster: Cluster) -> None:
+        self.sampler, self.cluster = sampler, cluster
+
+    def mark(self, label: str) -> float:
+        if label in ("run_start", "run_stop"):
+            self.cluster.rt.barrier(f"{self.cluster.key}/{label}", BARRIER_TIMEOUT_S)
+        return self.sampler.mark(label)
 
 
-def _assemble(opts: RunOptions, p: Plan, loop: LoopResult, sampler, methods: dict[str, str],
-              run_dir: Path) -> dict[str, Any]:
-    stop_label = "run_stop" if "run_stop" in sampler.marks else "aborted"
-    run_w = _window(sampler, p, "run_start", stop_label)
-    init_w = _window(sampler, p, "init_start", "init_stop")
-    marks = loop.marks
-    run_s = marks["run_stop"] - marks["run_start"] if {"run_start", "run_stop"} <= marks.keys() else None
-    init_s = marks["init_stop"] - marks["init_start"] if {"init_start", "init_stop"} <= marks.keys() else None
-    total_j = run_w["total_j"] if run_w else None
-    energy_ok = total_j is not None and math.isfinite(total_j)
-
-    tokens = loop.steps * p.spec.batch_size * p.spec.seq_len
-    model_flops = loop.train_flops_per_token * tokens + loop.eval_flops
-    evals = [e["eval_loss"] for e in loop.eval_trace]
-    dropped = [r["dropped_fraction"] for r in loop.step_metrics if "dropped_fraction" in r]
-    quality = _with_energy(loop.eval_trace, sampler)
-    hashes = record.write_traces(run_dir, sampler.power_rows(), quality, loop.step_metrics)
-    energy = _energy_section(opts, p, sampler, methods, run_w, init_w, stop_label, total_j, energy_ok)
-    footprint = (carbon.footprint(total_j, opts.region, opts.pue, opts.carbon_intensity, opts.net_intensity)
-                 .to_dict() if energy_ok else None)
-    result = {
-        "run_id": run_dir.name,
-        "created_unix_s": time.time(),
-        "workload": p.spec.name,
-        "status": loop.status,
-        "error": loop.error,
-        "seed": opts.seed,
-        "spec": p.spec.to_dict(),
-        "data": p.data_info,
-        "target": {"metric": "eval_loss_nats_per_token", "target_loss": p.target_loss,
-                   "entropy_floor": p.data_info.get("entropy_floor"), "max_steps": p.max_steps},
-        "timing": {
-            "rules": "MLPerf: init untimed; timed window run_start..run_stop includes evaluation",
-            "init_s": init_s,
-            "run_s": run_s,
-            "time_to_target_s": run_s if loop.status == "converged" else None,
-            "marks_unix_s": marks,
-        },
-        "training": {
-            "steps": loop.steps,
-            "tokens": tokens,
-            "train_flops_per_token": loop.train_flops_per_token,
-            "train_flops": loop.train_flops_per_token * tokens,
-            "flops_note": "model matmul FLOPs, forward + backward (3x forward), activated experts only",
-            "params_total": loop.params.get("total"),
-            "params_activated": loop.params.get("activated"),
-            "final_eval_loss": evals[-1] if evals else None,
-            "best_eval_loss": min(evals) if evals else None,
-            "dropped_fraction_mean": sum(dropped) / len(dropped) if dropped else None,
-            "precision": precision_of(p.spec.model),
-            "framework": loop.framework,
-        },
-        "energy": energy,
-        "efficiency": efficiency(model_flops=model_flops, tokens=tokens, seconds=run_s,
-                                 devices=loop.framework.get("devices", []), dtype=p.spec.model.dtype,
-                                 total_j=total_j if energy_ok else None, energy_method=energy["method"],
-                                 components=energy["components"]),
-        "carbon": footprint,
-        "eval_trace": quality,
-        "environment": {"hardware": environment.hardware(), "software": environment.software()},
-        "files": hashes,
-    }
-    record.write_result(run_dir, result)  # first: nothing below may cost the run its result
-    try:
-        for name in write_run_logs(result, run_dir):
-            result["files"][name] = sha256_file(run_dir / name)
-    except Exception as e:  # a log-rendering bug must not lose a measured run; it is recorded instead
-        result["mllog_error"] = repr(e)
-    record.write_result(run_dir, result)
-    return result
+def _run_dir(opts: RunOptions, p: Plan, cluster: Cluster | None) -> Path:
+    """Process 0 names the run; the others take its name (they write their own host's trace under it)."""
+    if cluster is None or cluster.process == 0:
+        run_dir = record.new_run_dir(Path(opts.output_dir), p.spec.name)
+        if cluster is not None:
+            cluster.put("run_dir", run_dir.name)
+        return run_dir
+    name = cluster.get("run_dir", 0, BARRIER_TIMEOUT_S)
+    run_dir = Path(opts.output_dir) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
 
 
-def _energy_section(opts: RunOptions, p: Plan, sampler, methods: dict[str, str], run_w: dict | None,
-                    init_w: dict | None, stop_label: str, total_j: float | None, energy_ok: bool) -> dict[str, Any]:
-    run_c, init_c = (run_w or {}).get("components", {}), (init_w or {}).get("components", {})
-    return {
-        "window": f"run_start..{stop_label}",
-        "total_j": total_j if energy_ok else None,
-        "method": run_w["method"] if run_w else "+".join(sorted(set(methods.values()))),
-        "basis": run_w["basis"] if run_w else None,
-        "device_j": run_w["device_j"] if run_w else None,
-        "node_j": run_w["node_j"] if run_w else None,
-        "components": {
-            k: {"joules": run_c.get(k, {}).get("joules"), "init_joules": init_c.get(k, {}).get("joules"),
-                "method": methods[k]} | {f: run_c.get(k, {}).get(f) for f in _COMPONENT_FIELDS}
-            for k in methods
-        },
-        "init_j": init_w["total_j"] if init_w else None,
-        "cross_checks": run_w["cross_checks"] if run_w else [],
-        "flags": (run_w or {}).get("flags", []) + (init_w or {}).get("flags", []),
-        "warnings": [w for m in p.meters for w in m.warnings()],
-        "meters": [m.params() for m in p.meters],
-        "unavailable": p.unavailable,
-        "sampler": {"target_hz": opts.sample_hz, "achieved_hz": sampler.achieved_hz(),
-                    "samples": len(sampler.times), "errors": [asdict(e) for e in sampler.errors],
-                    "gaps_over_2s": sampler.gaps(GAP_S)},
-    }
+class _Finisher:
+    """Writes the run's record once, from the main thread at the end or from the watchdog when the main
+    thread is stuck in a collective with a dead peer."""
+
+    def __init__(self, opts: RunOptions, p: Plan, loop: LoopResult, sampler, run_dir: Path,
+                 cluster: Cluster | None) -> None:
+        self.opts, self.p, self.loop, self.sampler = opts, p, loop, sampler
+        self.run_dir, self.cluster = run_dir, cluster
+        self.main_handling = False
+        self._lock = threading.Lock()
+        self._result: dict[str, Any] | None = None
+
+    def on_lost(self, lost: list[int]) -> None:
+        """The watchdog's call. If the main thread is handling a failure it will write the record; otherwise
+        it is stuck in a collective that will never complete: write the record from here and leave."""
+        if self.main_handling:
+            return
+        self.loop.status = "aborted"
+        self.loop.error = (f"process(es) {', '.join(map(str, lost))} lost (no heartbeat for "
+                           f"{self.cluster.lost_after_s:g} s)")
+        if "run_stop" not in self.loop.marks:
+            self.loop.marks["run_stop"] = self.sampler.mark("aborted")
+        self.write(emergency=True)
+        leave_now(EXIT_PEER_LOST)
+
+    def write(self, emergency: bool = False) -> dict[str, Any]:
+        with self._lock:
+            if self._result is None:
+                self._result = self._write(emergency)
+            return self._result
+
+    def _write(self, emergency: bool) -> dict[str, Any]:
+        loop, sampler, run_dir, cluster = self.loop, self.sampler, self.run_dir, self.cluster
+        local = measure_process(sampler, self.p.meters, self.p.unavailable, loop, self.opts.sample_hz)
+        rows = sampler.power_rows()
+        if cluster is None:
+            energy, eval_energy = local["energy"], local["eval_energy"]
+            hashes = record.write_traces(run_dir, rows, quality_rows(loop.eval_trace, eval_energy), loop.step_metrics)
+            return self._record(energy, quality_rows(loop.eval_trace, eval_energy), hashes)
+        k = cluster.process
+        record.write_host_trace(run_dir, k, rows)
+        if k != 0:
+            try:
+                cluster.put("final", {"measured": local, "power_rows": rows})
+            except Exception:  # process 0 (and its store) is gone: nobody can take the figures
+                pass
+            return {"status": loop.status, "process": k, "run_id": run_dir.name, "written_by": 0}
+        # Process 0: every process's figures, or what their last heartbeats said (a lost or stuck process).
+        finals = {0: {"measured": local, "power_rows": rows}}
+        if not emergency:
+            finals |= cluster.gather("final", GATHER_TIMEOUT_S)
+        host_files = {}
+        for j, final in finals.items():
+            if j != 0:
+                record.write_host_trace(run_dir, j, final["power_rows"])
+        for j in finals:
+            host_files[f"host_{j}/power.csv"] = sha256_file(run_dir / f"host_{j}" / "power.csv")
+        missing = [j for j in range(cluster.processes) if j not in finals]
+        measured = {j: f["measured"] for j, f in finals.items()}
+        lost = sorted(set(cluster.lost) | set(missing))
+        energy = merge_hosts(measured, [asdict(h) for h in self.p.placement.hosts], lost,
+                             {j: cluster.last_status(j) for j in missing})
+        quality = quality_rows(loop.eval_trace, eval_energy_sum(measured))
+        hashes = record.write_traces(run_dir, rows, quality, loop.step_metrics) | host_files
+        return self._record(energy, quality, hashes)
+
+    def _record(self, energy: dict[str, Any], quality: list[dict], hashes: dict[str, str]) -> dict[str, Any]:
+        result = build_result(self.opts, self.p, self.loop, energy, quality, self.run_dir.name) | {"files": hashes}
+        record.write_result(self.run_dir, result)  # first: nothing below may cost the run its result
+        try:
+            for name in write_run_logs(result, self.run_dir):
+                result["files"][name] = sha256_file(self.run_dir / name)
+        except Exception as e:  # a log-rendering bug must not lose a measured run; it is recorded instead
+            result["mllog_error"] = repr(e)
+        record.write_result(self.run_dir, result)
+        return result
 
 
-_COMPONENT_FIELDS = ("scope", "part", "avg_watts", "peak_watts", "peak_source", "power_limit_w")
+BARRIER_TIMEOUT_S = 3600.0  # a peer that dies while others wait here is caught by the watchdog, not this
+EXIT_PEER_LOST = 1
 
 
-def _with_energy(trace: list[dict], sampler) -> list[dict]:
-    """quality.csv rows gain the energy spent since run_start at each eval (for loss-vs-energy plots)."""
-    rows = []
-    for point in trace:
-        joules = measure_window(sampler, sampler.meters, "run_start", point["mark"])["total_j"]
-        rows.append({k: v for k, v in point.items() if k != "mark"} | {"energy_j": joules})
-    return rows
+def leave_now(code: int) -> None:
+    """Exit now, from any thread, without the framework's shutdown (its barrier would wait for the dead)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

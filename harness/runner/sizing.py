@@ -22,7 +22,7 @@ PROBE_STEPS = 3
 
 def probe_spec(spec: WorkloadSpec) -> WorkloadSpec:
     """The workload at one sequence a batch and two layers (one dense, one Switch when it has experts)."""
-    model = replace(spec.model, num_layers=min(2, spec.model.num_layers))
+    model = replace(spec.model, num_layers=min(2, spec.model.num_layers), group_sequences=0)
     return replace(spec, model=model, batch_size=1, eval_batch_size=1)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from harness.runner.prefetch import Prefetcher, chunk_for
-from workloads.spec import WorkloadSpec, forward_flops_per_token, train_flops_per_token
+from workloads.spec import MeshShape, WorkloadSpec, forward_flops_per_token, train_flops_per_token
 from workloads.trainers import build_trainer
 
 # The live display reads the loss at most this often: each read waits for that step to finish.
@@ -74,12 +74,13 @@ def train_to_target(
     result: LoopResult,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     framework: str = "jax",
+    mesh: MeshShape | None = None,
 ) -> LoopResult:
     """Fill `result` as the run goes, so that an interrupted run still leaves what it did."""
     batch = spec.batch_size
     result.marks["init_start"] = marks.mark("init_start")
     eval_set = data.eval_set()
-    trainer = build_trainer(framework, spec, seed, max_steps, data.train_batch(seed, 0, batch), eval_set)
+    trainer = build_trainer(framework, spec, seed, max_steps, data.train_batch(seed, 0, batch), eval_set, mesh)
     result.params = trainer.param_counts
     result.framework = trainer.describe()
     result.train_flops_per_token = train_flops_per_token(spec.model, spec.seq_len)

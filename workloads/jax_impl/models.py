@@ -6,6 +6,8 @@ and the FLOP accounting are framework-free (workloads/spec.py).
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -93,6 +95,7 @@ class DenseFFN(nn.Module):
 class Block(nn.Module):
     cfg: ModelConfig
     layer: int
+    mesh: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -111,6 +114,8 @@ class Block(nn.Module):
                 z_loss_coef=cfg.z_loss_coef,
                 expert_init_scale=cfg.expert_init_scale,
                 dtype=dtype,
+                group_sequences=cfg.group_sequences,
+                mesh=self.mesh,
                 name="switch_ffn",
             )
         else:
@@ -120,6 +125,7 @@ class Block(nn.Module):
 
 class TransformerLM(nn.Module):
     cfg: ModelConfig
+    mesh: Any = None  # a jax.sharding.Mesh (data, expert) for the Switch layers' shard_map; None: one device
 
     @nn.compact
     def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
@@ -128,7 +134,7 @@ class TransformerLM(nn.Module):
         embed = nn.Embed(cfg.vocab_size, cfg.d_model, name="embed")
         x = embed(tokens).astype(dtype)
         for i in range(cfg.num_layers):
-            x = Block(cfg, i, name=f"block_{i}")(x, train)
+            x = Block(cfg, i, self.mesh, name=f"block_{i}")(x, train)
         x = nn.LayerNorm(dtype=dtype, name="ln_final")(x)
         # Tied input/output embedding: keeps the vocabulary's parameters out of the capacity comparison.
         # The product runs in the model dtype and accumulates into float32 logits, so that the softmax and

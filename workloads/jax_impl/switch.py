@@ -13,9 +13,13 @@ The router runs in float32 whatever the model dtype: bf16 softmax over experts f
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 from workloads.spec import expert_capacity
 
@@ -49,8 +53,20 @@ def route_top1(router_logits: jax.Array, capacity: int) -> dict[str, jax.Array]:
     }
 
 
+# Mesh axes (harness run --mesh data=D,expert=E): the batch is split over both, the experts over "expert".
+DATA, EXPERT = "data", "expert"
+BATCH_AXES = (DATA, EXPERT)
+
+
 class SwitchFFN(nn.Module):
-    """Drop-in replacement for a dense FFN: E experts, each shaped like the dense FFN (d -> d_ff -> d)."""
+    """Drop-in replacement for a dense FFN: E experts, each shaped like the dense FFN (d -> d_ff -> d).
+
+    Tokens are routed in groups of `group_sequences` whole sequences (0: the batch is one group), each
+    group with its own capacity. Given a mesh, the layer runs under shard_map: every device routes its own
+    groups, sends each expert's slots to the device that holds the expert (all-to-all over "expert"),
+    applies its local experts and sends the results back: the t5x / flaxformer pattern. Groups fix the
+    function, so any mesh computes what one device computes.
+    """
 
     num_experts: int
     d_ff: int
@@ -60,42 +76,87 @@ class SwitchFFN(nn.Module):
     z_loss_coef: float = 1e-3
     expert_init_scale: float = 0.1
     dtype: jnp.dtype = jnp.float32
+    group_sequences: int = 0
+    mesh: Any = None  # a jax.sharding.Mesh with axes (data, expert), or None for one device
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        batch, length, d_model = x.shape
-        e, f = self.num_experts, self.d_ff
-        tokens = x.reshape(-1, d_model)
-        num_tokens = tokens.shape[0]
-        cf = self.capacity_factor_train if train else self.capacity_factor_eval
-        capacity = expert_capacity(num_tokens, e, cf)
-
+        d_model, e, f = x.shape[-1], self.num_experts, self.d_ff
         # Switch's recipe: initialise at 0.1x the usual fan-in scale for stable early routing.
         init = nn.initializers.variance_scaling(self.expert_init_scale, "fan_in", "truncated_normal")
-        router_w = self.param("router", init, (d_model, e), jnp.float32)
-        logits = tokens.astype(jnp.float32) @ router_w
-        r = route_top1(logits, capacity)
-
-        buffer = jnp.zeros((e * capacity + 1, d_model), self.dtype)
-        buffer = buffer.at[r["slot"]].set(tokens.astype(self.dtype), mode="promise_in_bounds")
-        expert_in = buffer[:-1].reshape(e, capacity, d_model)
-
-        w_in = self.param("w_in", _batched(init), (e, d_model, f), jnp.float32)
-        b_in = self.param("b_in", nn.initializers.zeros, (e, 1, f), jnp.float32)
-        w_out = self.param("w_out", _batched(init), (e, f, d_model), jnp.float32)
-        b_out = self.param("b_out", nn.initializers.zeros, (e, 1, d_model), jnp.float32)
-        h = nn.gelu(jnp.einsum("ecd,edf->ecf", expert_in, w_in.astype(self.dtype)) + b_in.astype(self.dtype))
-        out = jnp.einsum("ecf,efd->ecd", h, w_out.astype(self.dtype)) + b_out.astype(self.dtype)
-
-        out = jnp.concatenate([out.reshape(e * capacity, d_model), jnp.zeros((1, d_model), self.dtype)])
-        # Dropped tokens gather the zero row: the layer adds nothing and the residual carries them.
-        y = out.at[r["slot"]].get(mode="promise_in_bounds") * (r["gate"] * r["keep"]).astype(self.dtype)[:, None]
-
-        aux = self.balance_coef * r["balance_loss"] + self.z_loss_coef * r["z_loss"]
+        weights = (
+            self.param("router", init, (d_model, e), jnp.float32),
+            self.param("w_in", _batched(init), (e, d_model, f), jnp.float32),
+            self.param("b_in", nn.initializers.zeros, (e, 1, f), jnp.float32),
+            self.param("w_out", _batched(init), (e, f, d_model), jnp.float32),
+            self.param("b_out", nn.initializers.zeros, (e, 1, d_model), jnp.float32),
+        )
+        layer = functools.partial(
+            _switch_layer, group_sequences=self.group_sequences or x.shape[0], dtype=self.dtype,
+            capacity_factor=self.capacity_factor_train if train else self.capacity_factor_eval,
+            mesh_axes=None if self.mesh is None else BATCH_AXES,
+            expert_devices=1 if self.mesh is None else self.mesh.shape[EXPERT])
+        if self.mesh is None:
+            y, stats = layer(x, *weights)
+        else:
+            experts = P(EXPERT)
+            y, stats = jax.shard_map(layer, mesh=self.mesh, in_specs=(P(BATCH_AXES), P(), *[experts] * 4),
+                                     out_specs=(P(BATCH_AXES), P()))(x, *weights)
+        aux = self.balance_coef * stats["balance_loss"] + self.z_loss_coef * stats["z_loss"]
         self.sow("losses", "aux_loss", aux)
-        self.sow("metrics", "dropped_fraction", 1.0 - jnp.mean(r["keep"].astype(jnp.float32)))
-        self.sow("metrics", "expert_load", r["load"])
-        return y.reshape(batch, length, d_model)
+        self.sow("metrics", "dropped_fraction", stats["dropped_fraction"])
+        self.sow("metrics", "expert_load", stats["load"])
+        return y
+
+
+def _switch_layer(x: jax.Array, router_w: jax.Array, w_in: jax.Array, b_in: jax.Array, w_out: jax.Array,
+                  b_out: jax.Array, *, group_sequences: int, capacity_factor: float, dtype: jnp.dtype,
+                  mesh_axes: tuple[str, ...] | None, expert_devices: int) -> tuple[jax.Array, dict]:
+    """The layer on the sequences this device holds: [b, length, d] -> [b, length, d], and routing stats
+    (means over every group of the whole batch)."""
+    batch, length, d_model = x.shape
+    if batch % group_sequences:
+        raise ValueError(f"a batch of {batch} sequences does not split into routing groups of {group_sequences}")
+    groups, e = batch // group_sequences, router_w.shape[1]
+    tokens = x.reshape(groups, group_sequences * length, d_model)  # [g, T, d]
+    capacity = expert_capacity(tokens.shape[1], e, capacity_factor)
+    logits = tokens.astype(jnp.float32) @ router_w  # the router in float32 whatever the model dtype
+    if groups == 1:
+        r = jax.tree_util.tree_map(lambda v: v[None], route_top1(logits[0], capacity))
+    else:
+        r = jax.vmap(route_top1, in_axes=(0, None))(logits, capacity)
+
+    rows = jnp.arange(groups)[:, None]
+    buffer = jnp.zeros((groups, e * capacity + 1, d_model), dtype)
+    buffer = buffer.at[rows, r["slot"]].set(tokens.astype(dtype), mode="promise_in_bounds")
+    expert_in = buffer[:, :-1].reshape(groups, e, capacity, d_model)
+    if expert_devices > 1:
+        # Each device keeps the slots of its own experts, from every device along "expert":
+        # [g, E, C, d] -> [devices * g, E / devices, C, d].
+        expert_in = jax.lax.all_to_all(expert_in, EXPERT, split_axis=1, concat_axis=0, tiled=True)
+    out = _experts(expert_in, w_in, b_in, w_out, b_out, dtype)
+    if expert_devices > 1:
+        out = jax.lax.all_to_all(out, EXPERT, split_axis=0, concat_axis=1, tiled=True)  # back to [g, E, C, d]
+
+    out = jnp.concatenate([out.reshape(groups, e * capacity, d_model), jnp.zeros((groups, 1, d_model), dtype)],
+                          axis=1)
+    # Dropped tokens gather the zero row: the layer adds nothing and the residual carries them.
+    y = out.at[rows, r["slot"]].get(mode="promise_in_bounds") * (r["gate"] * r["keep"]).astype(dtype)[..., None]
+    stats = {"balance_loss": jnp.mean(r["balance_loss"]), "z_loss": jnp.mean(r["z_loss"]),
+             "dropped_fraction": 1.0 - jnp.mean(r["keep"].astype(jnp.float32)), "load": jnp.mean(r["load"], axis=0)}
+    if mesh_axes is not None:
+        stats = jax.lax.pmean(stats, mesh_axes)  # every device holds as many groups: the mean of means
+    return y.reshape(batch, length, d_model), stats
+
+
+def _experts(expert_in: jax.Array, w_in: jax.Array, b_in: jax.Array, w_out: jax.Array, b_out: jax.Array,
+             dtype: jnp.dtype) -> jax.Array:
+    """Each expert's FFN on its slots: [g, E, C, d] -> [g, E, C, d], the groups folded into the slots."""
+    groups, e, capacity, d_model = expert_in.shape
+    slots = expert_in.transpose(1, 0, 2, 3).reshape(e, groups * capacity, d_model)
+    h = nn.gelu(jnp.einsum("ecd,edf->ecf", slots, w_in.astype(dtype)) + b_in.astype(dtype))
+    out = jnp.einsum("ecf,efd->ecd", h, w_out.astype(dtype)) + b_out.astype(dtype)
+    return out.reshape(e, groups, capacity, d_model).transpose(1, 0, 2, 3)
 
 
 def _batched(init):

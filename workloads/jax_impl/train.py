@@ -69,9 +69,9 @@ class Steps(NamedTuple):
     eval: Any        # (params, tokens, weights) -> EvalSums of one fixed-size batch
 
 
-def make_steps(model_cfg: ModelConfig, opt_cfg: OptimizerConfig, max_steps: int) -> Steps:
-    """Build un-jitted step functions; the runner decides when to jit and compile them."""
-    model = TransformerLM(model_cfg)
+def make_steps(model_cfg: ModelConfig, opt_cfg: OptimizerConfig, max_steps: int, mesh: Any = None) -> Steps:
+    """Build un-jitted step functions; the trainer decides when to jit and compile them, and where."""
+    model = TransformerLM(model_cfg, mesh)
     tx = make_optimizer(opt_cfg, max_steps)
 
     def init(key: jax.Array, tokens: jax.Array) -> TrainState:

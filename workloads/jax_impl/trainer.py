@@ -1,4 +1,10 @@
-"""The JAX Trainer (workloads.framework.Trainer): compiled steps on the first local device."""
+"""The JAX Trainer (workloads.framework.Trainer): compiled steps on one device, or over a mesh.
+
+On a mesh (data, expert) the batch is split over every device, the dense parameters are replicated (data
+parallelism: XLA inserts the gradient all-reduce), and the Switch experts, with their optimiser state, are
+split over "expert" (the Switch layer's shard_map does the all-to-all). The same code serves one process or
+many (jax.distributed): every process builds the same global batch and places only its own shards.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +14,86 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from workloads.framework import EvalResult, eval_batches
 from workloads.jax_impl.models import count_params
+from workloads.jax_impl.switch import BATCH_AXES, DATA, EXPERT
 from workloads.jax_impl.train import make_steps
-from workloads.spec import WorkloadSpec, attention_implementation, precision_of
+from workloads.spec import MeshShape, WorkloadSpec, attention_implementation, precision_of
+
+EXPERT_LEAVES = ("w_in", "b_in", "w_out", "b_out")
 
 
 class JaxTrainer:
     framework = "jax"
 
     def __init__(self, spec: WorkloadSpec, seed: int, max_steps: int, first_batch: np.ndarray,
-                 eval_set: np.ndarray) -> None:
-        self.spec = spec
-        # One device: the workload jits onto the default device (a mesh spreads it, see harness run --mesh).
-        self.device = jax.local_devices()[0]
-        steps = make_steps(spec.model, spec.optimizer, max_steps)
+                 eval_set: np.ndarray, mesh: MeshShape | None = None) -> None:
+        self.spec, self.mesh_shape = spec, mesh
+        if mesh is None:
+            # One device: the workload jits onto the default device, with no sharding machinery at all.
+            self.mesh, self.devices = None, [jax.local_devices()[0]]
+            self._batch_sharding = self._rows_sharding = jax.sharding.SingleDeviceSharding(self.devices[0])
+        else:
+            self.devices = jax.devices()[:mesh.devices]
+            self.mesh = Mesh(np.asarray(self.devices).reshape(mesh.data, mesh.expert), (DATA, EXPERT))
+            self._batch_sharding = NamedSharding(self.mesh, P(BATCH_AXES))
+            self._rows_sharding = self._batch_sharding
+        steps = make_steps(spec.model, spec.optimizer, max_steps, mesh=self.mesh)
         first = self.to_device(first_batch)
-        self._state = jax.jit(steps.init)(jax.random.PRNGKey(seed), first)
-        self._train = jax.jit(steps.train, donate_argnums=0).lower(self._state, first).compile()
-        # The eval set lives on the device for the whole run: evaluating reads no host data.
+        key = jax.random.PRNGKey(seed)
+        if self.mesh is None:
+            init = jax.jit(steps.init)
+            train = jax.jit(steps.train, donate_argnums=0)
+            evaluate = jax.jit(steps.eval)
+        else:
+            state_sharding = self._state_sharding(jax.eval_shape(steps.init, key, first))
+            replicated = NamedSharding(self.mesh, P())
+            init = jax.jit(steps.init, out_shardings=state_sharding)
+            train = jax.jit(steps.train, in_shardings=(state_sharding, self._batch_sharding),
+                            out_shardings=(state_sharding, replicated), donate_argnums=0)
+            evaluate = jax.jit(steps.eval, in_shardings=(state_sharding.params, self._batch_sharding,
+                                                         self._rows_sharding), out_shardings=replicated)
+        self._state = init(key, first)
+        self._train = train.lower(self._state, first).compile()
+        # The eval set lives on the devices for the whole run: evaluating reads no host data.
         self._eval_batches = [(self.to_device(t), self.to_device(w))
                               for t, w in eval_batches(eval_set, spec.eval_batch_size)]
-        self._eval = jax.jit(steps.eval).lower(self._state.params, *self._eval_batches[0]).compile()
+        self._eval = evaluate.lower(self._state.params, *self._eval_batches[0]).compile()
         self._param_counts = count_params(self._state.params)
         self.sync()
+
+    def _state_sharding(self, abstract_state: Any) -> Any:
+        """Expert weights and their optimiser moments split over "expert"; everything else replicated."""
+
+        def place(path, leaf) -> NamedSharding:
+            names = [str(getattr(k, "key", getattr(k, "name", ""))) for k in path]
+            expert = "switch_ffn" in names and names[-1] in EXPERT_LEAVES
+            return NamedSharding(self.mesh, P(EXPERT) if expert else P())
+
+        return jax.tree_util.tree_map_with_path(place, abstract_state)
 
     @property
     def param_counts(self) -> dict[str, int]:
         return self._param_counts
 
+    def param_shardings(self) -> dict[str, str]:
+        """'block_1/switch_ffn/w_in' -> its partition spec, for the record and for tests."""
+        out = {}
+        for path, leaf in jax.tree_util.tree_flatten_with_path(self._state.params)[0]:
+            name = "/".join(str(getattr(k, "key", k)) for k in path)
+            out[name] = str(getattr(leaf.sharding, "spec", "single device"))
+        return out
+
     def to_device(self, batch: np.ndarray) -> jax.Array:
-        out = jax.device_put(batch, self.device)
+        if self.mesh is None:
+            out = jax.device_put(batch, self.devices[0])
+        else:
+            # Every process holds the whole global batch; each places the rows its own devices hold.
+            sharding = self._batch_sharding if batch.ndim > 1 else self._rows_sharding
+            out = jax.make_array_from_callback(batch.shape, sharding, lambda index: batch[index])
         out.block_until_ready()  # on the prefetch thread: the step never waits for a transfer
         return out
 
@@ -68,16 +122,20 @@ class JaxTrainer:
 
     def describe(self) -> dict[str, Any]:
         model = self.spec.model
+        platform = self.devices[0].platform
         return {
             "framework": "jax",
             "version": jax.__version__,
             "jaxlib": _version("jaxlib"),
             "flax": _version("flax"),
             "optax": _version("optax"),
-            "backend": self.device.platform,
-            "devices": [{"kind": self.device.device_kind, "platform": self.device.platform, "id": self.device.id}],
-            "attention_implementation": attention_implementation(model.attention, model.dtype,
-                                                                 self.device.platform),
+            "backend": platform,
+            "devices": [{"kind": d.device_kind, "platform": d.platform, "id": d.id, "process": d.process_index}
+                        for d in self.devices],
+            "mesh": None if self.mesh_shape is None else {"data": self.mesh_shape.data,
+                                                          "expert": self.mesh_shape.expert},
+            "processes": jax.process_count(),
+            "attention_implementation": attention_implementation(model.attention, model.dtype, platform),
             "precision": precision_of(model),
         }
 

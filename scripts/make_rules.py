@@ -1,0 +1,69 @@
+"""Write harness/mlperf/rules/closed_<workload>.yaml for every registered workload, from its spec.
+
+A closed run must use the workload exactly as registered; these rules are what MLCommons' compliance
+checker checks of that in a run's :::MLLOG log. Run this after changing a spec (tests/test_mlperf.py fails
+until the rules match the registry).
+
+    python scripts/make_rules.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from workloads.registry import WORKLOADS  # noqa: E402
+from workloads.spec import WorkloadSpec  # noqa: E402
+
+RULES = Path(__file__).resolve().parents[1] / "harness" / "mlperf" / "rules"
+
+
+def _exactly(key: str, value: object) -> str:
+    return f"- KEY:\n    NAME:  {key}\n    REQ:   EXACTLY_ONE\n    CHECK: \" v['value'] == {value!r} \"\n"
+
+
+def rules_text(spec: WorkloadSpec) -> str:
+    opt, model = spec.optimizer, spec.model
+    parts = [f"# Closed {spec.name}: {spec.description}\n"
+             "# Every value below is the registered spec (workloads/registry.py), written by scripts/make_rules.py;\n"
+             "# tests/test_mlperf.py keeps them in step.\n"]
+    if not spec.calibration.calibrated:
+        parts[0] += ("# The learning rate is not yet calibrated (see the spec's calibration): this file changes "
+                     "with it.\n")
+    for key, value in (("global_batch_size", spec.batch_size), ("max_sequence_length", spec.seq_len),
+                       ("eval_samples", spec.corpus.eval_sequences), ("opt_base_learning_rate", opt.learning_rate),
+                       ("opt_learning_rate_warmup_steps", opt.warmup_steps),
+                       ("opt_learning_rate_decay_schedule", opt.schedule), ("opt_adamw_beta_1", opt.b1),
+                       ("opt_adamw_beta_2", opt.b2), ("opt_adamw_weight_decay", opt.weight_decay),
+                       ("opt_gradient_clip_norm", opt.grad_clip_norm)):
+        parts.append(_exactly(key, value))
+    if model.num_experts:
+        parts.append(_exactly("moe_aux_loss_coeff", model.balance_coef))
+        parts.append(_exactly("num_experts", model.num_experts))
+    else:
+        parts.append("- KEY:\n    NAME:  moe_aux_loss_coeff\n    REQ:   OPTIONAL\n"
+                     "    CHECK: \" False \"  # a dense model has no router loss\n")
+    if model.dtype != "float32":
+        parts.append(f"# Mixed precision as registered: {model.dtype} matmuls (parameters, optimiser state, router "
+                     "and loss float32).\n" + _exactly("lowest_numerical_precision_in_linear", model.dtype))
+    parts.append("# Quality target: eval loss (nats/token) <= the corpus's exact entropy floor + "
+                 f"{spec.target_margin}. MLPerf logs the\n# quality metric as eval_accuracy whatever its direction "
+                 "(its LLM benchmarks log log-perplexity the same way).\n"
+                 f"- KEY:\n    NAME:  eval_accuracy\n    REQ:   AT_LEAST_ONE\n"
+                 f"    ATLEAST_ONE_CHECK: \" v['value'] <= {spec.target_loss()!r} \"\n")
+    return "\n".join(parts)
+
+
+def main() -> None:
+    for name, spec in WORKLOADS.items():
+        path = RULES / f"closed_{name}.yaml"
+        text = rules_text(spec)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(RULES.parents[2])}")
+
+
+if __name__ == "__main__":
+    main()

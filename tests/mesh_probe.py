@@ -1,0 +1,56 @@
+"""Run in a fresh process with 8 simulated CPU devices (set before JAX starts): 20 steps of a workload on one
+device and on each mesh given, and print per-step losses, routing statistics, eval loss and shardings as JSON.
+
+    python tests/mesh_probe.py switch-tiny 8x1 2x4 1x8
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ["JAX_NUM_CPU_DEVICES"] = "8"
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_num_cpu_devices", 8)
+
+from workloads.corpus import MarkovMixture  # noqa: E402
+from workloads.registry import WORKLOADS  # noqa: E402
+from workloads.spec import MeshShape  # noqa: E402
+from workloads.trainers import build_trainer  # noqa: E402
+
+STEPS = 20
+
+
+def run(name: str, mesh: MeshShape | None) -> dict:
+    spec = WORKLOADS[name]
+    data = MarkovMixture(spec.corpus)
+    trainer = build_trainer("jax", spec, 0, 200, data.train_batch(0, 0, spec.batch_size), data.eval_set(), mesh)
+    batch_sharding = str(getattr(trainer.to_device(data.train_batch(0, 1, spec.batch_size)).sharding, "spec", ""))
+    handles = [trainer.step(trainer.to_device(data.train_batch(0, s, spec.batch_size))) for s in range(1, STEPS + 1)]
+    metrics = trainer.host_metrics(handles)
+    return {
+        "loss": [m["loss"] for m in metrics],
+        "dropped": [m.get("dropped_fraction") for m in metrics],
+        "load": [m["expert_load"].tolist() if "expert_load" in m else None for m in metrics],
+        "eval": trainer.evaluate().loss,
+        "params": trainer.param_shardings(),
+        "batch": batch_sharding,
+        "devices": len(trainer.describe()["devices"]),
+    }
+
+
+def main() -> None:
+    name, meshes = sys.argv[1], sys.argv[2:]
+    out = {"1": run(name, None)}
+    for m in meshes:
+        d, e = (int(x) for x in m.split("x"))
+        out[m] = run(name, MeshShape(d, e))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
