@@ -42,6 +42,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-cpu", action="store_true",
                      help="run a workload sized for an accelerator (dense-base, switch-base) on the CPU anyway")
     _mesh_arg(run)
+    run.add_argument("--framework", default="jax", help="jax | tensorflow (needs the tensorflow extra)")
     run.add_argument("--coordinator", help="multi-process run: HOST:PORT of process 0 (jax.distributed)")
     run.add_argument("--num-processes", type=int, help="multi-process run: how many processes")
     run.add_argument("--process-id", type=int, help="multi-process run: this process's index, 0..N-1")
@@ -129,6 +130,8 @@ def _build_parser() -> argparse.ArgumentParser:
     study.add_argument("--meter", default="auto", help="auto | fake (tests only)")
     study.add_argument("--cpu-tdp", type=float)
     study.add_argument("--region", default=None)
+    study.add_argument("--frameworks", default="jax",
+                       help="comma-separated: jax, tensorflow; every workload runs in each (the first is baseline)")
     _mesh_arg(study)
 
     report = sub.add_parser("report", help="report.md and report.html from run or study directories")
@@ -292,7 +295,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         cpu_tdp=args.cpu_tdp, meter=args.meter, meter_command=args.meter_command, meter_hz=args.meter_hz,
         tpu_watts=args.tpu_watts, sample_hz=args.sample_hz, progress=not args.no_progress, allow_cpu=args.allow_cpu,
         mesh=args.mesh, coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
-        peer_timeout_s=args.peer_timeout,
+        peer_timeout_s=args.peer_timeout, framework=args.framework,
     )
     if args.runs != 1:
         return _run_set(args, opts, console)
@@ -463,12 +466,14 @@ def _study(args: argparse.Namespace, console: Console) -> int:
                       region=args.region or carbon.DEFAULT_REGION, mesh=args.mesh)
 
     def said(r: dict) -> None:
-        console.print(f"{r['workload']} seed {r['seed']}: {r['status']}, {r['timing']['run_s']:.1f} s, "
+        fw = r["training"]["framework"].get("framework", "jax")
+        console.print(f"{r['workload']} ({fw}) seed {r['seed']}: {r['status']}, {r['timing']['run_s']:.1f} s, "
                       f"{r['energy']['total_j']:.1f} J ({r['energy']['method']})", highlight=False)
 
     study_dirs, md, page = study_and_report(
         [n for n in args.workloads.split(",") if n], args.sweep, args.seeds,
-        [c for c in args.corpus.split(",") if c], Path(args.output_dir), base, on_run=said)
+        [c for c in args.corpus.split(",") if c], Path(args.output_dir), base, on_run=said,
+        frameworks=[f for f in args.frameworks.split(",") if f])
     console.print(md.read_text(), highlight=False, markup=False)
     console.print("studies: " + ", ".join(map(str, study_dirs)) + f"\nreport: {md} and {page}", highlight=False)
     return 0

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+import os
+
+# TensorFlow's oneDNN kernels round differently from XLA's; parity tests against JAX need them off, and
+# TensorFlow reads this once, at import. Its start-up logging is noise in test output.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
 def harness(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None

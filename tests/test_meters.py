@@ -378,7 +378,7 @@ def test_select_meters_on_this_machine() -> None:
     assert meters[0].method.startswith("modelled:")
     reasons = {u["name"]: u["reason"] for u in unused}
     assert "absent" in reasons["rapl"]
-    assert "no GPU among jax devices" in reasons["nvml"]
+    assert "no GPU among the run's devices" in reasons["nvml"]
     assert "--meter-command" in reasons["external"]
 
 
@@ -421,7 +421,7 @@ def test_select_meters_with_a_gpu_uses_nvml_and_the_cpu(tmp_path: Path) -> None:
 
 
 def test_named_meters_are_required_never_substituted(tmp_path: Path) -> None:
-    with pytest.raises(MeterSelectionError, match="--meter nvml: NVML: no GPU among jax devices"):
+    with pytest.raises(MeterSelectionError, match="--meter nvml: NVML: no GPU among the run's devices"):
         select_meters(MeterRequest(("nvml",)), [])
     with pytest.raises(MeterSelectionError, match="--meter rapl: RAPL: .* absent"):
         select_meters(MeterRequest(("rapl",), rapl_root=tmp_path / "none"), [])

@@ -93,3 +93,27 @@ def test_report_from_run_dirs_and_bad_paths(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2  # a directory with neither result.json nor study.json
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("harness: error:") for line in err)
+
+
+def test_a_study_across_frameworks_compares_them(tmp_path):
+    code = main(["study", "--workloads", "switch-tiny", "--frameworks", "jax,tensorflow", "--seeds", "1",
+                 "--corpus", "control", "--output-dir", str(tmp_path), "--meter", "fake"])
+    assert code == 0
+    (path,) = tmp_path.glob("*-study-*/study.json")
+    study = json.loads(path.read_text())
+    assert study["workloads"] == ["switch-tiny@jax", "switch-tiny@tensorflow"]
+    assert study["frameworks"] == ["jax", "tensorflow"]
+    results = [json.loads((path.parent / d[0] / "result.json").read_text()) for d in study["runs"].values()]
+    assert [r["training"]["framework"]["framework"] for r in results] == ["jax", "tensorflow"]
+    (comparison,) = json.loads((path.parent / "comparisons.json").read_text())
+    assert (comparison["baseline"], comparison["other"]) == ("switch-tiny@jax", "switch-tiny@tensorflow")
+
+
+def test_a_study_needs_two_things_and_known_frameworks(tmp_path):
+    with pytest.raises(UsageError, match="at least two"):
+        from harness.runner.run import RunOptions
+        from harness.study.campaign import study_and_report
+
+        study_and_report(["switch-tiny"], None, 1, ["default"], tmp_path, RunOptions(workload=""))
+    assert main(["study", "--workloads", "switch-tiny", "--frameworks", "jax,mxnet", "--output-dir",
+                 str(tmp_path)]) == 2

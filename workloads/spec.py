@@ -282,6 +282,22 @@ def param_counts(cfg: ModelConfig) -> dict[str, int]:
     return {"total": total, "activated": activated, "expert": expert}
 
 
+def learning_rate(opt: OptimizerConfig, count: int, max_steps: int) -> float:
+    """The learning rate of update number `count` (0 for the first): linear warmup from 0 over warmup_steps,
+    then constant, or cosine decay to 10% at max_steps. This is the schedule every framework implements
+    (the JAX one through optax; tests hold them to each other)."""
+    warmup = max(1, opt.warmup_steps)
+    if count < warmup:
+        return opt.learning_rate * count / warmup
+    if opt.schedule == "constant":
+        return opt.learning_rate
+    if opt.schedule == "cosine":
+        span = max(max_steps, warmup + 1) - warmup
+        cosine = 0.5 * (1 + math.cos(math.pi * min(count - warmup, span) / span))
+        return opt.learning_rate * (0.9 * cosine + 0.1)
+    raise ValueError(f"unknown schedule {opt.schedule!r}; valid: {', '.join(SCHEDULES)}")
+
+
 def attention_implementation(kind: str, dtype: str, backend: str) -> str:
     """What computes attention of `kind` ("plain" | "fused") in `dtype` on a backend ("gpu", "cpu", ...).
 

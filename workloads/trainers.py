@@ -10,11 +10,28 @@ import numpy as np
 from workloads.framework import Runtime, Trainer
 from workloads.spec import MeshShape, WorkloadSpec
 
-FRAMEWORKS = ("jax",)
+FRAMEWORKS = ("jax", "tensorflow")
+INSTALL_HINT = {"tensorflow": "pip install -e '.[tensorflow]'"}
 
 
 class FrameworkUnavailableError(ValueError):
-    """The framework asked for is not installed (a one-line usage error)."""
+    """The framework asked for is unknown, not installed, or cannot do what was asked (a one-line usage error)."""
+
+
+def _require(framework: str) -> None:
+    if framework not in FRAMEWORKS:
+        raise FrameworkUnavailableError(f"unknown framework {framework!r}; valid: {', '.join(FRAMEWORKS)}")
+    module = {"jax": "jax", "tensorflow": "tensorflow"}[framework]
+    if framework == "tensorflow":
+        import os
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its start-up logging, not errors
+    try:
+        __import__(module)
+    except ImportError:
+        hint = INSTALL_HINT.get(framework, f"pip install {module}")
+        raise FrameworkUnavailableError(f"--framework {framework}: {module} is not installed; "
+                                        f"install the extra: {hint}") from None
 
 
 _RUNTIMES: dict[str, Runtime] = {}
@@ -23,20 +40,26 @@ _RUNTIMES: dict[str, Runtime] = {}
 def runtime(framework: str) -> Runtime:
     """The process-level runtime of `framework` (one per process)."""
     if framework not in _RUNTIMES:
+        _require(framework)
         if framework == "jax":
             from workloads.jax_impl.runtime import JaxRuntime
 
             _RUNTIMES[framework] = JaxRuntime()
         else:
-            raise FrameworkUnavailableError(f"unknown framework {framework!r}; valid: {', '.join(FRAMEWORKS)}")
+            from workloads.tf_impl.runtime import TfRuntime
+
+            _RUNTIMES[framework] = TfRuntime()
     return _RUNTIMES[framework]
 
 
 def build_trainer(framework: str, spec: WorkloadSpec, seed: int, max_steps: int, first_batch: np.ndarray,
                   eval_set: np.ndarray, mesh: MeshShape | None = None) -> Trainer:
     """Build, initialise (from `seed`) and compile `spec` in `framework`, over `mesh` (None: one device)."""
+    _require(framework)
     if framework == "jax":
         from workloads.jax_impl.trainer import JaxTrainer
 
         return JaxTrainer(spec, seed, max_steps, first_batch, eval_set, mesh)
-    raise FrameworkUnavailableError(f"unknown framework {framework!r}; valid: {', '.join(FRAMEWORKS)}")
+    from workloads.tf_impl.trainer import TfTrainer
+
+    return TfTrainer(spec, seed, max_steps, first_batch, eval_set, mesh)

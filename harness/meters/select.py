@@ -77,7 +77,7 @@ def probe(name: str, req: MeterRequest, accels: list[Accelerator]) -> Availabili
         gpus = _gpus(accels)
         if not gpus:
             platforms = sorted({a.platform for a in accels}) or ["cpu"]
-            return Availability(False, f"NVML: no GPU among jax devices (backend {', '.join(platforms)})")
+            return Availability(False, f"NVML: no GPU among the run's devices (backend {', '.join(platforms)})")
         return NvmlMeter.probe(gpus, nvml=req.nvml)
     if name == RaplMeter.name:
         return RaplMeter.probe(root=req.rapl_root)

@@ -54,7 +54,7 @@ class TpuModelMeter(Meter):
         table_path: str | Path = POWER_TABLE,
     ) -> None:
         if not device_kinds:
-            raise ValueError("tpu-model: no TPU devices in jax.devices()")
+            raise ValueError("tpu-model: no TPU among the run's devices")
         kinds = sorted(set(device_kinds))
         if len(kinds) > 1:
             raise ValueError(f"tpu-model: mixed TPU generations {kinds} are not supported")

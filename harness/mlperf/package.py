@@ -72,10 +72,13 @@ def build_package(paths: list[Path], out: Path, org: str, system: str, status: s
             for host in (h for h in metered_hosts(result) if h is not None):
                 shutil.copyfile(run_dir / f"host_{host}" / "power.csv", base / "harness" / f"power_{i}_host_{host}.csv")
             divisions.add(_division_of(base / f"result_{i}.txt"))
-    first = runs[0][1]["environment"]
+    first = runs[0][1]
     division = "closed" if divisions == {"closed"} else "open"
+    nodes = len({h["host_id"] for h in first["energy"].get("hosts", [])}) or 1
     write_json(root / "systems" / f"{system}.json",
-               describe_system(org, system, division, first["hardware"], first["software"], status=status))
+               describe_system(org, system, division, first["environment"]["hardware"],
+                               first["environment"]["software"], status=status, nodes=nodes,
+                               framework=first["training"].get("framework")))
     write_manifest(root)
     return root
 

@@ -59,13 +59,14 @@ Put = Callable[[str, "str | None", str], None]  # records a field's value (None 
 
 
 def describe_system(org: str, system_name: str, division: str, hardware: dict, software: dict,
-                    status: str = "available", nodes: int = 1) -> dict:
+                    status: str = "available", nodes: int = 1, framework: dict | None = None) -> dict:
     """A system description that passes mlperf_logging's training checker at RULESET.
 
     hardware/software are result.json's environment.hardware/software. Host details not in them (sockets,
     physical cores, frequency, caches, distribution) are read from this machine only when it is evidently the
     machine that produced them (same CPU model, vCPU count and platform string); otherwise they are unknown.
     All values are strings, as in MLPerf's published system files (the checker's summary table joins them).
+    framework is result.json's training.framework: the framework the runs actually used.
     """
     if nodes < 1:
         raise ValueError(f"nodes must be >= 1, got {nodes}")
@@ -85,7 +86,7 @@ def describe_system(org: str, system_name: str, division: str, hardware: dict, s
     _fill_accelerators(put, hardware.get("devices") or [], nodes)
     put("cooling", None, _UNKNOWN)
     put("hw_notes", _hw_notes(host), _RESULT)
-    _fill_software(put, hardware, software, host)
+    _fill_software(put, hardware, software, host, framework)
 
     desc: dict[str, Any] = {field: values[field] for field in FIELDS}
     desc["harness_autofilled"] = {
@@ -343,9 +344,12 @@ def _fill_accelerators(put: Put, devices: list[dict], nodes: int) -> None:
 # ---- software ---------------------------------------------------------------------------------------------
 
 
-def _fill_software(put: Put, hw: dict, sw: dict, host: dict | None) -> None:
+def _fill_software(put: Put, hw: dict, sw: dict, host: dict | None, used: dict | None) -> None:
     packages = {k: v for k, v in (sw.get("packages") or {}).items() if v}
-    framework = ", ".join(f"{label} {packages[name]}" for name, label in FRAMEWORK_PACKAGES if name in packages)
+    if used and used.get("framework") == "tensorflow":
+        framework = f"TensorFlow {used.get('version')} (XLA, tf.function(jit_compile=True))"
+    else:  # JAX, named by the run or, in results from before the framework seam, by the installed packages
+        framework = ", ".join(f"{label} {packages[name]}" for name, label in FRAMEWORK_PACKAGES if name in packages)
     put("framework", framework or None, _RESULT)
     framework_names = {name for name, _ in FRAMEWORK_PACKAGES}
     others = [f"Python {sw['python']}"] if sw.get("python") else []

@@ -34,7 +34,9 @@ def _collect(paths: list[Path]) -> tuple[dict[str, list[dict]], list[dict]]:
         elif (path / "result.json").is_file():
             r = json.loads((path / "result.json").read_text()) | {"_dir": str(path)}
             corpus = r["data"].get("corpus", r["data"]["kind"])
-            grouped.setdefault(f"{r['workload']} [{corpus}]", []).append(r)
+            framework = (r["training"].get("framework") or {}).get("framework", "jax")
+            label = r["workload"] if framework == "jax" else f"{r['workload']}@{framework}"
+            grouped.setdefault(f"{label} [{corpus}]", []).append(r)
         else:
             raise UsageError(f"{path}: neither a run directory (result.json) nor a study directory (study.json)")
     return grouped, studies
@@ -87,9 +89,11 @@ def build_report(paths: list[Path], out_dir: Path) -> tuple[Path, Path]:
 
     comparisons = []
     for study in studies:
-        names = [f"{w} [{study['corpus']}]" for w in study["workloads"]]
-        for other in names[1:]:
-            comparisons.append(compare(grouped[names[0]], grouped[other]) | {"corpus": study["corpus"]})
+        labels = study["workloads"]
+        names = [f"{w} [{study['corpus']}]" for w in labels]
+        for label, other in zip(labels[1:], names[1:], strict=True):
+            comparisons.append(compare(grouped[names[0]], grouped[other], (labels[0], label))
+                               | {"corpus": study["corpus"]})
     if comparisons:
         blocks.append(("h2", "Comparisons (baseline ÷ other, paired by seed, bootstrap 95% CI)"))
         for c in comparisons:

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("harness", "jax", "jaxlib", "flax", "optax", "numpy", "nvidia-ml-py", "rich", "mlperf-logging",
-            "tensorflow")
+PACKAGES = ("harness", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "nvidia-ml-py", "rich", "mlperf-logging",
+            "tensorflow", "tensorflow-cpu", "keras")
 
 
 def software() -> dict[str, Any]:

@@ -37,21 +37,31 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
     return key, counts
 
 
+def entries(specs: list[WorkloadSpec], frameworks: list[str]) -> dict[str, tuple[WorkloadSpec, str]]:
+    """What a study runs, by label: every workload in every framework ("name@framework" when several)."""
+    several = len(frameworks) > 1
+    return {f"{s.name}@{f}" if several else s.name: (s, f) for s in specs for f in frameworks}
+
+
 def run_study(specs: list[WorkloadSpec], seeds: int, corpus: str, out_dir: Path, base_opts: RunOptions,
-              on_run: Callable[[dict[str, Any]], None] | None = None, sweep: dict | None = None) -> Path:
+              on_run: Callable[[dict[str, Any]], None] | None = None, sweep: dict | None = None,
+              frameworks: list[str] | None = None) -> Path:
     if seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {seeds}")
+    frameworks = frameworks or [base_opts.framework]
     study_dir = record.new_run_dir(out_dir, "study")
-    runs: dict[str, list[str]] = {s.name: [] for s in specs}
-    by_name = {s.name: s for s in specs}
-    order = interleaved_order([s.name for s in specs], seeds)
+    by_label = entries(specs, frameworks)
+    runs: dict[str, list[str]] = {label: [] for label in by_label}
+    order = interleaved_order(list(by_label), seeds)
     study = {"schema": SCHEMA, "corpus": corpus, "seeds": seeds, "workloads": list(runs), "sweep": sweep,
-             "order": [f"{w}/seed{s}" for w, s in order], "runs": runs, "status": "running"}
-    for name, seed in order:
-        opts = dataclasses.replace(base_opts, workload=name, seed=seed, corpus=corpus,
-                                   output_dir=str(study_dir / "runs"), spec=by_name[name])
+             "frameworks": frameworks, "order": [f"{w}/seed{s}" for w, s in order], "runs": runs,
+             "status": "running"}
+    for label, seed in order:
+        spec, framework = by_label[label]
+        opts = dataclasses.replace(base_opts, workload=spec.name, seed=seed, corpus=corpus, framework=framework,
+                                   output_dir=str(study_dir / "runs"), spec=spec)
         run_dir, result = execute(opts, plan(opts))
-        runs[name].append(str(run_dir.relative_to(study_dir)))
+        runs[label].append(str(run_dir.relative_to(study_dir)))
         write_json(study_dir / "study.json", study)  # progress survives an interrupted study
         if on_run:
             on_run(result)
@@ -60,11 +70,12 @@ def run_study(specs: list[WorkloadSpec], seeds: int, corpus: str, out_dir: Path,
     return study_dir
 
 
-def compare(baseline: list[dict], other: list[dict]) -> dict[str, Any]:
+def compare(baseline: list[dict], other: list[dict], names: tuple[str, str] | None = None) -> dict[str, Any]:
     """Baseline ÷ other for energy, time and steps to target over seeds both converged on; tokens per joule."""
     pairs = [(a, b) for a, b in zip(baseline, other, strict=False)
              if a["status"] == "converged" and b["status"] == "converged"]
-    out: dict[str, Any] = {"baseline": baseline[0]["workload"], "other": other[0]["workload"],
+    names = names or (baseline[0]["workload"], other[0]["workload"])
+    out: dict[str, Any] = {"baseline": names[0], "other": names[1],
                            "pairs_converged": len(pairs), "pairs_total": min(len(baseline), len(other)),
                            "energy_method": baseline[0]["energy"]["method"]}
     if not pairs:

@@ -56,6 +56,7 @@ def route_top1(router_logits: jax.Array, capacity: int) -> dict[str, jax.Array]:
 # Mesh axes (harness run --mesh data=D,expert=E): the batch is split over both, the experts over "expert".
 DATA, EXPERT = "data", "expert"
 BATCH_AXES = (DATA, EXPERT)
+STATS = ("balance_loss", "z_loss", "dropped_fraction", "load")
 
 
 class SwitchFFN(nn.Module):
@@ -101,11 +102,14 @@ class SwitchFFN(nn.Module):
         else:
             experts = P(EXPERT)
             y, stats = jax.shard_map(layer, mesh=self.mesh, in_specs=(P(BATCH_AXES), P(), *[experts] * 4),
-                                     out_specs=(P(BATCH_AXES), P()))(x, *weights)
+                                     out_specs=(P(BATCH_AXES), {**dict.fromkeys(STATS, P()),
+                                                                "expert": P(BATCH_AXES)}))(x, *weights)
         aux = self.balance_coef * stats["balance_loss"] + self.z_loss_coef * stats["z_loss"]
         self.sow("losses", "aux_loss", aux)
         self.sow("metrics", "dropped_fraction", stats["dropped_fraction"])
         self.sow("metrics", "expert_load", stats["load"])
+        # Each token's expert, [groups, tokens per group]: kept only when "intermediates" is mutable (tests).
+        self.sow("intermediates", "expert", stats["expert"])
         return y
 
 
@@ -146,7 +150,7 @@ def _switch_layer(x: jax.Array, router_w: jax.Array, w_in: jax.Array, b_in: jax.
              "dropped_fraction": 1.0 - jnp.mean(r["keep"].astype(jnp.float32)), "load": jnp.mean(r["load"], axis=0)}
     if mesh_axes is not None:
         stats = jax.lax.pmean(stats, mesh_axes)  # every device holds as many groups: the mean of means
-    return y.reshape(batch, length, d_model), stats
+    return y.reshape(batch, length, d_model), stats | {"expert": r["expert"]}
 
 
 def _experts(expert_in: jax.Array, w_in: jax.Array, b_in: jax.Array, w_out: jax.Array, b_out: jax.Array,

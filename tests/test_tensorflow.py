@@ -1,0 +1,126 @@
+"""The TensorFlow implementation against the JAX one: with the same weights the same logits, routing
+decisions, dropped tokens and auxiliary losses; from the same start the same training; and `harness run
+--framework tensorflow` end to end. oneDNN is off for these tests (tests/conftest.py): its kernels round
+differently from XLA's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import harness, only_result, with_env
+
+from workloads.corpus import MarkovMixture
+from workloads.jax_impl.models import TransformerLM as JaxLM
+from workloads.jax_impl.weights import initial_weights
+from workloads.registry import WORKLOADS
+from workloads.tf_impl.models import TransformerLM as TfLM
+from workloads.trainers import build_trainer
+
+
+def _tree(flat: dict[str, np.ndarray]) -> dict:
+    tree: dict = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split("/")
+        node = tree
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = jnp.asarray(value)
+    return tree
+
+
+def _sown(tree: dict, name: str) -> list:
+    found = []
+    for key, value in tree.items():
+        if key == name:
+            found.extend(value)
+        elif isinstance(value, dict):
+            found.extend(_sown(value, name))
+    return found
+
+
+@pytest.mark.parametrize("name", ["dense-tiny", "switch-tiny"])
+def test_same_weights_same_logits_routing_and_aux_losses(name):
+    spec = WORKLOADS[name]
+    data = MarkovMixture(spec.corpus)
+    batch = data.train_batch(0, 3, spec.batch_size)
+    weights = initial_weights(spec, 0, batch)
+    logits_j, sown = JaxLM(spec.model).apply({"params": _tree(weights)}, jnp.asarray(batch[:, :-1]), train=True,
+                                             mutable=["losses", "metrics", "intermediates"])
+    logits_t, stats = TfLM(spec.model, weights)(tf.constant(batch[:, :-1]), train=True)
+    np.testing.assert_allclose(logits_t.numpy(), np.asarray(logits_j), rtol=1e-5, atol=1e-5)
+    aux_j = sum(float(a) for a in _sown(sown.get("losses", {}), "aux_loss"))
+    assert float(stats["aux_loss"]) == pytest.approx(aux_j, rel=1e-5, abs=1e-9)
+    if spec.model.num_experts:
+        np.testing.assert_array_equal(stats["expert"].numpy(), np.stack(_sown(sown["intermediates"], "expert")))
+        dropped = np.mean([float(d) for d in _sown(sown["metrics"], "dropped_fraction")])
+        assert float(stats["dropped_fraction"]) == pytest.approx(dropped, abs=1e-7)
+        np.testing.assert_allclose(stats["expert_load"].numpy(), np.stack(_sown(sown["metrics"], "expert_load")),
+                                   atol=1e-7)
+        assert 0 < dropped < 1 and aux_j > 0
+
+
+@pytest.mark.parametrize("name", ["dense-tiny", "switch-tiny"])
+def test_fifty_steps_from_the_same_start_give_the_same_losses(name):
+    spec = WORKLOADS[name]
+    data = MarkovMixture(spec.corpus)
+    trainers = [build_trainer(f, spec, 0, 200, data.train_batch(0, 0, spec.batch_size), data.eval_set())
+                for f in ("jax", "tensorflow")]
+    losses = []
+    for t in trainers:
+        handles = [t.step(t.to_device(data.train_batch(0, s, spec.batch_size))) for s in range(1, 51)]
+        losses.append([m["loss"] for m in t.host_metrics(handles)])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-3)
+    assert losses[0][-1] < 0.7 * losses[0][0]  # and they did train
+    assert trainers[1].evaluate().loss == pytest.approx(trainers[0].evaluate().loss, rel=1e-3)
+
+
+def test_harness_run_with_tensorflow(tmp_path):
+    proc = harness("run", "--workload", "switch-tiny", "--framework", "tensorflow", "--meter", "fake",
+                   "--no-progress", "--output-dir", str(tmp_path / "tf"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r = only_result(tmp_path / "tf")
+    assert r["status"] == "converged"
+    fw = r["training"]["framework"]
+    assert fw["framework"] == "tensorflow" and fw["version"] == tf.__version__
+    log = (next((tmp_path / "tf").iterdir()) / "mllog.txt").read_text()
+    assert '"key": "framework", "value": "tensorflow"' in log
+    jax_run = harness("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir",
+                      str(tmp_path / "jax"))
+    assert jax_run.returncode == 0
+    # Same weights, same batches: the same number of steps to the target (a difference would be the framework's),
+    # and the same model, counted alike.
+    j = only_result(tmp_path / "jax")
+    assert r["training"]["steps"] == j["training"]["steps"]
+    assert r["training"]["params_total"] == j["training"]["params_total"] > r["training"]["params_activated"]
+
+
+def test_tensorflow_missing_is_one_line_naming_the_extra(tmp_path):
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "tensorflow.py").write_text("raise ImportError('No module named tensorflow')\n")
+    env = with_env({"PYTHONPATH": f"{blocker}:{':'.join(sys.path)}"})
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--workload", "dense-tiny", "--framework",
+                           "tensorflow", "--meter", "fake"], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "pip install -e '.[tensorflow]'" in proc.stderr
+
+
+def test_tensorflow_refuses_what_only_jax_does():
+    from workloads.spec import MeshShape
+    from workloads.trainers import FrameworkUnavailableError, runtime
+
+    spec = WORKLOADS["dense-tiny"]
+    data = MarkovMixture(spec.corpus)
+    with pytest.raises(FrameworkUnavailableError, match="meshes are JAX only"):
+        build_trainer("tensorflow", spec, 0, 10, data.train_batch(0, 0, 16), data.eval_set(), MeshShape(2, 1))
+    with pytest.raises(FrameworkUnavailableError, match="multi-process runs are JAX only"):
+        runtime("tensorflow").initialize("127.0.0.1:1234", 2, 0, 60)
+    assert json.dumps(runtime("tensorflow").devices()[0].platform) == '"cpu"'
+    assert jax.devices()[0].platform == "cpu"
