@@ -112,7 +112,8 @@ def _build_parser() -> argparse.ArgumentParser:
     pkg.add_argument("--status", default="available", help="system status: available | preview | rdi")
 
     chk = sub.add_parser("check", help="MLCommons checkers with our rules plus energy checks on a package")
-    chk.add_argument("path", help="a package folder (holding <org>/harness_manifest.json)")
+    chk.add_argument("path", help="a package folder (holding <org>/harness_manifest.json), a run directory or a "
+                                  "--runs set directory")
 
     imp = sub.add_parser("import-power", help="attach a PTDaemon-style node power log to a finished run")
     imp.add_argument("run_dir", help="run directory (holds result.json)")
@@ -121,17 +122,18 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="hours the log's clock is ahead of UTC, for date-form timestamps (default 0)")
 
     study = sub.add_parser("study", help="several workloads over seeds, interleaved, with confidence intervals")
-    study.add_argument("--workloads", default="dense-small,switch-small", help="comma-separated; first is baseline")
-    study.add_argument("--seeds", type=int, default=3)
-    study.add_argument("--corpus", default="default,control",
+    study.add_argument("--workloads", help="comma-separated; first is baseline (default dense-small,switch-small)")
+    study.add_argument("--seeds", type=int, help="seeds per workload (default 3)")
+    study.add_argument("--corpus",
                        help="corpora, comma-separated (default: both, so the report shows where sparse does not win)")
     study.add_argument("--sweep", help="experts=2,4,8,16,32: Switch variants at matched activated FLOPs")
     study.add_argument("--output-dir", default="results")
     study.add_argument("--meter", default="auto", help="auto | fake (tests only)")
     study.add_argument("--cpu-tdp", type=float)
     study.add_argument("--region", default=None)
-    study.add_argument("--frameworks", default="jax",
+    study.add_argument("--frameworks",
                        help="comma-separated: jax, tensorflow; every workload runs in each (the first is baseline)")
+    study.add_argument("--resume", help="finish an interrupted study: its folder (<output>/<utc>-study-<id>)")
     _mesh_arg(study)
 
     report = sub.add_parser("report", help="report.md and report.html from run or study directories")
@@ -253,7 +255,7 @@ def _whatif(args: argparse.Namespace, console: Console) -> int:
 
     from harness.carbon.whatif import four_m_results, reprice
     from harness.report.carbon_text import four_m_lines, whatif_lines
-    from harness.report.compare import load_results
+    from harness.results.reader import read_results as load_results
 
     if args.four_m:
         if len(args.results) != 2:
@@ -328,7 +330,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     console.print(run_summary(result, str(run_dir / "result.json")))
     for line in result["energy"]["warnings"] + result["energy"]["flags"]:
         console.print(f"  warning: {line}", highlight=False, style="yellow")
-    return 0 if result["status"] == "converged" else 1
+    return run_exit_code(result)
+
+
+def run_exit_code(result: dict) -> int:
+    """0 only for a run that reached its target with a complete energy figure (README: exit codes)."""
+    return 0 if result["status"] == "converged" and result["energy"].get("complete", True) else 1
 
 
 def _run_set(args: argparse.Namespace, opts, console: Console) -> int:
@@ -359,7 +366,8 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     import json
     from pathlib import Path
 
-    from harness.report.compare import compare, load_results
+    from harness.report.compare import compare
+    from harness.results.reader import read_results as load_results
 
     ref_dir = Path(args.reference)
     if not ref_dir.is_dir():
@@ -381,6 +389,9 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
         console.print(table)
         console.print(f"  energy: yours {', '.join(e['energy_methods'])}; reference "
                       f"{', '.join(e['reference_energy_methods']) or '—'}", highlight=False)
+        if e["energy_incomplete"]:
+            console.print(f"  not ranked on energy (incomplete figure): {', '.join(e['energy_incomplete'])}",
+                          highlight=False, style="yellow")
         conv = e["convergence"]
         console.print(f"  convergence: {conv['verdict'] if conv else 'nothing to compare'}", highlight=False)
     return 0
@@ -403,12 +414,13 @@ def _package(args: argparse.Namespace, console: Console) -> int:
 def _check(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
-    from harness.mlperf.check import check_package
+    from harness.mlperf.check import check_package, check_run_or_set
 
     path = Path(args.path)
     if not path.is_dir():
-        raise UsageError(f"{path}: not a directory")
-    problems = check_package(path)
+        raise UsageError(f"{path}: not a directory (give a package, a run directory or a --runs set)")
+    is_run = (path / "result.json").is_file() or (path / "score.json").is_file()
+    problems = check_run_or_set(path) if is_run else check_package(path)
     for line in problems:
         print(line)
     print(f"{len(problems)} problem(s)" if problems else "all checks passed", file=sys.stderr)
@@ -467,13 +479,17 @@ def _study(args: argparse.Namespace, console: Console) -> int:
 
     def said(r: dict) -> None:
         fw = r["training"]["framework"].get("framework", "jax")
-        console.print(f"{r['workload']} ({fw}) seed {r['seed']}: {r['status']}, {r['timing']['run_s']:.1f} s, "
-                      f"{r['energy']['total_j']:.1f} J ({r['energy']['method']})", highlight=False)
+        joules = r["energy"]["total_j"]
+        console.print(f"{r['workload']} ({fw}) seed {r['seed']}: {r['status']}, {r['timing']['run_s'] or 0:.1f} s, "
+                      f"{'—' if joules is None else f'{joules:.1f}'} J ({r['energy']['method']})", highlight=False)
 
-    study_dirs, md, page = study_and_report(
-        [n for n in args.workloads.split(",") if n], args.sweep, args.seeds,
-        [c for c in args.corpus.split(",") if c], Path(args.output_dir), base, on_run=said,
-        frameworks=[f for f in args.frameworks.split(",") if f])
+    def listed(text: str | None) -> list[str] | None:
+        return None if text is None else [x for x in text.split(",") if x]
+
+    asked = {"workloads": listed(args.workloads), "seeds": args.seeds, "corpora": listed(args.corpus),
+             "sweep": args.sweep, "frameworks": listed(args.frameworks)}
+    study_dirs, md, page = study_and_report(asked, Path(args.output_dir), base, on_run=said,
+                                            resume=Path(args.resume) if args.resume else None)
     console.print(md.read_text(), highlight=False, markup=False)
     console.print("studies: " + ", ".join(map(str, study_dirs)) + f"\nreport: {md} and {page}", highlight=False)
     return 0

@@ -12,9 +12,10 @@ def input_errors() -> tuple[type[Exception], ...]:
     from harness.carbon import CarbonInputError, UnknownRegionError
     from harness.meters import MeterSelectionError
     from harness.meters.ptdaemon import PowerLogError
+    from harness.results.reader import ResultReadError
     from workloads.registry import UnknownWorkloadError
     from workloads.trainers import FrameworkUnavailableError
     from workloads.user_data import UserDataError
 
     return (UsageError, CarbonInputError, UnknownRegionError, UnknownWorkloadError, UserDataError,
-            MeterSelectionError, PowerLogError, FrameworkUnavailableError)
+            MeterSelectionError, PowerLogError, FrameworkUnavailableError, ResultReadError)

@@ -10,7 +10,6 @@ each came from.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from harness.mlperf.runlog import division
 from harness.mlperf.runset import samples_to_target
 from harness.results.environment import main_device
 from harness.results.files import write_json
+from harness.results.reader import read_results
 
 OUT = Path(__file__).resolve().parents[1] / "harness" / "mlperf" / "rcps.json"
 
@@ -28,20 +28,14 @@ def main() -> int:
     args = ap.parse_args()
     entries: dict[str, dict] = {}
     for folder in args.folders:
-        for path in sorted(folder.rglob("*.json")):
-            try:
-                r = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            if not isinstance(r, dict) or r.get("schema") != "harness.result/1":
-                continue
+        for r in read_results(folder):
             if division(r) != "closed" or samples_to_target(r) is None:
                 continue
             device = main_device(r["environment"]["hardware"])
             e = entries.setdefault(r["workload"], {"batch_size": r["spec"]["batch_size"], "runs": {}})
             e["runs"].setdefault(f"{device}/seed{r['seed']}", {"seed": r["seed"], "device": device,
                                                                 "samples_to_target": samples_to_target(r),
-                                                                "source": str(path)})
+                                                                "source": r["_source"]})
     workloads = {}
     for name, e in sorted(entries.items()):
         runs = sorted(e["runs"].values(), key=lambda x: (x["device"], x["seed"]))

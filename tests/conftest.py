@@ -9,6 +9,25 @@ import os
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# One persistent XLA compilation cache for the whole session, this process and every subprocess it starts:
+# the tests run the same tiny workloads many times, and a warm cache cuts a run's start from ~8 s to ~3 s
+# on 2 cores. A fresh folder each session, so nothing carries over between versions.
+_OWN_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import tempfile as _tempfile
+
+    _OWN_CACHE = _tempfile.mkdtemp(prefix="harness-test-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _OWN_CACHE:
+        import shutil
+
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402

@@ -149,7 +149,9 @@ def _synthetic(tmp_path: Path, readings: list[tuple[float, float]], energy_j: fl
                + [("power_reading", t, w) for t, w in readings]
                + [("power_measurement_stop", power_window[1], None)])
     (tmp_path / "harness").mkdir()
-    (tmp_path / "harness" / "result_0.json").write_text(json.dumps({"energy": {"total_j": energy_j}, "files": {}}))
+    (tmp_path / "harness" / "result_0.json").write_text(json.dumps({
+        "schema": "harness.result/1", "run_id": "synthetic", "workload": "dense-tiny", "status": "converged",
+        "energy": {"total_j": energy_j}, "files": {}}))
     return run_log
 
 

@@ -1,6 +1,8 @@
 """Study statistics on known answers, interleaving, and a tiny study end-to-end with its report."""
 
 import json
+import math
+import statistics
 import struct
 
 import pytest
@@ -26,7 +28,22 @@ def test_noisy_ratio_around_one_is_not_significant():
 def test_clear_ratio_with_noise_brackets_the_truth():
     ci = paired_ratio_ci([5.3, 6.2, 9.8, 6.0, 7.1], [1.0, 1.0, 1.0, 1.0, 1.0])
     assert ci.lo > 1.0 and ci.lo <= ci.ratio <= ci.hi
-    assert ci.ratio == pytest.approx(6.88)
+    assert ci.ratio == pytest.approx(6.7214, rel=1e-4)  # the geometric mean of the per-seed ratios
+
+
+def test_small_n_uses_a_t_interval_that_matches_scipy_and_large_n_a_bootstrap():
+    from scipy import stats
+
+    a, b = [10.0, 12.0, 11.0], [5.0, 5.5, 5.0]
+    ci = paired_ratio_ci(a, b)
+    logs = [math.log(x / y) for x, y in zip(a, b, strict=True)]
+    lo, hi = stats.t.interval(0.95, 2, loc=statistics.mean(logs), scale=statistics.stdev(logs) / math.sqrt(3))
+    assert (ci.lo, ci.hi) == (pytest.approx(math.exp(lo)), pytest.approx(math.exp(hi)))
+    assert "t, n=3" in ci.verdict("energy") and ci.method.startswith("Student t")
+    # With 3 seeds a t interval is wider than a 3-seed bootstrap's would be: that is the point.
+    assert ci.hi - ci.lo > 0.2
+    big = paired_ratio_ci([2.0 + 0.01 * i for i in range(12)], [1.0] * 12)
+    assert big.method.startswith("percentile bootstrap") and big.lo < big.ratio < big.hi
 
 
 def test_single_pair_gives_point_without_interval():
@@ -60,9 +77,9 @@ def test_tiny_study_end_to_end_writes_every_file(tmp_path):
                  "--meter", "fake"])
     assert code == 0
     # Both corpora by default: the control is always part of the report.
-    studies = sorted(tmp_path.glob("*-study-*/study.json"))
+    studies = sorted(tmp_path.glob("*-study-*/*/study.json"))
     assert {json.loads(p.read_text())["corpus"] for p in studies} == {"default", "control"}
-    (study_dir,) = tmp_path.glob("*-study-report-*")
+    (study_dir,) = tmp_path.glob("*-study-*")  # the campaign: one folder, the report at its top
     for path in studies:
         study = json.loads(path.read_text())
         assert study["status"] == "complete"
@@ -99,13 +116,13 @@ def test_a_study_across_frameworks_compares_them(tmp_path):
     code = main(["study", "--workloads", "switch-tiny", "--frameworks", "jax,tensorflow", "--seeds", "1",
                  "--corpus", "control", "--output-dir", str(tmp_path), "--meter", "fake"])
     assert code == 0
-    (path,) = tmp_path.glob("*-study-*/study.json")
+    (path,) = tmp_path.glob("*-study-*/control/study.json")
     study = json.loads(path.read_text())
     assert study["workloads"] == ["switch-tiny@jax", "switch-tiny@tensorflow"]
     assert study["frameworks"] == ["jax", "tensorflow"]
     results = [json.loads((path.parent / d[0] / "result.json").read_text()) for d in study["runs"].values()]
     assert [r["training"]["framework"]["framework"] for r in results] == ["jax", "tensorflow"]
-    (comparison,) = json.loads((path.parent / "comparisons.json").read_text())
+    (comparison,) = json.loads((path.parent.parent / "comparisons.json").read_text())
     assert (comparison["baseline"], comparison["other"]) == ("switch-tiny@jax", "switch-tiny@tensorflow")
 
 
@@ -114,6 +131,6 @@ def test_a_study_needs_two_things_and_known_frameworks(tmp_path):
         from harness.runner.run import RunOptions
         from harness.study.campaign import study_and_report
 
-        study_and_report(["switch-tiny"], None, 1, ["default"], tmp_path, RunOptions(workload=""))
+        study_and_report({"workloads": ["switch-tiny"], "seeds": 1}, tmp_path, RunOptions(workload=""))
     assert main(["study", "--workloads", "switch-tiny", "--frameworks", "jax,mxnet", "--output-dir",
                  str(tmp_path)]) == 2

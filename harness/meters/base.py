@@ -15,6 +15,8 @@ Optional extras, all with harmless defaults:
 - ``part``: what hardware the components are ("accelerator", "cpu", "node", "synthetic"), so that
   efficiency figures can speak of the accelerators alone.
 - ``power_limits_w()``: component -> the board's enforced power limit in W, where the hardware has one.
+- ``unmeasured_s(start, stop)``: seconds of a window (unix times) with no real reading behind the figure,
+  bridged by interpolation instead; 0 for counters, whose difference over a window is exact.
 """
 
 from __future__ import annotations
@@ -80,6 +82,10 @@ class Meter(abc.ABC):
     def power_limits_w(self) -> dict[str, float]:
         """Component -> enforced board power limit, W; empty where the hardware reports none."""
         return {}
+
+    def unmeasured_s(self, start_unix_s: float, stop_unix_s: float) -> float:
+        """Seconds of [start, stop] that no real reading backs (bridged by interpolation), for coverage."""
+        return 0.0
 
 
 def run_periodically(hz: float, clock: Callable[[], float], stop: threading.Event, tick: Callable[[], Any]) -> None:

@@ -223,6 +223,18 @@ class ExternalMeter(Meter):
                 # No reading at all near the end: the held stretch is as unmeasured as a gap in the middle.
                 self._gaps.append(self._gap(self._last_t, self._stop_t))
 
+    def unmeasured_s(self, start_unix_s: float, stop_unix_s: float) -> float:
+        """The window's overlap with the sampling gaps, the one still open now included."""
+        with self._lock:
+            if self._t0 is None:
+                return max(0.0, stop_unix_s - start_unix_s)
+            gaps = [(g["start_unix_s"], g["stop_unix_s"]) for g in self._gaps]
+            now = self._clock() if self._stop_t is None else self._stop_t
+            if self._stop_t is None and now - self._last_t > self.max_gap_s:
+                gap = self._gap(self._last_t, now)
+                gaps.append((gap["start_unix_s"], gap["stop_unix_s"]))
+        return sum(max(0.0, min(b, stop_unix_s) - max(a, start_unix_s)) for a, b in gaps)
+
     def gauges(self) -> dict[str, float]:
         with self._lock:
             # ".instant", not "node": the power.csv column "node_w" is the interval average of the energy.

@@ -124,7 +124,7 @@ class NvmlMeter(Meter):
         self.update_period_s = COUNTER_UPDATE_S if self.counter else 0.0
         self._next_process_check = 0.0
         self._started = False
-        self._open = True
+        self._is_open = True
 
     # -- discovery ------------------------------------------------------------------------------------
     def _handles(self, logical: list[int] | None, visible_env: str | None) -> list[tuple[int, Any]]:
@@ -201,7 +201,7 @@ class NvmlMeter(Meter):
         return [f"gpu-{g.logical}" for g in self.gpus]
 
     def start(self) -> None:
-        if not self._open:
+        if not self._is_open:
             raise RuntimeError("NvmlMeter was stopped (NVML shut down); make a new meter")
         now = self._clock()
         for g in self.gpus:
@@ -298,8 +298,8 @@ class NvmlMeter(Meter):
 
     def stop(self) -> None:
         # NVML counts nvmlInit calls; shut down exactly once per meter.
-        if self._open:
-            self._open = False
+        if self._is_open:
+            self._is_open = False
             try:
                 self.nvml.nvmlShutdown()
             except self.nvml.NVMLError:

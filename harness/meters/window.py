@@ -17,6 +17,8 @@ from harness.meters.sampler import Sampler
 # Sampler gaps longer than this are listed in the result: a power trace and a gauge integral cannot see
 # inside a gap (counter energies can: they are differenced, not integrated).
 GAP_S = 2.0
+# Below this fraction of a window backed by real readings, a figure is flagged incomplete.
+MIN_COVERAGE = 0.95
 
 
 def disagreement_pct(reference: float, other: float) -> float | None:
@@ -29,8 +31,18 @@ def measure_window(sampler: Sampler, meters: list[Meter], start: str, stop: str)
     seconds = sampler.window_seconds(start, stop)
     raw = sampler.energy_between(start, stop)
     flags: list[str] = []
+    incomplete: list[str] = []
     components: dict[str, dict[str, Any]] = {}
+    t0, t1 = sampler.marks[start][0], sampler.marks[stop][0]
     for m in meters:
+        coverage = max(0.0, 1.0 - m.unmeasured_s(t0, t1) / seconds) if seconds > 0 else 1.0
+        errors = [e for e in sampler.errors if e.meter == m.name and t0 <= e.time_unix_s <= t1]
+        if coverage < MIN_COVERAGE:
+            incomplete.append(f"{m.name}: real readings back only {100 * coverage:.0f} % of the window "
+                              f"({(1 - coverage) * seconds:.1f} of {seconds:.1f} s bridged by interpolation)")
+        if errors:
+            incomplete.append(f"{m.name}: {len(errors)} failed reading(s) in the window "
+                              f"(first: {errors[0].error[:120]})")
         gauges, limits = m.cross_checks(), m.power_limits_w()
         short = m.update_period_s > 0 and seconds < m.update_period_s
         if short:
@@ -43,7 +55,10 @@ def measure_window(sampler: Sampler, meters: list[Meter], start: str, stop: str)
             # peak comes from the meter's instantaneous gauge where it has one.
             gauge = f"{m.name}/{gauges[c]}" if c in gauges else None
             peak = sampler.peak_watts_between(start, stop, key, gauge)
+            if joules is None and not short:
+                incomplete.append(f"{key}: no reading at an edge of the window")
             components[key] = {"joules": joules, "method": m.method, "scope": m.scope, "part": m.part,
+                               "coverage": coverage, "errors": len(errors),
                                "avg_watts": joules / seconds if joules is not None and seconds > 0 else None,
                                "peak_watts": peak if math.isfinite(peak) else None,
                                "peak_source": "instantaneous power gauge" if gauge else "sampling-interval average",
@@ -71,7 +86,10 @@ def measure_window(sampler: Sampler, meters: list[Meter], start: str, stop: str)
         "node_j": node_j,
         "basis": basis,
         "components": components,
-        "flags": flags,
+        "flags": flags + [f"incomplete: {why}" for why in incomplete],
+        "coverage": min((c["coverage"] for c in components.values()), default=1.0),
+        "complete": not incomplete and total_j is not None,
+        "incomplete_reasons": incomplete,
         "cross_checks": cross_checks(sampler, meters, start, stop, components, device_j, node_j),
     }
 

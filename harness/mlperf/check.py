@@ -8,7 +8,6 @@ file matching the manifest's hash.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from harness.mlperf.compliance import check_log, read_log
@@ -17,6 +16,7 @@ from harness.mlperf.runset import reference_samples, samples_to_target
 from harness.mlperf.scoring import convergence_check
 from harness.mlperf.system_desc import check_system_desc
 from harness.results.files import sha256_file
+from harness.results.reader import check_result, read_json, status_text
 
 MAX_GAP_S = 2.0
 MIN_HZ = 1.0
@@ -47,7 +47,7 @@ def check_package(root: Path) -> list[str]:
 
 def check_convergence(workload_dir: Path) -> list[str]:
     """A workload's runs must not converge implausibly fast against the shipped reference convergence points."""
-    results = [json.loads(p.read_text()) for p in sorted((workload_dir / "harness").glob("result_*.json"))]
+    results = [check_result(read_json(p), p) for p in sorted((workload_dir / "harness").glob("result_*.json"))]
     samples = [s for s in map(samples_to_target, results) if s is not None]
     if not results or not samples:
         return []
@@ -59,7 +59,7 @@ def check_convergence(workload_dir: Path) -> list[str]:
 
 
 def check_manifest(org: Path) -> list[str]:
-    manifest = json.loads((org / MANIFEST).read_text())["sha256"]
+    manifest = read_json(org / MANIFEST, MANIFEST).get("sha256", {})
     problems = []
     for rel, digest in manifest.items():
         path = org / rel
@@ -86,8 +86,8 @@ def check_energy(run_log: Path) -> list[str]:
         return [f"{result_json}: missing"]
     if not power_logs:
         return [f"{run_log.parent / 'power' / f'result_{i}'}/node_0.txt: missing"]
-    result = json.loads(result_json.read_text())
-    problems = []
+    result = check_result(read_json(result_json), result_json)
+    problems = check_record(result, result_json)
     traces = {"power.csv": run_log.parent / "harness" / f"power_{i}.csv"}
     traces |= {f"host_{p.stem.split('_')[-1]}/power.csv": run_log.parent / "harness" /
                f"power_{i}_host_{p.stem.split('_')[-1]}.csv" for p in power_logs if result["energy"].get("hosts")}
@@ -110,6 +110,28 @@ def check_energy(run_log: Path) -> list[str]:
                         f"{joules:.3f} J differs from result.json's {recorded:.3f} J by more than "
                         f"{ENERGY_TOLERANCE:.0%}")
     return problems
+
+
+def check_record(result: dict, path: Path) -> list[str]:
+    """A record must be final, and its energy complete, to count."""
+    problems = []
+    if result["status"] in ("running", "interrupted"):
+        problems.append(f"{path}: {status_text(result)}: not a finished run")
+    if not result["energy"].get("complete", True):
+        reasons = "; ".join(result["energy"].get("incomplete_reasons", [])) or "see energy.flags"
+        problems.append(f"{path}: energy figure incomplete ({reasons})")
+    return problems
+
+
+def check_run_or_set(path: Path) -> list[str]:
+    """`harness check` on a run directory or a --runs set: packaged in a temporary folder, then checked."""
+    import tempfile
+
+    from harness.mlperf.package import build_package
+
+    with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
+        root = build_package([path], Path(tmp), "check", "this-system")
+        return [p.replace(str(root), f"{path} (as packaged)") for p in check_package(root)]
 
 
 def _power_log_energy(power_log: Path, window: dict[str, float]) -> tuple[float | None, list[str]]:

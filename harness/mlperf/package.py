@@ -23,6 +23,7 @@ from harness.errors import UsageError
 from harness.mlperf.runlog import metered_hosts, render_power_log, render_run_log
 from harness.mlperf.system_desc import STATUS_ALIASES, STATUS_VALUES, describe_system
 from harness.results.files import atomic_write_text, sha256_file, write_json
+from harness.results.reader import read_result
 
 MANIFEST = "harness_manifest.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -50,7 +51,7 @@ def build_package(paths: list[Path], out: Path, org: str, system: str, status: s
             raise UsageError(f"{label} must be letters, digits, '.', '_' or '-', got {name!r}")
     if status.strip().lower() not in STATUS_ALIASES and status not in STATUS_VALUES:
         raise UsageError(f"--status must be one of {', '.join(STATUS_ALIASES)}, got {status!r}")
-    runs = [(r, json.loads((r / "result.json").read_text())) for r in find_runs(paths)]
+    runs = [(r, read_result(r, verify_files=True)) for r in find_runs(paths)]
     root = out / org
     if root.exists():
         raise UsageError(f"{root} already exists; choose another --output or remove it")
@@ -68,7 +69,8 @@ def build_package(paths: list[Path], out: Path, org: str, system: str, status: s
                                   render_power_log(result, run_dir, f"node_{k}", host))
             (base / "harness").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(run_dir / "result.json", base / "harness" / f"result_{i}.json")
-            shutil.copyfile(run_dir / "power.csv", base / "harness" / f"power_{i}.csv")
+            if (run_dir / "power.csv").is_file():  # a run killed outright has its record but no traces
+                shutil.copyfile(run_dir / "power.csv", base / "harness" / f"power_{i}.csv")
             for host in (h for h in metered_hosts(result) if h is not None):
                 shutil.copyfile(run_dir / f"host_{host}" / "power.csv", base / "harness" / f"power_{i}_host_{host}.csv")
             divisions.add(_division_of(base / f"result_{i}.txt"))

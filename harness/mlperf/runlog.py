@@ -157,7 +157,8 @@ def _timed_window(log: MLLogger, result: dict[str, Any], marks: dict[str, float]
         begin, end = point["eval_start_unix_s"], point["eval_stop_unix_s"]
         log.end(key=K.BLOCK_STOP, value=None, time_ms=_ms(begin), metadata={K.SAMPLES_COUNT: samples})
         log.start(key=K.EVAL_START, value=None, time_ms=_ms(begin), metadata=meta)
-        log.event(key=K.EVAL_ACCURACY, value=point["eval_loss"], time_ms=_ms(end), metadata=meta)
+        if point["eval_loss"] is not None:  # a diverged run's last eval has none
+            log.event(key=K.EVAL_ACCURACY, value=point["eval_loss"], time_ms=_ms(end), metadata=meta)
         log.end(key=K.EVAL_STOP, value=None, time_ms=_ms(end), metadata=meta)
         if i < last:
             log.start(key=K.BLOCK_START, value=None, time_ms=_ms(end), metadata={K.SAMPLES_COUNT: samples})

@@ -8,9 +8,7 @@ flagged as implausibly fast.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import secrets
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 from harness.mlperf.scoring import convergence_check, olympic
 from harness.results.files import write_json
+from harness.results.record import new_run_dir
 
 SCHEMA = "harness.runset/1"
 RCP_FILE = "rcps.json"
@@ -42,10 +41,7 @@ def samples_to_target(result: dict[str, Any]) -> int | None:
 
 
 def new_set_dir(root: Path, workload: str, n: int) -> Path:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = Path(root) / f"{stamp}-{workload}-runs{n}-{secrets.token_hex(3)}"
-    path.mkdir(parents=True, exist_ok=False)
-    return path
+    return new_run_dir(root, f"{workload}-runs{n}")
 
 
 def score_runs(results: list[dict[str, Any]], run_dirs: list[str], rcps: dict[str, Any] | None = None

@@ -15,7 +15,8 @@ from pathlib import Path
 from harness.errors import UsageError
 from harness.report import plots
 from harness.results.files import atomic_write_text
-from harness.study.run import compare, load_study
+from harness.results.reader import read_result, read_study
+from harness.study.run import compare
 from harness.study.stats import paired_ratio_ci
 
 Block = tuple
@@ -27,12 +28,12 @@ def _collect(paths: list[Path]) -> tuple[dict[str, list[dict]], list[dict]]:
     studies: list[dict] = []
     for path in paths:
         if (path / "study.json").is_file():
-            study, results = load_study(path)
+            study, results = read_study(path)
             studies.append(study)
             for name, runs in results.items():
                 grouped.setdefault(f"{name} [{study['corpus']}]", []).extend(runs)
         elif (path / "result.json").is_file():
-            r = json.loads((path / "result.json").read_text()) | {"_dir": str(path)}
+            r = read_result(path) | {"_dir": str(path)}
             corpus = r["data"].get("corpus", r["data"]["kind"])
             framework = (r["training"].get("framework") or {}).get("framework", "jax")
             label = r["workload"] if framework == "jax" else f"{r['workload']}@{framework}"
@@ -95,10 +96,15 @@ def build_report(paths: list[Path], out_dir: Path) -> tuple[Path, Path]:
             comparisons.append(compare(grouped[names[0]], grouped[other], (labels[0], label))
                                | {"corpus": study["corpus"]})
     if comparisons:
-        blocks.append(("h2", "Comparisons (baseline ÷ other, paired by seed, bootstrap 95% CI)"))
+        blocks.append(("h2", "Comparisons (baseline ÷ other, paired by seed)"))
+        blocks.append(("p", "Each ratio is the geometric mean of the per-seed ratios, with a 95% confidence interval: "
+                            "Student's t on the per-seed log ratios below 10 seeds, a percentile bootstrap from 10 "
+                            "up. With fewer than 3 seeds no difference is called."))
         for c in comparisons:
+            excluded = (f"; {c['pairs_energy_incomplete']} pair(s) left out: incomplete energy figure"
+                        if c.get("pairs_energy_incomplete") else "")
             blocks.append(("h3", f"{c['baseline']} ÷ {c['other']} on the {c['corpus']} corpus "
-                                 f"({c['pairs_converged']}/{c['pairs_total']} seeds where both converged)"))
+                                 f"({c['pairs_converged']}/{c['pairs_total']} seeds where both converged{excluded})"))
             verdicts = [c[k]["verdict"] for k in ("energy_to_target", "time_to_target", "steps_to_target",
                                                    "tokens_per_joule_other_over_baseline") if k in c]
             blocks.append(("list", verdicts or [c.get("verdict", "")]))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import statistics
-from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
 from harness.mlperf.runset import samples_to_target
 from harness.mlperf.scoring import convergence_check
 from harness.results.environment import main_device
@@ -26,30 +23,9 @@ METRICS = (
 )
 
 
-def load_results(path: Path) -> list[dict[str, Any]]:
-    """Results from a result.json, a run directory, a --runs set (score.json) or any folder of run directories."""
-    if path.is_file() and path.suffix == ".json":
-        files = [path]
-    elif path.is_dir():
-        # Any JSON file: reference folders also hold results copied out of their run directories.
-        files = sorted(path.rglob("*.json"))
-    else:
-        raise UsageError(f"{path}: not a result.json or a directory")
-    results = []
-    for f in files:
-        try:
-            data = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise UsageError(f"{f}: not readable as JSON ({e})") from e
-        if isinstance(data, dict) and data.get("schema") == "harness.result/1":
-            results.append(data)
-    if not results:
-        raise UsageError(f"{path}: no harness results (result.json) found")
-    return results
-
-
 def _metrics(r: dict[str, Any]) -> dict[str, float | None]:
-    energy = r["energy"]["total_j"]
+    # An incomplete energy figure is never ranked: its energy-based metrics are left out, not guessed.
+    energy = r["energy"]["total_j"] if r["energy"].get("complete", True) else None
     converged = r["status"] == "converged"
     co2 = (r.get("carbon") or {}).get("co2e_gross_kg")
     eff = r.get("efficiency") or {}  # results recorded before efficiency figures existed have none
@@ -103,6 +79,7 @@ def compare(yours: list[dict[str, Any]], reference: list[dict[str, Any]]) -> lis
         ref_by_seed = {r["seed"]: m["samples"] for r, m in zip(refs, ref_m, strict=True) if m["samples"] is not None}
         check = convergence_check(sub, list(ref_by_seed.values())) if sub and ref_by_seed else None
         out.append({"workload": workload, "corpus": corpus, "runs": len(runs), "reference_runs": len(refs),
+                    "energy_incomplete": [r["run_id"] for r in runs + refs if not r["energy"].get("complete", True)],
                     "energy_methods": sorted({r["energy"]["method"] for r in runs}),
                     "reference_energy_methods": sorted({r["energy"]["method"] for r in refs}),
                     "reference_hardware": sorted({_hardware(r) for r in refs}),

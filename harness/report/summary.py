@@ -36,7 +36,8 @@ def efficiency_lines(eff: dict[str, Any] | None) -> list[tuple[str, str]]:
 def run_summary(result: dict[str, Any], result_path: str) -> Table:
     t, tr, en, co = result["timing"], result["training"], result["energy"], result["carbon"] or {}
     status = result["status"]
-    table = Table(title=f"{result['workload']}  seed {result['seed']}  status: {status.upper()}",
+    error = f" ({result['error']})" if result.get("error") and status != "converged" else ""
+    table = Table(title=f"{result['workload']}  seed {result['seed']}  status: {status.upper()}{error}",
                   title_justify="left", show_header=False, show_edge=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -53,6 +54,9 @@ def run_summary(result: dict[str, Any], result_path: str) -> Table:
     if tr["dropped_fraction_mean"] is not None:
         table.add_row("dropped tokens (mean)", f"{100 * tr['dropped_fraction_mean']:.2f} %")
     table.add_row("energy, timed window", _fmt(en["total_j"], ",.1f", " J") + f"   method: {en['method']}")
+    if not en.get("complete", True):
+        table.add_row("energy figure", "INCOMPLETE, not a valid result: " + "; ".join(en.get("incomplete_reasons", [])),
+                      style="bold red")
     for key, comp in en["components"].items():
         table.add_row(f"  {key}", _fmt(comp["joules"], ",.1f", " J") + f", avg {_fmt(comp['avg_watts'], '.1f', ' W')}"
                       + f"   method: {comp['method']}")

@@ -7,7 +7,6 @@ component meters' figures stay in the result beside it, with the disagreement be
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,25 +16,18 @@ from harness.errors import UsageError
 from harness.meters.ptdaemon import parse_power_log, window_energy
 from harness.meters.window import node_vs_components
 from harness.results.files import sha256_file
+from harness.results.reader import read_result
 from harness.results.record import write_result
 
 LOG_COPY = "power_node_log.txt"
 
 
-def load_result(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "result.json"
-    if not path.is_file():
-        raise UsageError(f"{run_dir}: no result.json (give a run directory written by harness run)")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path}: not readable as JSON ({e})") from e
-
-
 def import_power_log(run_dir: Path, log_path: Path, utc_offset_h: float = 0.0) -> dict[str, Any]:
     """Integrate the log over the run window, make it the run's energy, re-price CO2e; returns the result."""
     run_dir = Path(run_dir)
-    result = load_result(run_dir)
+    if not (run_dir / "result.json").is_file():
+        raise UsageError(f"{run_dir}: no result.json (give a run directory written by harness run)")
+    result = read_result(run_dir, verify_files=True)
     energy = result["energy"]
     if energy.get("node_j") is not None:
         raise UsageError(f"{run_dir}: this run already has node-level energy ({energy['method']}); "

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.results.files import sha256_file, write_csv, write_json
-
-SCHEMA = "harness.result/1"
+from harness.results.reader import SCHEMA  # the reader owns the schema
 
 
 def new_run_dir(root: Path, workload: str) -> Path:
@@ -41,9 +40,9 @@ def write_host_trace(run_dir: Path, process: int, power_rows: list[dict]) -> Pat
     return path
 
 
-def write_result(run_dir: Path, result: dict[str, Any]) -> Path:
+def write_result(run_dir: Path, result: dict[str, Any], durable: bool = True) -> Path:
     path = run_dir / "result.json"
-    write_json(path, {"schema": SCHEMA, **result})
+    write_json(path, {"schema": SCHEMA, **result}, durable)
     return path
 
 

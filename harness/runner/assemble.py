@@ -9,6 +9,8 @@ sum over hosts. Then `build_result` puts the training, energy, efficiency and ca
 from __future__ import annotations
 
 import math
+import os
+import platform
 import time
 from dataclasses import asdict
 from typing import Any
@@ -21,7 +23,7 @@ from harness.runner.devices import Placement
 from harness.runner.training import LoopResult
 from workloads.spec import precision_of
 
-COMPONENT_FIELDS = ("scope", "part", "avg_watts", "peak_watts", "peak_source", "power_limit_w")
+COMPONENT_FIELDS = ("scope", "part", "avg_watts", "peak_watts", "peak_source", "power_limit_w", "coverage", "errors")
 
 
 def _window(sampler, meters: list, start: str, stop: str) -> dict[str, Any] | None:
@@ -31,10 +33,11 @@ def _window(sampler, meters: list, start: str, stop: str) -> dict[str, Any] | No
 
 
 def measure_process(sampler, meters: list, unavailable: list[dict[str, str]], loop: LoopResult,
-                    sample_hz: float) -> dict[str, Any]:
-    """This process's energy section, and the energy since run_start at each evaluation."""
-    stop_label = "run_stop" if "run_stop" in sampler.marks else "aborted"
-    run_w = _window(sampler, meters, "run_start", stop_label)
+                    sample_hz: float, stop_label: str | None = None) -> dict[str, Any]:
+    """This process's energy section, and the energy since run_start at each evaluation. The window ends at
+    `stop_label` (a record written during the run: its latest evaluation), else at run_stop or the abort."""
+    stop_label = stop_label or ("run_stop" if "run_stop" in sampler.marks else "aborted")
+    run_w = _window(sampler, meters, "run_start", stop_label) if stop_label != "run_start" else None
     init_w = _window(sampler, meters, "init_start", "init_stop")
     methods = {f"{m.name}/{c}": m.method for m in meters for c in m.components()}
     run_c, init_c = (run_w or {}).get("components", {}), (init_w or {}).get("components", {})
@@ -52,6 +55,11 @@ def measure_process(sampler, meters: list, unavailable: list[dict[str, str]], lo
             for k in methods
         },
         "init_j": init_w["total_j"] if init_w else None,
+        # Complete: every component read at both edges, >= 95 % of the window backed by real readings, and no
+        # failed readings. An incomplete figure is reported, flagged, and never ranked.
+        "complete": bool(run_w and run_w["complete"]),
+        "coverage": run_w["coverage"] if run_w else None,
+        "incomplete_reasons": (run_w or {}).get("incomplete_reasons", ["no run window measured"]),
         "cross_checks": run_w["cross_checks"] if run_w else [],
         "flags": (run_w or {}).get("flags", []) + (init_w or {}).get("flags", []),
         "warnings": [w for m in meters for w in m.warnings()],
@@ -83,6 +91,7 @@ def merge_hosts(measured: dict[int, dict[str, Any]], hosts: list[dict[str, Any]]
         k = h["process"]
         entry = dict(h) | {"lost": k in lost, "power_csv": f"host_{k}/power.csv"}
         if k in measured and not measured[k]["energy"]["components"]:
+            measured[k]["energy"]["complete"] = True  # nothing to measure is not a missing measurement
             # Nothing to meter here: no accelerator of its own, and its host's meters read by another process.
             entry |= {"total_j": 0.0, "init_j": 0.0, "method": None, "basis": "no meters in this process"}
             totals.append(0.0)
@@ -98,7 +107,10 @@ def merge_hosts(measured: dict[int, dict[str, Any]], hosts: list[dict[str, Any]]
             energy["meters"] += [m | {"process": k} for m in e["meters"]]
             energy["unavailable"] += [u | {"process": k} for u in e["unavailable"]]
             energy["sampler"][str(k)] = e["sampler"]
-            entry |= {"total_j": e["total_j"], "init_j": e["init_j"], "method": e["method"], "basis": e["basis"]}
+            entry |= {"total_j": e["total_j"], "init_j": e["init_j"], "method": e["method"], "basis": e["basis"],
+                      "complete": e.get("complete", True)}
+            energy["incomplete_reasons"] = energy.get("incomplete_reasons", []) + [
+                f"process {k}: {why}" for why in e.get("incomplete_reasons", []) if not e.get("complete", True)]
             totals.append(e["total_j"])
             inits.append(e["init_j"])
             devices.append(e["device_j"])
@@ -114,9 +126,12 @@ def merge_hosts(measured: dict[int, dict[str, Any]], hosts: list[dict[str, Any]]
                                    "not counted, so the run's energy is a lower bound")
         energy["hosts"].append(entry)
     known = [t for t in totals if t is not None]
-    complete = len(known) == len(totals) and not lost
+    complete = (len(known) == len(totals) and not lost
+                and all(h.get("complete", True) for h in energy["hosts"] if not h["lost"]))
     energy["total_j"] = sum(known) if known and (complete or lost) else None
     energy["complete"] = complete
+    energy.setdefault("incomplete_reasons", [])
+    energy["incomplete_reasons"] += [f"process {k} lost" for k in lost]
     energy["init_j"] = sum(inits) if inits and all(i is not None for i in inits) else None
     energy["device_j"] = sum(d for d in devices if d is not None) if any(d is not None for d in devices) else None
     energy["node_j"] = sum(n for n in nodes if n is not None) if any(n is not None for n in nodes) else None
@@ -149,7 +164,7 @@ def build_result(opts: Any, p: Any, loop: LoopResult, energy: dict[str, Any], qu
     init_s = marks["init_stop"] - marks["init_start"] if {"init_start", "init_stop"} <= marks.keys() else None
     total_j = energy["total_j"]
     tokens = loop.steps * p.spec.batch_size * p.spec.seq_len
-    evals = [e["eval_loss"] for e in loop.eval_trace]
+    evals = [e["eval_loss"] for e in loop.eval_trace if e["eval_loss"] is not None]
     dropped = [r["dropped_fraction"] for r in loop.step_metrics if "dropped_fraction" in r]
     devices = loop.framework.get("devices") or _devices(p.placement)
     return {
@@ -158,6 +173,7 @@ def build_result(opts: Any, p: Any, loop: LoopResult, energy: dict[str, Any], qu
         "workload": p.spec.name,
         "status": loop.status,
         "error": loop.error,
+        "process": {"pid": os.getpid(), "host": platform.node()},  # a `running` record's reader asks if it lives
         "seed": opts.seed,
         "spec": p.spec.to_dict(),
         "data": p.data_info,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import signal
 import sys
+import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -102,6 +105,7 @@ def plan(opts: RunOptions) -> Plan:
         raise UsageError(f"--target-loss must be a positive loss in nats/token, got {opts.target_loss}")
     # Price a zero-energy run now, so that a bad region or PUE fails before training, not after.
     carbon.footprint(0.0, opts.region, opts.pue, opts.carbon_intensity, opts.net_intensity)
+    check_writable(Path(opts.output_dir), "--output-dir")
 
     if opts.data is not None:
         if opts.target_loss is None:
@@ -139,6 +143,17 @@ def plan(opts: RunOptions) -> Plan:
         steps = typical_steps(reference_samples(spec.name, spec.batch_size) or [], spec.batch_size)
         raise UsageError(cpu_refusal(spec, steps))
     return Plan(spec, data, info, target, opts.max_steps or spec.max_steps, chosen, unavailable, placement)
+
+
+def check_writable(directory: Path, flag: str) -> None:
+    """Create `directory` and write a file in it now, so that a run never trains only to lose its record."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".harness-write-test-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag} {directory}: cannot write there ({e.strerror or e}); give a writable "
+                         "directory") from None
 
 
 def _join_processes(opts: RunOptions) -> None:
@@ -187,7 +202,7 @@ def execute(opts: RunOptions, p: Plan) -> tuple[Path, dict[str, Any]]:
         with Progress(p.spec.name, p.target_loss, p.max_steps, "+".join(sorted(methods)), sampler, show) as prog:
             train_to_target(p.spec, p.data, p.target_loss, opts.seed, p.max_steps,
                             sampler if cluster is None else _AlignedMarks(sampler, cluster), loop, prog.update,
-                            framework=opts.framework, mesh=p.placement.mesh)
+                            framework=opts.framework, mesh=p.placement.mesh, checkpoint=finish.checkpoint)
     except BaseException as e:
         # Ctrl-C, SIGTERM, a crash or a lost peer: close the window now so that what ran is accounted for.
         loop.status = "aborted"
@@ -268,8 +283,30 @@ class _Finisher:
         self.opts, self.p, self.loop, self.sampler = opts, p, loop, sampler
         self.run_dir, self.cluster = run_dir, cluster
         self.main_handling = False
+        self._last_checkpoint = -math.inf
         self._lock = threading.Lock()
         self._result: dict[str, Any] | None = None
+
+    def checkpoint(self) -> None:
+        """The record so far (status `running`), written at run_start and after evaluations, so that a run
+        killed outright still leaves it: readers then call it interrupted. Process 0 writes it, with its
+        own energy only; at most every CHECKPOINT_MIN_S, and without fsync (it is replaced soon)."""
+        now = time.monotonic()
+        if (self.cluster is not None and self.cluster.process != 0) or now - self._last_checkpoint < CHECKPOINT_MIN_S:
+            return
+        self._last_checkpoint = now
+        loop = self.loop
+        latest = loop.eval_trace[-1]["mark"] if loop.eval_trace else "run_start"
+        local = measure_process(self.sampler, self.p.meters, self.p.unavailable, loop, self.opts.sample_hz, latest)
+        energy = local["energy"]
+        if self.cluster is not None:
+            energy["flags"] = energy["flags"] + ["partial record: process 0's energy only; every host's comes at "
+                                                 "the end of the run"]
+        result = build_result(self.opts, self.p, loop, energy, quality_rows(loop.eval_trace, local["eval_energy"]),
+                              self.run_dir.name) | {"files": {}}
+        with self._lock:
+            if self._result is None:  # never over the final record
+                record.write_result(self.run_dir, result, durable=False)
 
     def on_lost(self, lost: list[int]) -> None:
         """The watchdog's call. If the main thread is handling a failure it will write the record; otherwise
@@ -337,6 +374,7 @@ class _Finisher:
         return result
 
 
+CHECKPOINT_MIN_S = 1.0
 BARRIER_TIMEOUT_S = 3600.0  # a peer that dies while others wait here is caught by the watchdog, not this
 EXIT_PEER_LOST = 1
 

@@ -8,6 +8,7 @@ meets the target (`converged`) or the end of the step budget (`not_converged`). 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +51,11 @@ class LoopResult:
     marks: dict[str, float] = field(default_factory=dict)
 
 
+def _finite(x: float | None) -> float | None:
+    """JSON has no NaN or inf: a non-finite figure is recorded as null (the status says why)."""
+    return x if x is not None and math.isfinite(x) else None
+
+
 def step_row(step: int, metrics: dict[str, Any]) -> dict[str, Any]:
     """One steps.csv row from a step's host metrics."""
     row: dict[str, Any] = {"step": step}
@@ -75,8 +81,10 @@ def train_to_target(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     framework: str = "jax",
     mesh: MeshShape | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> LoopResult:
-    """Fill `result` as the run goes, so that an interrupted run still leaves what it did."""
+    """Fill `result` as the run goes, so that an interrupted run still leaves what it did; `checkpoint` is
+    called at run_start and after every evaluation (the runner writes the record so far)."""
     batch = spec.batch_size
     result.marks["init_start"] = marks.mark("init_start")
     eval_set = data.eval_set()
@@ -89,10 +97,12 @@ def train_to_target(
     result.marks["init_stop"] = marks.mark("init_stop")
 
     result.marks["run_start"] = marks.mark("run_start")
+    result.status = "running"
+    if checkpoint:
+        checkpoint()
     t0 = time.perf_counter()
     pending: list[tuple[int, Any]] = []
     tokens_per_step = batch * spec.seq_len
-    result.status = "running"
     last_update = t0
     with Prefetcher(lambda first, count: data.train_batches(seed, first, count, batch), trainer.to_device, 1,
                     max_steps, chunk=chunk_for(batch)) as batches:
@@ -101,10 +111,13 @@ def train_to_target(
             pending.append((step, handle))
             result.steps = step
             now = time.perf_counter()
+            diverging = False
             if on_progress and now - last_update >= PROGRESS_PERIOD_S:
                 last_update = now
-                on_progress({"step": step, "elapsed_s": now - t0, "train_loss": trainer.latest_loss(handle)})
-            if step % spec.eval_every_steps == 0 or step == max_steps:
+                loss = trainer.latest_loss(handle)  # a host sync: a non-finite loss stops the run here
+                diverging = not math.isfinite(loss)
+                on_progress({"step": step, "elapsed_s": now - t0, "train_loss": loss})
+            if step % spec.eval_every_steps == 0 or step == max_steps or diverging:
                 # Wall-clock time, for the :::MLLOG eval_start record; the step work before it may still be queued.
                 eval_start = time.time()
                 ev = trainer.evaluate()  # waits for every queued step, then for the eval itself
@@ -115,12 +128,24 @@ def train_to_target(
                 label = f"eval_{step}"
                 eval_stop = marks.mark(label)
                 point = {"step": step, "elapsed_s": time.perf_counter() - t0, "tokens": step * tokens_per_step,
-                         "eval_loss": ev.loss, "eval_loss_stderr": ev.stderr,
-                         "train_loss": result.step_metrics[-1]["loss"], "mark": label,
+                         "eval_loss": _finite(ev.loss), "eval_loss_stderr": _finite(ev.stderr),
+                         "train_loss": _finite(result.step_metrics[-1]["loss"]), "mark": label,
                          "eval_start_unix_s": eval_start, "eval_stop_unix_s": eval_stop}
                 result.eval_trace.append(point)
                 if on_progress:
                     on_progress(point)
+                bad = next((r["step"] for r in result.step_metrics[-len(fetched):]
+                            if not math.isfinite(r["loss"])), None)
+                if bad is not None or not math.isfinite(ev.loss):
+                    # Diverged: nothing after a NaN or inf is training; stop with what was spent up to here.
+                    result.status = "diverged"
+                    result.error = (f"training loss non-finite at step {bad}" if bad is not None
+                                    else f"eval loss non-finite at step {step}")
+                    if checkpoint:
+                        checkpoint()
+                    break
+                if checkpoint:
+                    checkpoint()
                 if ev.loss <= target_loss:
                     result.status = "converged"
                     break

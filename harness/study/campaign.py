@@ -1,4 +1,12 @@
-"""A whole `harness study`: validate, run one study a corpus, and write the report that covers them all."""
+"""A whole `harness study`: validate, run one study a corpus in one campaign folder, and write the report.
+
+    <output>/<utc>-study-<id>/campaign.json     what was asked (so that --resume can finish it)
+                              <corpus>/study.json, <corpus>/runs/...
+                              report.md, report.html, figures, comparisons.json
+
+An interrupted campaign rerun with --resume keeps every finished run whose result.json still hashes as
+recorded, and runs only what is missing, in the same interleaved order.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +17,70 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.report.build import build_report
+from harness.results.files import write_json
+from harness.results.reader import ResultReadError, read_json
 from harness.results.record import new_run_dir
-from harness.runner.run import RunOptions
+from harness.runner.run import RunOptions, check_writable
 from harness.study.run import resolve_specs, run_study
 from workloads.registry import CORPUS_NAMES
 from workloads.trainers import FRAMEWORKS, runtime
 
+SCHEMA = "harness.campaign/1"
+DEFAULTS = {"workloads": ["dense-small", "switch-small"], "seeds": 3, "corpora": ["default", "control"],
+            "sweep": None, "frameworks": ["jax"]}
+RECORDED_OPTIONS = ("meter", "cpu_tdp", "region", "mesh")
 
-def study_and_report(names: list[str], sweep: str | None, seeds: int, corpora: list[str], out: Path,
-                     base: RunOptions, on_run: Callable[[dict[str, Any]], None] | None = None,
-                     frameworks: list[str] | None = None) -> tuple[list[Path], Path, Path]:
-    """Returns the study directories and the report's markdown and html paths."""
-    frameworks = frameworks or ["jax"]
-    for f in frameworks:
+
+def study_and_report(asked: dict[str, Any], out: Path, base: RunOptions,
+                     on_run: Callable[[dict[str, Any]], None] | None = None,
+                     resume: Path | None = None) -> tuple[list[Path], Path, Path]:
+    """`asked`: workloads, seeds, corpora, sweep, frameworks as given (None: default, or the campaign's on
+    resume). Returns the study directories and the report's markdown and html paths."""
+    if resume is not None:
+        campaign_dir = Path(resume)
+        plan, base = _resumed(campaign_dir, asked, base)
+    else:
+        plan = {k: DEFAULTS[k] if asked.get(k) is None else asked[k] for k in DEFAULTS}
+        _validate(plan)
+        check_writable(out, "--output-dir")
+        campaign_dir = new_run_dir(out, "study")
+        write_json(campaign_dir / "campaign.json", {"schema": SCHEMA, **plan, "options": {
+            k: getattr(base, k) for k in RECORDED_OPTIONS}})
+    specs, sweep_info = resolve_specs(plan["workloads"], plan["sweep"])
+    base = dataclasses.replace(base, workload=specs[0].name)
+    for f in plan["frameworks"]:
+        runtime(f)  # a framework that is not installed fails here, in one line, before any run
+    study_dirs = [run_study(specs, plan["seeds"], c, campaign_dir / c, base, on_run=on_run, sweep=sweep_info,
+                            frameworks=plan["frameworks"]) for c in plan["corpora"]]
+    md, page = build_report(study_dirs, campaign_dir)
+    return study_dirs, md, page
+
+
+def _validate(plan: dict[str, Any]) -> None:
+    for f in plan["frameworks"]:
         if f not in FRAMEWORKS:
             raise UsageError(f"--frameworks must be among {', '.join(FRAMEWORKS)}, got {f!r}")
-    if len(names) * len(frameworks) < 2 and not sweep:
+    if len(plan["workloads"]) * len(plan["frameworks"]) < 2 and not plan["sweep"]:
         raise UsageError("a study compares at least two things: give two --workloads, two --frameworks or a --sweep")
-    for corpus in corpora:
+    for corpus in plan["corpora"]:
         if corpus not in CORPUS_NAMES:
             raise UsageError(f"--corpus must be among {', '.join(CORPUS_NAMES)}, got {corpus!r}")
-    specs, sweep_info = resolve_specs(names, sweep)
-    base = dataclasses.replace(base, workload=specs[0].name)
-    for f in frameworks:
-        runtime(f)  # a framework that is not installed fails here, in one line, before any run
-    study_dirs = [run_study(specs, seeds, c, out, base, on_run=on_run, sweep=sweep_info, frameworks=frameworks)
-                  for c in corpora]
-    report_dir = study_dirs[0] if len(study_dirs) == 1 else new_run_dir(out, "study-report")
-    md, page = build_report(study_dirs, report_dir)
-    return study_dirs, md, page
+    if plan["seeds"] < 1:
+        raise UsageError(f"--seeds must be >= 1, got {plan['seeds']}")
+
+
+def _resumed(campaign_dir: Path, asked: dict[str, Any], base: RunOptions) -> tuple[dict[str, Any], RunOptions]:
+    """The campaign as recorded; arguments given again must agree with it."""
+    try:
+        recorded = read_json(campaign_dir / "campaign.json", "campaign.json (is this a study folder?)")
+    except ResultReadError as e:
+        raise UsageError(f"--resume {e}") from None
+    if not isinstance(recorded, dict) or recorded.get("schema") != SCHEMA:
+        raise UsageError(f"--resume {campaign_dir}: campaign.json is not a {SCHEMA} record")
+    for key, value in asked.items():
+        if value is not None and value != recorded[key]:
+            raise UsageError(f"--resume {campaign_dir}: it was a study of {key}={recorded[key]}, not {value}; "
+                             "give only --resume (and --output-dir) to finish it")
+    _validate(recorded)
+    options = {k: v for k, v in recorded.get("options", {}).items() if k in RECORDED_OPTIONS}
+    return {k: recorded[k] for k in DEFAULTS}, dataclasses.replace(base, **options)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
-from harness.results import record
-from harness.results.files import write_json
+from harness.results.files import sha256_file, write_json
+from harness.results.reader import read_json
 from harness.runner.run import RunOptions, execute, plan
 from harness.study.stats import interleaved_order, paired_ratio_ci
 from workloads.registry import WorkloadSpec, get_workload
@@ -43,39 +43,69 @@ def entries(specs: list[WorkloadSpec], frameworks: list[str]) -> dict[str, tuple
     return {f"{s.name}@{f}" if several else s.name: (s, f) for s in specs for f in frameworks}
 
 
-def run_study(specs: list[WorkloadSpec], seeds: int, corpus: str, out_dir: Path, base_opts: RunOptions,
+FINAL = ("converged", "not_converged", "diverged")  # a run with one of these is not run again on --resume
+
+
+def run_study(specs: list[WorkloadSpec], seeds: int, corpus: str, study_dir: Path, base_opts: RunOptions,
               on_run: Callable[[dict[str, Any]], None] | None = None, sweep: dict | None = None,
               frameworks: list[str] | None = None) -> Path:
+    """Every (entry, seed) of the study in interleaved order, into `study_dir`; runs already recorded there
+    as finished, whose result.json still hashes as recorded, are kept and not run again."""
     if seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {seeds}")
     frameworks = frameworks or [base_opts.framework]
-    study_dir = record.new_run_dir(out_dir, "study")
     by_label = entries(specs, frameworks)
-    runs: dict[str, list[str]] = {label: [] for label in by_label}
     order = interleaved_order(list(by_label), seeds)
-    study = {"schema": SCHEMA, "corpus": corpus, "seeds": seeds, "workloads": list(runs), "sweep": sweep,
-             "frameworks": frameworks, "order": [f"{w}/seed{s}" for w, s in order], "runs": runs,
+    done = _finished_runs(study_dir)
+    study = {"schema": SCHEMA, "corpus": corpus, "seeds": seeds, "workloads": list(by_label), "sweep": sweep,
+             "frameworks": frameworks, "order": [f"{w}/seed{s}" for w, s in order], "runs": {}, "done": done,
              "status": "running"}
     for label, seed in order:
-        spec, framework = by_label[label]
-        opts = dataclasses.replace(base_opts, workload=spec.name, seed=seed, corpus=corpus, framework=framework,
-                                   output_dir=str(study_dir / "runs"), spec=spec)
-        run_dir, result = execute(opts, plan(opts))
-        runs[label].append(str(run_dir.relative_to(study_dir)))
+        key = f"{label}/seed{seed}"
+        if key not in done:
+            spec, framework = by_label[label]
+            opts = dataclasses.replace(base_opts, workload=spec.name, seed=seed, corpus=corpus, framework=framework,
+                                       output_dir=str(study_dir / "runs"), spec=spec)
+            run_dir, result = execute(opts, plan(opts))
+            done[key] = {"dir": str(run_dir.relative_to(study_dir)),
+                         "sha256": sha256_file(run_dir / "result.json"), "status": result["status"]}
+            if on_run:
+                on_run(result)
+        study["runs"] = _runs_in_order(by_label, seeds, done)
         write_json(study_dir / "study.json", study)  # progress survives an interrupted study
-        if on_run:
-            on_run(result)
     study["status"] = "complete"
     write_json(study_dir / "study.json", study)
     return study_dir
 
 
+def _finished_runs(study_dir: Path) -> dict[str, dict[str, str]]:
+    """The runs a previous, interrupted attempt finished: final status, result.json unchanged since."""
+    path = study_dir / "study.json"
+    if not path.is_file():
+        study_dir.mkdir(parents=True, exist_ok=True)
+        return {}
+    kept = {}
+    for key, run in (read_json(path, "study.json").get("done") or {}).items():
+        f = study_dir / run["dir"] / "result.json"
+        if run.get("status") in FINAL and f.is_file() and sha256_file(f) == run["sha256"]:
+            kept[key] = run
+    return kept
+
+
+def _runs_in_order(by_label: dict, seeds: int, done: dict[str, dict[str, str]]) -> dict[str, list[str]]:
+    return {label: [done[f"{label}/seed{s}"]["dir"] for s in range(seeds) if f"{label}/seed{s}" in done]
+            for label in by_label}
+
+
 def compare(baseline: list[dict], other: list[dict], names: tuple[str, str] | None = None) -> dict[str, Any]:
     """Baseline ÷ other for energy, time and steps to target over seeds both converged on; tokens per joule."""
-    pairs = [(a, b) for a, b in zip(baseline, other, strict=False)
-             if a["status"] == "converged" and b["status"] == "converged"]
+    converged = [(a, b) for a, b in zip(baseline, other, strict=False)
+                 if a["status"] == "converged" and b["status"] == "converged"]
+    # A pair with an incomplete energy figure is not ranked: it is counted, and left out.
+    pairs = [(a, b) for a, b in converged if a["energy"].get("complete", True) and b["energy"].get("complete", True)]
     names = names or (baseline[0]["workload"], other[0]["workload"])
     out: dict[str, Any] = {"baseline": names[0], "other": names[1],
+                           "pairs_energy_incomplete": len(converged) - len(pairs),
                            "pairs_converged": len(pairs), "pairs_total": min(len(baseline), len(other)),
                            "energy_method": baseline[0]["energy"]["method"]}
     if not pairs:
@@ -107,12 +137,3 @@ def resolve_specs(names: list[str], sweep: str | None) -> tuple[list[WorkloadSpe
     variants = [expert_variant(switch[0], e) for e in counts]
     dense = [s for s in specs if s.model.num_experts == 0]
     return dense + variants, {"key": key, "values": counts, "base": switch[0].name}
-
-
-def load_study(study_dir: Path) -> tuple[dict, dict[str, list[dict]]]:
-    import json
-
-    study = json.loads((study_dir / "study.json").read_text())
-    results = {w: [json.loads((study_dir / d / "result.json").read_text()) | {"_dir": str(study_dir / d)}
-                   for d in dirs] for w, dirs in study["runs"].items()}
-    return study, results

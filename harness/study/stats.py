@@ -1,8 +1,10 @@
-"""Statistics for comparing runs over seeds: paired bootstrap confidence intervals on ratios of means.
+"""Statistics for comparing runs over seeds: confidence intervals on paired ratios.
 
-Runs of a study are paired by seed (A and B with seed s ran back to back), so the bootstrap resamples seeds,
-keeping each pair together, and recomputes the ratio of means. With no noise every resample gives the same
-ratio and the interval collapses to it; a difference is called significant when the interval excludes 1.
+Runs of a study are paired by seed (A and B with seed s ran back to back). The estimate is the geometric mean
+of the per-seed ratios A_s / B_s, i.e. exp(mean of log ratios). With few seeds the interval is Student's t on
+the log ratios (n - 1 degrees of freedom): a bootstrap over 3 seeds has 10 distinct resamples and gives
+intervals too narrow to trust. From BOOTSTRAP_FROM seeds up, a percentile bootstrap of the mean log ratio.
+With no noise the interval collapses to the ratio; a difference is significant when the interval excludes 1.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 MIN_SEEDS_FOR_CLAIM = 3
+BOOTSTRAP_FROM = 10
+T_METHOD = "Student t interval on per-seed log ratios (n-1 df)"
+BOOTSTRAP_METHOD = "percentile bootstrap of the mean per-seed log ratio (10,000 resamples)"
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class RatioCI:
     hi: float
     n: int
     level: float
+    method: str = T_METHOD
 
     @property
     def significant(self) -> bool:
@@ -36,7 +42,9 @@ class RatioCI:
             word = f"too few seeds to call (need >= {MIN_SEEDS_FOR_CLAIM})"
         else:
             word = "significant" if self.significant else "NOT significant (interval includes 1)"
-        return f"{what}: {self.ratio:.2f}x, {pct}% CI [{self.lo:.2f}, {self.hi:.2f}] over {self.n} seeds: {word}"
+        how = "t" if self.method == T_METHOD else "bootstrap"
+        return (f"{what}: {self.ratio:.2f}x, {pct}% CI [{self.lo:.2f}, {self.hi:.2f}] ({how}, n={self.n} seeds): "
+                f"{word}")
 
     def to_dict(self) -> dict:
         return asdict(self) | {"significant": self.significant}
@@ -44,19 +52,31 @@ class RatioCI:
 
 def paired_ratio_ci(numer: Sequence[float], denom: Sequence[float], level: float = 0.95, resamples: int = 10_000,
                     seed: int = 0) -> RatioCI:
-    """CI of mean(numer) / mean(denom), resampling pairs (seeds) with replacement; percentile interval."""
+    """CI of the paired ratio numer_s / denom_s over seeds s (geometric mean of the per-seed ratios)."""
+    from scipy import stats
+
     a, b = np.asarray(numer, dtype=float), np.asarray(denom, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or a.size == 0:
         raise ValueError(f"need two equal-length non-empty sequences, got {a.shape} and {b.shape}")
-    ratio = float(a.mean() / b.mean())
-    if a.size < 2:
-        return RatioCI(ratio, ratio, ratio, int(a.size), level)
-    idx = np.random.default_rng(seed).integers(0, a.size, size=(resamples, a.size))
-    boot = a[idx].mean(axis=1) / b[idx].mean(axis=1)
-    tail = (1.0 - level) / 2.0
-    lo, hi = np.quantile(boot, [tail, 1.0 - tail])
+    if (a <= 0).any() or (b <= 0).any():
+        raise ValueError("ratios need positive values")
+    logs = np.log(a) - np.log(b)
+    mean = float(logs.mean())
+    ratio = float(np.exp(mean))
+    n = int(logs.size)
+    if n < 2 or float(np.ptp(logs)) < 1e-12:  # one seed, or no noise at all: the interval is the ratio
+        return RatioCI(ratio, ratio, ratio, n, level, T_METHOD if n < BOOTSTRAP_FROM else BOOTSTRAP_METHOD)
+    if n < BOOTSTRAP_FROM:
+        spread = float(logs.std(ddof=1)) / np.sqrt(n)
+        half = float(stats.t.ppf(0.5 + level / 2.0, n - 1)) * spread
+        lo, hi, method = np.exp(mean - half), np.exp(mean + half), T_METHOD
+    else:
+        idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+        tail = (1.0 - level) / 2.0
+        lo, hi = np.exp(np.quantile(logs[idx].mean(axis=1), [tail, 1.0 - tail]))
+        method = BOOTSTRAP_METHOD
     # Clamp float noise so that identical ratios give an interval of exactly that ratio.
-    return RatioCI(ratio, float(min(lo, ratio)), float(max(hi, ratio)), int(a.size), level)
+    return RatioCI(ratio, float(min(lo, ratio)), float(max(hi, ratio)), n, level, method)
 
 
 def interleaved_order(workloads: Sequence[str], seeds: int) -> list[tuple[str, int]]:
