@@ -14,6 +14,9 @@ _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _read_csv(path: Path) -> list[dict[str, float]]:
+    """A trace's rows; none when the run left no trace (it was killed before writing one)."""
+    if not path.is_file():
+        return []
     with open(path) as f:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
@@ -46,7 +49,7 @@ def loss_curves(results: dict[str, list[dict]], x: str, out: Path) -> Path:
     for i, (name, runs) in enumerate(results.items()):
         for j, r in enumerate(runs):
             # An eval window too short for a counter has no energy (None): left out, never drawn at 0 J.
-            trace = [p for p in r["eval_trace"] if p[x] is not None]
+            trace = [p for p in r["eval_trace"] if p[x] is not None and p["eval_loss"] is not None]
             ax.plot([p[x] for p in trace], [p["eval_loss"] for p in trace], color=_COLORS[i % len(_COLORS)],
                     alpha=0.8, linewidth=1.2, label=name if j == 0 else None)
     _target_line(ax, results)
