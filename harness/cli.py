@@ -9,7 +9,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import UsageError, input_errors
+from harness.errors import InputError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +35,6 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pue", type=float, help="override the region's PUE")
     run.add_argument("--carbon-intensity", type=float, help="override grid intensity, kgCO2e/kWh")
     run.add_argument("--net-carbon-intensity", type=float, help="override net intensity, kgCO2e/kWh")
-    run.add_argument("--cpu-tdp", type=float, help="CPU watts at full load for the modelled CPU meter")
     _meter_args(run)
     run.add_argument("--sample-hz", type=float, default=20.0, help="power sampling rate (>= 10)")
     run.add_argument("--no-progress", action="store_true", help="no live display")
@@ -94,9 +93,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("meters", help="which energy meters work here, what they measure, and why not")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
-    doctor.add_argument("--cpu-tdp", type=float, help="CPU watts at full load for the modelled CPU meter")
-    doctor.add_argument("--meter-command", help="a command printing watts, to probe the external meter")
-    doctor.add_argument("--tpu-watts", type=float, help="average system W per TPU chip")
+    _meter_args(doctor, choose=False)
 
     cmp_ = sub.add_parser("compare", help="your results beside reference results, with ratios")
     cmp_.add_argument("path", help="a result.json, a run directory, a --runs set or a folder of runs")
@@ -128,8 +125,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="corpora, comma-separated (default: both, so the report shows where sparse does not win)")
     study.add_argument("--sweep", help="experts=2,4,8,16,32: Switch variants at matched activated FLOPs")
     study.add_argument("--output-dir", default="results")
-    study.add_argument("--meter", default="auto", help="auto | fake (tests only)")
-    study.add_argument("--cpu-tdp", type=float)
+    _meter_args(study)
     study.add_argument("--region", default=None)
     study.add_argument("--frameworks",
                        help="comma-separated: jax, tensorflow; every workload runs in each (the first is baseline)")
@@ -147,14 +143,23 @@ def _mesh_arg(p: argparse.ArgumentParser) -> None:
                                   "the workload's batch splits)")
 
 
-def _meter_args(run: argparse.ArgumentParser) -> None:
-    run.add_argument("--meter", default="auto",
-                     help="comma-separated: auto (best available: NVML, TPU model, RAPL or CPU model) | nvml | rapl "
-                          "| cpu-model | tpu-model | external | fake (tests only); named meters are required")
-    run.add_argument("--meter-command", help="with --meter external: a command printing watts, e.g. "
-                     "'ipmitool dcmi power reading'")
-    run.add_argument("--meter-hz", type=float, default=1.0, help="how often the external command runs")
-    run.add_argument("--tpu-watts", type=float, help="average system W per TPU chip (overrides the table)")
+def _meter_args(p: argparse.ArgumentParser, choose: bool = True) -> None:
+    """--meter and every backend's own flags, from the one registry (harness/meters/registry.py)."""
+    from harness.meters import BACKENDS, meter_flags
+
+    if choose:
+        p.add_argument("--meter", default="auto",
+                       help=f"comma-separated: auto (the best available) | {' | '.join(BACKENDS)}; named meters are "
+                            "required (fake is for tests)")
+    for option in meter_flags():
+        p.add_argument(option.flag, dest=f"meter_{option.name}", type=option.type, help=option.help)
+
+
+def _meter_options(args: argparse.Namespace) -> dict:
+    from harness.meters import meter_flags
+
+    return {o.name: getattr(args, f"meter_{o.name}") for o in meter_flags()
+            if getattr(args, f"meter_{o.name}", None) is not None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
         return _COMMANDS[args.command](args, console)
-    except input_errors() as e:
+    except InputError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return 2
 
@@ -227,8 +232,8 @@ def _emit(args: argparse.Namespace, console: Console, data, lines: Callable[[], 
 
 def _footprint(args: argparse.Namespace, console: Console) -> int:
 
+    from harness.carbon.jobs import job_footprint
     from harness.carbon.paper import recompute, running_example
-    from harness.carbon.whatif import job_footprint
     from harness.report.carbon_text import footprint_lines, four_m_lines, paper_table
 
     if args.paper:
@@ -253,8 +258,8 @@ def _footprint(args: argparse.Namespace, console: Console) -> int:
 def _whatif(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
-    from harness.carbon.whatif import four_m_results, reprice
     from harness.report.carbon_text import four_m_lines, whatif_lines
+    from harness.report.whatif import four_m_results, reprice
     from harness.results.reader import read_results as load_results
 
     if args.four_m:
@@ -294,8 +299,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         workload=args.workload, seed=args.seed, corpus=args.corpus, data=args.data, target_loss=args.target_loss,
         max_steps=args.max_steps, output_dir=args.output_dir, region=args.region or carbon.DEFAULT_REGION,
         pue=args.pue, carbon_intensity=args.carbon_intensity, net_intensity=args.net_carbon_intensity,
-        cpu_tdp=args.cpu_tdp, meter=args.meter, meter_command=args.meter_command, meter_hz=args.meter_hz,
-        tpu_watts=args.tpu_watts, sample_hz=args.sample_hz, progress=not args.no_progress, allow_cpu=args.allow_cpu,
+        meter=args.meter, meter_options=_meter_options(args), sample_hz=args.sample_hz,
+        progress=not args.no_progress, allow_cpu=args.allow_cpu,
         mesh=args.mesh, coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
         peer_timeout_s=args.peer_timeout, framework=args.framework,
     )
@@ -434,8 +439,7 @@ def _meters(args: argparse.Namespace, console: Console) -> int:
     from harness.meters.doctor import diagnose
     from harness.runner.devices import all_accelerators
 
-    rows = diagnose(MeterRequest(cpu_tdp=args.cpu_tdp, tpu_watts=args.tpu_watts,
-                                 external_command=args.meter_command), all_accelerators())
+    rows = diagnose(MeterRequest(**_meter_options(args)), all_accelerators())
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -452,7 +456,7 @@ def _meters(args: argparse.Namespace, console: Console) -> int:
 def _import_power(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
-    from harness.results.power_import import import_power_log
+    from harness.runner.power_import import import_power_log
 
     result = import_power_log(Path(args.run_dir), Path(args.log), args.utc_offset)
     e, node = result["energy"], result["energy"]["external_import"]
@@ -474,7 +478,7 @@ def _study(args: argparse.Namespace, console: Console) -> int:
     from harness.runner.run import RunOptions
     from harness.study.campaign import study_and_report
 
-    base = RunOptions(workload="", meter=args.meter, cpu_tdp=args.cpu_tdp, progress=False,
+    base = RunOptions(workload="", meter=args.meter, meter_options=_meter_options(args), progress=False,
                       region=args.region or carbon.DEFAULT_REGION, mesh=args.mesh)
 
     def said(r: dict) -> None:

@@ -1,21 +1,15 @@
-"""Errors that mean "the user asked for something invalid": the CLI prints them as one line, exit code 2."""
+"""Errors that mean "the user asked for something invalid": the CLI prints them as one line, exit code 2.
+
+Every such error derives from one base class (workloads.errors.InputError); nothing here needs to know
+which modules raise them.
+"""
 
 from __future__ import annotations
 
+from workloads.errors import InputError
 
-class UsageError(ValueError):
-    pass
+__all__ = ["InputError", "UsageError"]
 
 
-def input_errors() -> tuple[type[Exception], ...]:
-    """Every exception type that carries a one-line message about bad user input."""
-    from harness.carbon import CarbonInputError, UnknownRegionError
-    from harness.meters import MeterSelectionError
-    from harness.meters.ptdaemon import PowerLogError
-    from harness.results.reader import ResultReadError
-    from workloads.registry import UnknownWorkloadError
-    from workloads.trainers import FrameworkUnavailableError
-    from workloads.user_data import UserDataError
-
-    return (UsageError, CarbonInputError, UnknownRegionError, UnknownWorkloadError, UserDataError,
-            MeterSelectionError, PowerLogError, FrameworkUnavailableError, ResultReadError)
+class UsageError(InputError):
+    """A command line or option combination that cannot be done."""

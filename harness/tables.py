@@ -11,6 +11,7 @@ import io
 import re
 from collections.abc import Callable, Iterable
 from importlib import resources
+from pathlib import Path
 from typing import TypeVar
 
 Row = TypeVar("Row")
@@ -18,7 +19,15 @@ Row = TypeVar("Row")
 
 def read_table(package: str, name: str) -> list[dict[str, str]]:
     """Rows of a CSV shipped in `package`, without its '#' lines, values stripped of surrounding spaces."""
-    text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    return parse_table(resources.files(package).joinpath(name).read_text(encoding="utf-8"))
+
+
+def read_table_file(path: str | Path) -> list[dict[str, str]]:
+    """The same for a table at a path (a user's or a test's copy)."""
+    return parse_table(Path(path).read_text(encoding="utf-8"))
+
+
+def parse_table(text: str) -> list[dict[str, str]]:
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     reader = csv.DictReader(io.StringIO("\n".join(lines)))
     return [{k.strip(): (v or "").strip() for k, v in row.items()} for row in reader]

@@ -58,7 +58,7 @@ def main() -> int:
     if not gpus:
         print(f"no NVIDIA GPU here (jax backend {jax.default_backend()}): nothing to compare; skipped")
         return 0
-    probe = NvmlMeter.probe([0])
+    probe = NvmlMeter.check([0])
     if not probe.available:
         print(f"GPU present but NVML unusable: {probe.reason}")
         return 1

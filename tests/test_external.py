@@ -201,26 +201,26 @@ def test_external_rejects_bad_rates(hz: float) -> None:
 
 def test_probe_without_command() -> None:
     for command in (None, "", "  "):
-        a = ExternalMeter.probe(command)
+        a = ExternalMeter.check(command)
         assert not a.available and "no --meter-command given" in a.reason
 
 
 def test_probe_missing_executable() -> None:
-    a = ExternalMeter.probe("no-such-power-tool-xyz --read")
+    a = ExternalMeter.check("no-such-power-tool-xyz --read")
     assert not a.available and "no-such-power-tool-xyz" in a.reason
 
 
 def test_probe_failing_and_working_commands(tmp_path: Path) -> None:
     bad = script(tmp_path, "bad", 'echo "BMC busy" >&2; exit 3')
-    a = ExternalMeter.probe(str(bad))
+    a = ExternalMeter.check(str(bad))
     assert not a.available and "exited with status 3: BMC busy" in a.reason
 
     noise = script(tmp_path, "noise", "echo 'hello 1 2 3'")
-    a = ExternalMeter.probe(str(noise))
+    a = ExternalMeter.check(str(noise))
     assert not a.available and "cannot find watts" in a.reason
 
     good = script(tmp_path, "good", "echo 'Instantaneous power reading:   123 Watts'")
-    a = ExternalMeter.probe(f"{good} dcmi power reading")
+    a = ExternalMeter.check(f"{good} dcmi power reading")
     assert a.available and a.reason == f"ok: {good} dcmi power reading printed 123 W"
 
 
@@ -228,7 +228,7 @@ def test_probe_timeout_kills_wrapper_and_its_children(tmp_path: Path) -> None:
     # sh forks sleep here; killing only sh would leave sleep holding the pipe for 5 s.
     slow = script(tmp_path, "slow", "sleep 5; echo 1 W")
     t = time.monotonic()
-    a = ExternalMeter.probe(str(slow), timeout_s=0.3)
+    a = ExternalMeter.check(str(slow), timeout_s=0.3)
     assert not a.available and "timed out after 0.3 s" in a.reason
     assert time.monotonic() - t < 2.0
 

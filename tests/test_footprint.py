@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.carbon.jobs import job_footprint
 from harness.carbon.paper import recompute, running_example
-from harness.carbon.whatif import four_m_results, job_footprint, reprice
 from harness.cli import main
+from harness.report.whatif import four_m_results, reprice
 
 
 def _json(capsys, argv: list[str]):

@@ -51,10 +51,10 @@ def test_tpu_power_table_and_model():
     m.start()
     t[0] = 10.0
     assert m.read() == {f"tpu-{i}": pytest.approx(2830.0) for i in range(4)}
-    unknown = TpuModelMeter.probe(["TPU v5 lite"])
+    unknown = TpuModelMeter.check(["TPU v5 lite"])
     assert not unknown.available and "--tpu-watts" in unknown.reason
-    assert TpuModelMeter.probe(["TPU v5 lite"], watts_per_chip=200.0).available
-    assert "mixed" in TpuModelMeter.probe(["TPU v3", "TPU v4"]).reason
+    assert TpuModelMeter.check(["TPU v5 lite"], watts_per_chip=200.0).available
+    assert "mixed" in TpuModelMeter.check(["TPU v3", "TPU v4"]).reason
 
 
 def _watts_script(tmp_path: Path, watts: float) -> Path:

@@ -130,13 +130,13 @@ def test_rapl_flat_subzone_links_are_found(tmp_path: Path) -> None:
 
 
 def test_rapl_probe_absent(tmp_path: Path) -> None:
-    av = RaplMeter.probe(root=tmp_path / "nope")
+    av = RaplMeter.check(root=tmp_path / "nope")
     assert not av.available
     assert "absent" in av.reason and "RAPL" in av.reason
 
 
 def test_rapl_probe_ok(rapl_root: Path) -> None:
-    av = RaplMeter.probe(root=rapl_root)
+    av = RaplMeter.check(root=rapl_root)
     assert av.available and av.reason.startswith("ok: 2 domains")
 
 
@@ -150,14 +150,14 @@ def test_rapl_probe_permission_error(rapl_root: Path, monkeypatch: pytest.Monkey
         return real(path)
 
     monkeypatch.setattr(rapl_mod, "_read_int", denied)
-    av = RaplMeter.probe(root=rapl_root)
+    av = RaplMeter.check(root=rapl_root)
     assert not av.available and "not readable" in av.reason and "root-only" in av.reason
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can read mode-000 files")
 def test_rapl_probe_chmod_000(rapl_root: Path) -> None:
     (rapl_root / "intel-rapl:0" / "energy_uj").chmod(0)
-    assert "not readable" in RaplMeter.probe(root=rapl_root).reason
+    assert "not readable" in RaplMeter.check(root=rapl_root).reason
 
 
 def test_rapl_probe_energy_file_is_directory(tmp_path: Path) -> None:
@@ -165,13 +165,13 @@ def test_rapl_probe_energy_file_is_directory(tmp_path: Path) -> None:
     zone = root / "intel-rapl:0"
     (zone / "energy_uj").mkdir(parents=True)
     (zone / "name").write_text("package-0\n")
-    av = RaplMeter.probe(root=root)
+    av = RaplMeter.check(root=root)
     assert not av.available and "not readable" in av.reason
 
 
 def test_rapl_probe_no_package_zone(tmp_path: Path) -> None:
     (tmp_path / "intel-rapl").mkdir()
-    av = RaplMeter.probe(root=tmp_path)
+    av = RaplMeter.check(root=tmp_path)
     assert not av.available and "no intel-rapl:N" in av.reason
 
 
@@ -237,9 +237,9 @@ def test_cpu_model_explicit_tdp_overrides_table(procfs: tuple[Path, Path]) -> No
 def test_cpu_model_unknown_without_tdp_is_unavailable(procfs: tuple[Path, Path]) -> None:
     stat, cpuinfo = procfs
     cpuinfo.write_text("model name\t: Mystery CPU 9000\n")
-    av = CpuModelMeter.probe(stat_path=stat, cpuinfo_path=cpuinfo)
+    av = CpuModelMeter.check(stat_path=stat, cpuinfo_path=cpuinfo)
     assert not av.available and "--cpu-tdp" in av.reason and "Mystery CPU 9000" in av.reason
-    assert CpuModelMeter.probe(tdp_w=65.0, stat_path=stat, cpuinfo_path=cpuinfo).available
+    assert CpuModelMeter.check(tdp_w=65.0, stat_path=stat, cpuinfo_path=cpuinfo).available
 
 
 def test_cpu_model_params(procfs: tuple[Path, Path]) -> None:

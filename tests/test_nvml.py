@@ -110,17 +110,17 @@ def test_visible_devices_parsing():
 
 def test_probe_reasons():
     nv = FakeNvml([FakeGpu()])
-    assert NvmlMeter.probe([0], nvml=nv, env={}).available
+    assert NvmlMeter.check([0], nvml=nv, env={}).available
     assert nv.inits == 0  # the probe shuts NVML down again
     denied = FakeNvml([FakeGpu()], init_error=FakeNvml.NVML_ERROR_NO_PERMISSION)
-    assert NvmlMeter.probe([0], nvml=denied, env={}).reason == "NVML: permission denied by the driver"
+    assert NvmlMeter.check([0], nvml=denied, env={}).reason == "NVML: permission denied by the driver"
     no_driver = FakeNvml([], init_error=FakeNvml.NVML_ERROR_DRIVER_NOT_LOADED)
-    assert NvmlMeter.probe([0], nvml=no_driver, env={}).reason == "NVML: NVIDIA driver not loaded"
-    mig = NvmlMeter.probe([0], nvml=FakeNvml([FakeGpu()]), env={"CUDA_VISIBLE_DEVICES": "MIG-1"})
+    assert NvmlMeter.check([0], nvml=no_driver, env={}).reason == "NVML: NVIDIA driver not loaded"
+    mig = NvmlMeter.check([0], nvml=FakeNvml([FakeGpu()]), env={"CUDA_VISIBLE_DEVICES": "MIG-1"})
     assert not mig.available and "MIG" in mig.reason
-    hidden = NvmlMeter.probe([0], nvml=FakeNvml([FakeGpu()]), env={"CUDA_VISIBLE_DEVICES": ""})
+    hidden = NvmlMeter.check([0], nvml=FakeNvml([FakeGpu()]), env={"CUDA_VISIBLE_DEVICES": ""})
     assert not hidden.available and "not among the 0 visible" in hidden.reason
-    bad = NvmlMeter.probe([0], nvml=FakeNvml([FakeGpu()]), env={"CUDA_VISIBLE_DEVICES": "5"})
+    bad = NvmlMeter.check([0], nvml=FakeNvml([FakeGpu()]), env={"CUDA_VISIBLE_DEVICES": "5"})
     assert not bad.available and "NVML sees 1" in bad.reason
 
 
@@ -132,7 +132,7 @@ def test_real_pynvml_on_a_machine_without_driver_says_so():
     else:
         pynvml.nvmlShutdown()
         pytest.skip("this machine has an NVIDIA driver")
-    reason = NvmlMeter.probe([0]).reason
+    reason = NvmlMeter.check([0]).reason
     assert reason in ("NVML: no NVIDIA driver (libnvidia-ml.so not found)", "NVML: NVIDIA driver not loaded")
 
 

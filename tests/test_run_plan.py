@@ -29,7 +29,7 @@ def test_accelerator_without_meter_is_declared_unmetered(monkeypatch):
     gpu = Device("NVIDIA H100", "gpu", 0, 0, 0)
     monkeypatch.setattr(run, "place", lambda spec, mesh, framework: Placement(None, [gpu], 0, 1))
     monkeypatch.setattr(run.meters, "MeterRequest", partial(MeterRequest, nvml=FakeNvml([], init_error=9)))
-    p = run.plan(run.RunOptions(workload="dense-tiny", cpu_tdp=10.0))
+    p = run.plan(run.RunOptions(workload="dense-tiny", meter_options={"cpu_tdp": 10.0}))
     reasons = {u["name"]: u["reason"] for u in p.unavailable}
     assert "GPU energy NOT metered" in reasons["gpu-energy"]
     assert [m.name for m in p.meters] == ["cpu-model"]
@@ -38,10 +38,11 @@ def test_accelerator_without_meter_is_declared_unmetered(monkeypatch):
 def test_meter_options_are_checked_before_any_work():
     with pytest.raises(MeterSelectionError, match="--meter must be"):
         run.plan(run.RunOptions(workload="dense-tiny", meter="gpu"))
-    with pytest.raises(UsageError, match="--meter-command is only used with --meter external"):
-        run.plan(run.RunOptions(workload="dense-tiny", meter_command="echo 5 W"))
-    with pytest.raises(UsageError, match="--meter-hz"):
-        run.plan(run.RunOptions(workload="dense-tiny", meter="external", meter_command="echo 5 W", meter_hz=0))
+    with pytest.raises(MeterSelectionError, match="--meter-command is only used with --meter external"):
+        run.plan(run.RunOptions(workload="dense-tiny", meter_options={"external_command": "echo 5 W"}))
+    with pytest.raises(MeterSelectionError, match="--meter-hz"):
+        run.plan(run.RunOptions(workload="dense-tiny", meter="external",
+                                meter_options={"external_command": "echo 5 W", "external_hz": 0}))
     with pytest.raises(MeterSelectionError, match="--meter nvml: NVML: no GPU"):
         run.plan(run.RunOptions(workload="dense-tiny", meter="nvml"))
 

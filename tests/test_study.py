@@ -9,8 +9,8 @@ import pytest
 
 from harness.cli import main
 from harness.errors import UsageError
-from harness.study.run import parse_sweep, resolve_specs
-from harness.study.stats import interleaved_order, paired_ratio_ci
+from harness.report.stats import paired_ratio_ci
+from harness.study.run import interleaved_order, parse_sweep, resolve_specs
 
 
 def test_ratio_two_with_zero_noise_has_interval_two_two():

@@ -14,6 +14,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from workloads.errors import InputError
+
+
+class FrameworkUnavailableError(InputError):
+    """The framework asked for is unknown, not installed, or cannot do what was asked (a one-line usage error)."""
+
 
 @dataclass(frozen=True)
 class Device:

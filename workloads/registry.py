@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from workloads.corpus import CorpusConfig
+from workloads.errors import InputError
 from workloads.spec import Calibration, ModelConfig, OptimizerConfig, WorkloadSpec
 
 __all__ = ["CORPUS_NAMES", "WORKLOADS", "UnknownWorkloadError", "WorkloadSpec", "at_tiny_width", "get_workload"]
@@ -119,7 +120,7 @@ def at_tiny_width(spec: WorkloadSpec) -> WorkloadSpec:
                    eval_every_steps=tiny.eval_every_steps, eval_batch_size=24, max_steps=tiny.max_steps)
 
 
-class UnknownWorkloadError(ValueError):
+class UnknownWorkloadError(InputError):
     pass
 
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from workloads.corpus import CorpusConfig, entropy_floor
+from workloads.errors import InputError
 
 ATTENTION_KINDS = ("plain", "fused")
 DTYPES = ("float32", "bfloat16")
@@ -176,7 +177,7 @@ class MeshShape:
         return f"data={self.data},expert={self.expert}"
 
 
-class MeshError(ValueError):
+class MeshError(InputError):
     """A --mesh that cannot run this workload; the message says why and what would."""
 
 

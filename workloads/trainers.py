@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from workloads.framework import Runtime, Trainer
+from workloads.framework import FrameworkUnavailableError, Runtime, Trainer
 from workloads.spec import MeshShape, WorkloadSpec
 
 FRAMEWORKS = ("jax", "tensorflow")
 INSTALL_HINT = {"tensorflow": "pip install -e '.[tensorflow]'"}
 
 
-class FrameworkUnavailableError(ValueError):
-    """The framework asked for is unknown, not installed, or cannot do what was asked (a one-line usage error)."""
 
 
 def _require(framework: str) -> None:

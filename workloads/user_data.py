@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from workloads.errors import InputError
 
-class UserDataError(ValueError):
+
+class UserDataError(InputError):
     """Bad --data input; the message is one line naming what is wrong and what is valid."""
 
 

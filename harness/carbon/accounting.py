@@ -13,11 +13,12 @@ import math
 from dataclasses import asdict, dataclass
 
 from harness.carbon.regions import DEFAULT_REGION, get_region
+from workloads.errors import InputError
 
 J_PER_KWH = 3.6e6
 
 
-class CarbonInputError(ValueError):
+class CarbonInputError(InputError):
     """Raised for an out-of-range energy, PUE or intensity (the CLI maps it to exit code 2)."""
 
 
@@ -137,3 +138,10 @@ def footprint(
         overrides=overrides,
         sources=sources,
     )
+
+
+def positive_number(name: str, value: float | None) -> float:
+    """`value` as a float, or CarbonInputError naming the flag when it is not a finite number above 0."""
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise CarbonInputError(f"{name} must be a positive number, got {value}")
+    return float(value)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from harness.carbon.accounting import CarbonInputError
 from harness.carbon.regions import read_data_csv
+from harness.tables import longest_match
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,9 @@ def get_processor(name: str) -> Processor:
 
 
 def match_processor(device: str) -> Processor | None:
-    """The table row whose pattern occurs in a device name (jax device_kind or CPU model); longest wins."""
-    hits = [p for p in load_processors().values() if p.pattern.lower() in device.lower()]
-    return max(hits, key=lambda p: len(p.pattern)) if hits else None
+    """The table row whose pattern occurs in a device name (a device kind or CPU model) as whole words;
+    the longest pattern wins."""
+    return longest_match(device, load_processors().values(), lambda p: p.pattern)
 
 
 def energy_ratio(source: Processor, target: Processor) -> float:

@@ -6,18 +6,18 @@ source and can be audited or updated without touching code.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+
+from harness.tables import read_table
+from workloads.errors import InputError
 
 DEFAULT_REGION = "us-average"
 _CSV_NAME = "regions.csv"
 _COLUMNS = ("region", "label", "pue", "gross_kg_per_kwh", "net_kg_per_kwh", "cfe_fraction", "source")
 
 
-class UnknownRegionError(ValueError):
+class UnknownRegionError(InputError):
     """Raised for a region name that is not in regions.csv."""
 
 
@@ -52,21 +52,18 @@ def _parse_row(row: dict[str, str], index: int) -> Region:
         raise RegionTableError(f"{_CSV_NAME} data row {index}: {exc}") from exc
 
 
-def read_data_csv(name: str) -> csv.DictReader:
-    """A CSV data file shipped in harness.carbon, without its '#' lines (they document the columns for humans;
-    csv has no comment syntax, so they are dropped first)."""
-    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    return csv.DictReader(io.StringIO("\n".join(lines)))
+def read_data_csv(name: str) -> list[dict[str, str]]:
+    """A CSV data file shipped in harness.carbon, without its '#' lines (harness/tables.py)."""
+    return read_table(__package__, name)
 
 
 @cache
 def _load_cached() -> dict[str, Region]:
-    reader = read_data_csv(_CSV_NAME)
-    if tuple(reader.fieldnames or ()) != _COLUMNS:
-        raise RegionTableError(f"{_CSV_NAME}: expected columns {','.join(_COLUMNS)}, got {reader.fieldnames}")
+    rows = read_data_csv(_CSV_NAME)
+    if rows and tuple(rows[0]) != _COLUMNS:
+        raise RegionTableError(f"{_CSV_NAME}: expected columns {','.join(_COLUMNS)}, got {list(rows[0])}")
     regions: dict[str, Region] = {}
-    for index, row in enumerate(reader, start=1):
+    for index, row in enumerate(rows, start=1):
         region = _parse_row(row, index)
         if region.name in regions:
             raise RegionTableError(f"{_CSV_NAME}: duplicate region {region.name!r}")

@@ -7,15 +7,10 @@ from harness.meters.base import Availability, Meter
 from harness.meters.cpu_model import CpuModelMeter
 from harness.meters.fake import FakeMeter, SineTrace
 from harness.meters.rapl import RaplMeter
+from harness.meters.registry import BACKENDS, MeterSelectionError, check_request, meter_flags, parse_meter_names
+from harness.meters.request import Accelerator, MeterRequest
 from harness.meters.sampler import Sampler, SamplerError
-from harness.meters.select import (
-    BACKENDS,
-    Accelerator,
-    MeterRequest,
-    MeterSelectionError,
-    parse_meter_names,
-    select_meters,
-)
+from harness.meters.select import select_meters
 
 __all__ = [
     "BACKENDS",
@@ -28,6 +23,8 @@ __all__ = [
     "MeterSelectionError",
     "RaplMeter",
     "Sampler",
+    "check_request",
+    "meter_flags",
     "SamplerError",
     "SineTrace",
     "parse_meter_names",

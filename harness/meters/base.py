@@ -25,7 +25,29 @@ import abc
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from harness.meters.request import Accelerator, MeterRequest
+
+
+@dataclass(frozen=True)
+class Option:
+    """A setting a backend takes from the request, and the command-line flag that sets it."""
+
+    name: str  # key in MeterRequest.options
+    flag: str | None  # e.g. "--cpu-tdp"; None: not on the command line (tests inject it)
+    type: type = float
+    help: str = ""
+    check: Callable[[Any], str | None] | None = None  # the problem with a value, or None
+
+
+def positive(unit: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v > 0 else f"must be a positive number of {unit}, got {v:g}"
+
+
+class MeterUnavailable(Exception):
+    """A backend cannot meter here; the message says why, for the user."""
 
 
 @dataclass(frozen=True)
@@ -37,16 +59,40 @@ class Availability:
 
 
 class Meter(abc.ABC):
+    """One energy backend. Every backend is built the same way, from one request (`from_request`), and lists
+    what it takes from it (`options`); harness/meters/registry.py is the one list of backends."""
+
     name: ClassVar[str]
     scope: ClassVar[str] = "device"
     part: ClassVar[str] = "cpu"
+    options: ClassVar[tuple[Option, ...]] = ()
+    in_auto: ClassVar[bool] = False  # `--meter auto` takes it where it works
+    instead_of: ClassVar[str | None] = None  # auto takes it only where that backend does not work
+    description: ClassVar[tuple[str, str, str]] = ("", "", "")  # what it measures, measured/modelled, rate
+    request_hint: ClassVar[str] = ""  # for a backend auto never takes: how to ask for it
     method: str
     update_period_s: float = 0.0
 
     @classmethod
     @abc.abstractmethod
-    def probe(cls, **kwargs: Any) -> Availability:
-        """Check, without side effects, whether this backend works on this machine."""
+    def from_request(cls, req: MeterRequest, accels: list[Accelerator]) -> Meter:
+        """The meter for this request and these accelerators; MeterUnavailable, with the reason, if none."""
+
+    @classmethod
+    def probe(cls, req: MeterRequest, accels: list[Accelerator]) -> Availability:
+        """Whether this backend works here, always with a reason; what it holds is released again."""
+        try:
+            meter = cls.from_request(req, accels)
+        except MeterUnavailable as e:
+            return Availability(False, str(e))
+        try:
+            return Availability(True, meter.ready())
+        finally:
+            meter.stop()
+
+    def ready(self) -> str:
+        """What `harness meters` says of a working meter."""
+        return "ok"
 
     @abc.abstractmethod
     def components(self) -> list[str]:

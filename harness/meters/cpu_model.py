@@ -6,15 +6,18 @@ This is an estimate and is labelled as such everywhere.
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.meters.base import Availability, Meter
+from harness.meters.base import Availability, Meter, MeterUnavailable, Option, positive
+from harness.tables import longest_match, read_table_file
+
+if TYPE_CHECKING:
+    from harness.meters.request import Accelerator, MeterRequest
 
 TDP_TABLE = Path(__file__).with_name("cpu_tdp.csv")
 # Linear server power models put idle draw at roughly a quarter to a third of full-load power; 0.3 is a
@@ -31,17 +34,13 @@ class TdpRow:
 
 
 def load_tdp_table(path: str | Path = TDP_TABLE) -> list[TdpRow]:
-    with open(path, newline="") as f:
-        return [
-            TdpRow(r["pattern"], float(r["tdp_w"]), int(r["threads_per_package"]), r["source"])
-            for r in csv.DictReader(f)
-        ]
+    return [TdpRow(r["pattern"], float(r["tdp_w"]), int(r["threads_per_package"]), r["source"])
+            for r in read_table_file(path)]
 
 
 def match_tdp(model: str, table: list[TdpRow]) -> TdpRow | None:
-    """Case-insensitive substring match; the longest pattern is the most specific and wins."""
-    hits = [r for r in table if r.pattern.lower() in model.lower()]
-    return max(hits, key=lambda r: len(r.pattern)) if hits else None
+    """The row for a CPU model: whole words, case-insensitive; the longest pattern is the most specific."""
+    return longest_match(model, table, lambda r: r.pattern)
 
 
 def read_cpu_model(cpuinfo_path: str | Path = "/proc/cpuinfo") -> str:
@@ -105,6 +104,12 @@ def resolve_tdp(
 
 class CpuModelMeter(Meter):
     name: ClassVar[str] = "cpu-model"
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("cpu_tdp", "--cpu-tdp", float, "CPU watts at full load for the modelled CPU meter", positive("watts")),)
+    in_auto: ClassVar[bool] = True
+    instead_of: ClassVar[str | None] = "rapl"
+    description: ClassVar[tuple[str, str, str]] = (
+        "CPUs visible to this process", "modelled", "/proc/stat utilisation at the sampler rate x TDP")
 
     def __init__(
         self,
@@ -134,7 +139,17 @@ class CpuModelMeter(Meter):
         self._busy = 0.0
 
     @classmethod
-    def probe(
+    def from_request(cls, req: MeterRequest, accels: list[Accelerator]) -> CpuModelMeter:
+        try:
+            return cls(tdp_w=req.option("cpu_tdp"))
+        except (OSError, ValueError) as e:
+            raise MeterUnavailable(str(e) if str(e).startswith("cpu-model") else f"cpu-model: {e}") from None
+
+    def ready(self) -> str:
+        return f"ok: modelled from /proc/stat, {self.tdp_w:.1f} W at full load ({self.tdp['tdp_source']})"
+
+    @classmethod
+    def check(
         cls,
         tdp_w: float | None = None,
         stat_path: str | Path = "/proc/stat",

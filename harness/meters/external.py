@@ -16,9 +16,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.meters.base import Availability, Meter, run_periodically
+from harness.meters.base import Availability, Meter, MeterUnavailable, Option, run_periodically
+from harness.meters.integrate import trapezoid_step
+
+if TYPE_CHECKING:
+    from harness.meters.request import Accelerator, MeterRequest
 
 Runner = Callable[[list[str], float], str]
 
@@ -77,10 +81,22 @@ def _describe(exc: BaseException, argv: list[str]) -> str:
     return why[:200]
 
 
+def _hz(value: float) -> str | None:
+    return None if math.isfinite(value) and 0 < value <= MAX_HZ else f"must be in (0, {MAX_HZ:g}] samples per second"
+
+
 class ExternalMeter(Meter):
     name: ClassVar[str] = "external"
     part: ClassVar[str] = "node"
     scope: ClassVar[str] = "node"
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("external_command", "--meter-command", str,
+               "with --meter external: a command printing watts, e.g. 'ipmitool dcmi power reading'"),
+        Option("external_hz", "--meter-hz", float, "how often the external command runs (default 1)", _hz),
+    )
+    description: ClassVar[tuple[str, str, str]] = (
+        "the whole node (BMC, PDU or wall meter)", "measured", "--meter-hz, default 1 Hz")
+    request_hint: ClassVar[str] = "needs --meter external --meter-command 'CMD' (a command printing watts)"
 
     def __init__(
         self,
@@ -125,7 +141,22 @@ class ExternalMeter(Meter):
         self._stop_t: float | None = None
 
     @classmethod
-    def probe(cls, command: str | None = None, runner: Runner | None = None, timeout_s: float = 10.0) -> Availability:
+    def from_request(cls, req: MeterRequest, accels: list[Accelerator]) -> ExternalMeter:
+        command = req.option("external_command")
+        if not command:
+            raise MeterUnavailable("not used: needs --meter external --meter-command 'CMD' (a command printing "
+                                   "watts)")
+        try:
+            return cls(command, hz=req.option("external_hz", 1.0))
+        except ValueError as e:
+            raise MeterUnavailable(f"external: {e}") from None
+
+    @classmethod
+    def probe(cls, req: MeterRequest, accels: list[Accelerator]) -> Availability:
+        return cls.check(req.option("external_command"))
+
+    @classmethod
+    def check(cls, command: str | None = None, runner: Runner | None = None, timeout_s: float = 10.0) -> Availability:
         if not command or not command.strip():
             return Availability(False, "external: no --meter-command given (e.g. 'ipmitool dcmi power reading')")
         try:
@@ -167,7 +198,7 @@ class ExternalMeter(Meter):
             else:
                 dt = max(0.0, t - self._last_t)
                 # A trapezoid over a long interval is a linear bridge across failed samples.
-                self._joules += 0.5 * (self._last_w + watts) * dt
+                self._joules += trapezoid_step(self._last_w, watts, dt)
                 if dt > self.max_gap_s:
                     self._gaps.append(self._gap(self._last_t, t))
                 self._last_t = max(self._last_t, t)

@@ -6,9 +6,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.meters.base import Availability, Meter
+from harness.meters.base import Meter
+
+if TYPE_CHECKING:
+    from harness.meters.request import Accelerator, MeterRequest
 
 PowerFn = Callable[[float], dict[str, float]]
 
@@ -42,6 +45,8 @@ class SineTrace:
 class FakeMeter(Meter):
     name: ClassVar[str] = "fake"
     part: ClassVar[str] = "synthetic"
+    description: ClassVar[tuple[str, str, str]] = ("synthetic trace for tests", "synthetic", "any")
+    request_hint: ClassVar[str] = "synthetic, only on request (--meter fake)"
 
     def __init__(
         self,
@@ -69,8 +74,11 @@ class FakeMeter(Meter):
         return cls(clock, trace.watts, trace.energy, label=f"sine a={a} b={b} period={period}")
 
     @classmethod
-    def probe(cls) -> Availability:
-        return Availability(True, "ok: synthetic meter, always available (not a measurement)")
+    def from_request(cls, req: MeterRequest, accels: list[Accelerator]) -> FakeMeter:
+        return cls()
+
+    def ready(self) -> str:
+        return "ok: synthetic meter, always available (not a measurement)"
 
     def components(self) -> list[str]:
         return sorted(self._watts(0.0))

@@ -16,9 +16,13 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.meters.base import Availability, Meter
+from harness.meters.base import Availability, Meter, MeterUnavailable, Option
+from harness.meters.integrate import trapezoid_step
+
+if TYPE_CHECKING:
+    from harness.meters.request import Accelerator, MeterRequest
 
 # The energy counter advances about every 100 ms (NVIDIA does not document a figure; this is what
 # Zeus and our own probes see), so a shorter window could read 0 J and must be flagged instead.
@@ -94,6 +98,11 @@ class _Gpu:
 class NvmlMeter(Meter):
     name: ClassVar[str] = "nvml"
     part: ClassVar[str] = "accelerator"
+    options: ClassVar[tuple[Option, ...]] = (Option("nvml", None, object),)  # a pynvml-like module (tests)
+    in_auto: ClassVar[bool] = True
+    description: ClassVar[tuple[str, str, str]] = (
+        "each NVIDIA GPU board the run uses (GPU + HBM)", "measured",
+        "energy counter (~10 Hz updates) read at the sampler rate, default 20 Hz; instant-power gauge beside it")
 
     def __init__(
         self,
@@ -175,7 +184,23 @@ class NvmlMeter(Meter):
         return _field_number(value) / 1000.0  # milliwatts
 
     @classmethod
-    def probe(cls, logical_indices: list[int] | None = None, nvml: Any = None,
+    def from_request(cls, req: MeterRequest, accels: list[Accelerator]) -> NvmlMeter:
+        gpus = [a.index for a in accels if a.platform in ("gpu", "cuda")]
+        if not gpus:
+            platforms = sorted({a.platform for a in accels}) or ["cpu"]
+            raise MeterUnavailable(f"NVML: no GPU among the run's devices (backend {', '.join(platforms)})")
+        availability = cls.check(gpus, nvml=req.option("nvml"))
+        if not availability.available:
+            raise MeterUnavailable(availability.reason)
+        return cls(gpus, nvml=req.option("nvml"))
+
+    def ready(self) -> str:
+        names = ", ".join(f"{g.logical}:{g.info['name']}" for g in self.gpus)
+        how = "energy counter" if self.counter else "integrated power (no energy counter on this card)"
+        return f"ok: {len(self.gpus)} GPU(s) ({names}), driver {self.driver}, {how}"
+
+    @classmethod
+    def check(cls, logical_indices: list[int] | None = None, nvml: Any = None,
               env: dict[str, str] | None = None) -> Availability:
         try:
             nv = nvml if nvml is not None else load_nvml()
@@ -190,9 +215,7 @@ class NvmlMeter(Meter):
         except nv.NVMLError as e:
             return Availability(False, f"NVML: {describe_error(nv, e)}")
         try:
-            names = ", ".join(f"{g.logical}:{g.info['name']}" for g in meter.gpus)
-            how = "energy counter" if meter.counter else "integrated power (no energy counter on this card)"
-            return Availability(True, f"ok: {len(meter.gpus)} GPU(s) ({names}), driver {meter.driver}, {how}")
+            return Availability(True, meter.ready())
         finally:
             meter.stop()
 
@@ -230,7 +253,7 @@ class NvmlMeter(Meter):
                     g.joules += (mj - g.last_mj) / 1000.0
                 g.last_mj = mj
             else:
-                g.joules += 0.5 * (previous_w + g.watts) * max(0.0, now - g.last_t)
+                g.joules += trapezoid_step(previous_w, g.watts, max(0.0, now - g.last_t))
             g.last_t = now
         if now >= self._next_process_check:
             self._check_processes(now)

@@ -13,10 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.meters.integrate import trapezoid
+from workloads.errors import InputError
+
 _DATE_FORMATS = ("%m-%d-%Y %H:%M:%S.%f", "%m-%d-%Y %H:%M:%S")
 
 
-class PowerLogError(ValueError):
+class PowerLogError(InputError):
     """A power log that cannot be read, or does not support the requested figure; one-line message."""
 
 
@@ -136,7 +139,7 @@ def window_energy(
     points = [(start_unix_s, _watts_at(log, start_unix_s))]
     points += [(ts[i], ws[i]) for i in range(lo, hi)]
     points.append((stop_unix_s, _watts_at(log, stop_unix_s)))
-    joules = sum(0.5 * (wa + wb) * (tb - ta) for (ta, wa), (tb, wb) in zip(points, points[1:], strict=False))
+    joules = trapezoid([t for t, _ in points], [w for _, w in points])
     seconds = stop_unix_s - start_unix_s
 
     inside = [t for t in ts if start_unix_s <= t <= stop_unix_s]

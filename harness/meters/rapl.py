@@ -7,9 +7,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.meters.base import Availability, Meter
+from harness.meters.base import Availability, Meter, MeterUnavailable, Option
+
+if TYPE_CHECKING:
+    from harness.meters.request import Accelerator, MeterRequest
 
 DEFAULT_ROOT = "/sys/class/powercap"
 # When a zone does not publish its power limit, bound plausible power generously: a counter that "went
@@ -106,6 +109,10 @@ def discover(root: Path) -> tuple[list[_Domain], list[dict[str, str]]]:
 
 class RaplMeter(Meter):
     name: ClassVar[str] = "rapl"
+    options: ClassVar[tuple[Option, ...]] = (Option("rapl_root", None, str),)  # a sysfs tree (tests)
+    in_auto: ClassVar[bool] = True
+    description: ClassVar[tuple[str, str, str]] = (
+        "CPU packages + DRAM", "measured", "counters (~1 kHz updates) read at the sampler rate, default 20 Hz")
 
     def __init__(self, root: str | Path = DEFAULT_ROOT, clock: Callable[[], float] = time.monotonic) -> None:
         self.method = "measured:rapl"
@@ -122,7 +129,19 @@ class RaplMeter(Meter):
         self.longest_read_gap_s = 0.0
 
     @classmethod
-    def probe(cls, root: str | Path = DEFAULT_ROOT) -> Availability:
+    def from_request(cls, req: MeterRequest, accels: list[Accelerator]) -> RaplMeter:
+        root = req.option("rapl_root", DEFAULT_ROOT)
+        availability = cls.check(root)
+        if not availability.available:
+            raise MeterUnavailable(availability.reason)
+        return cls(root)
+
+    @classmethod
+    def probe(cls, req: MeterRequest, accels: list[Accelerator]) -> Availability:
+        return cls.check(req.option("rapl_root", DEFAULT_ROOT))
+
+    @classmethod
+    def check(cls, root: str | Path = DEFAULT_ROOT) -> Availability:
         root = Path(root)
         if not root.is_dir():
             return Availability(False, f"RAPL: {root} absent (VM or container?)")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from harness.meters.base import Meter, run_periodically
+from harness.meters.integrate import trapezoid
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class Sampler:
         a, b = self._mark_index[start_label], self._mark_index[stop_label]
         with self._lock:
             times, values = self.times[a:b + 1], [g.get(key, math.nan) for g in self.gauge_values[a:b + 1]]
-        return sum(0.5 * (values[i] + values[i - 1]) * (times[i] - times[i - 1]) for i in range(1, len(times)))
+        return trapezoid(times, values)
 
     def peak_watts_between(self, start_label: str, stop_label: str, key: str, gauge: str | None = None) -> float:
         """Highest power of `key` between two marks: its gauge's highest reading when `gauge` is given, else

@@ -8,14 +8,17 @@ this one; the runner reports both but the CPU is part of the TPU figure's scope.
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.meters.base import Availability, Meter
+from harness.meters.base import Availability, Meter, MeterUnavailable, Option, positive
+from harness.tables import longest_match, read_table_file
+
+if TYPE_CHECKING:
+    from harness.meters.request import Accelerator, MeterRequest
 
 POWER_TABLE = Path(__file__).with_name("tpu_power.csv")
 
@@ -28,23 +31,24 @@ class TpuPowerRow:
 
 
 def load_power_table(path: str | Path = POWER_TABLE) -> list[TpuPowerRow]:
-    with open(path, newline="") as f:
-        return [TpuPowerRow(r["pattern"], float(r["avg_system_w_per_chip"]), r["source"]) for r in csv.DictReader(f)]
+    return [TpuPowerRow(r["pattern"], float(r["avg_system_w_per_chip"]), r["source"]) for r in read_table_file(path)]
 
 
 def match_power(device_kind: str, table: list[TpuPowerRow]) -> TpuPowerRow | None:
-    """Case-insensitive prefix match on jax's device_kind ("TPU v3", "TPU v4", "TPU v5 lite"...).
-
-    Prefix, not substring, so that "TPU v2" cannot match a hypothetical "TPU v20"; the longest wins.
-    """
-    kind = device_kind.lower().strip()
-    hits = [r for r in table if kind == r.pattern.lower() or kind.startswith(r.pattern.lower() + " ")]
-    return max(hits, key=lambda r: len(r.pattern)) if hits else None
+    """The row for a device kind ("TPU v3", "TPU v5 lite"...): whole words, the longest pattern wins, so that
+    "TPU v2" cannot match a "TPU v20"."""
+    return longest_match(device_kind, table, lambda r: r.pattern)
 
 
 class TpuModelMeter(Meter):
     name: ClassVar[str] = "tpu-model"
     part: ClassVar[str] = "accelerator"
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("tpu_watts", "--tpu-watts", float, "average system W per TPU chip (overrides the table)",
+               positive("watts")),)
+    in_auto: ClassVar[bool] = True
+    description: ClassVar[tuple[str, str, str]] = (
+        "each TPU chip incl. its host share", "modelled", "chips x published W/chip x time")
 
     def __init__(
         self,
@@ -75,7 +79,17 @@ class TpuModelMeter(Meter):
         self._t0: float | None = None
 
     @classmethod
-    def probe(cls, device_kinds: list[str] | None = None, watts_per_chip: float | None = None) -> Availability:
+    def from_request(cls, req: MeterRequest, accels: list[Accelerator]) -> TpuModelMeter:
+        try:
+            return cls([a.kind for a in accels if a.platform == "tpu"], req.option("tpu_watts"))
+        except ValueError as e:
+            raise MeterUnavailable(str(e)) from None
+
+    def ready(self) -> str:
+        return f"ok: modelled, {self.chips} x {self.kind} at {self.watts:g} W/chip ({self.source})"
+
+    @classmethod
+    def check(cls, device_kinds: list[str] | None = None, watts_per_chip: float | None = None) -> Availability:
         try:
             m = cls(device_kinds or [], watts_per_chip)
         except ValueError as e:

@@ -14,10 +14,9 @@ from pathlib import Path
 
 from harness.errors import UsageError
 from harness.report import plots
+from harness.report.stats import compare, paired_ratio_ci
 from harness.results.files import atomic_write_text
 from harness.results.reader import read_result, read_study
-from harness.study.run import compare
-from harness.study.stats import paired_ratio_ci
 
 Block = tuple
 

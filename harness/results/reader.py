@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.results.files import sha256_file
+from workloads.errors import InputError
 
 SCHEMA = "harness.result/1"
 SCHEMA_FAMILY = "harness.result/"
@@ -23,7 +24,7 @@ INTERRUPTED = "interrupted"
 INTERRUPTED_NOTE = "no final record: the run's process is gone (killed?); figures are up to its last evaluation"
 
 
-class ResultReadError(ValueError):
+class ResultReadError(InputError):
     """A record that cannot be read as what it claims to be; the message is one line naming the file."""
 
 

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +51,8 @@ class RunOptions:
     pue: float | None = None
     carbon_intensity: float | None = None
     net_intensity: float | None = None
-    cpu_tdp: float | None = None
-    meter: str = "auto"  # comma-separated backends (see harness.meters.select); "fake" is for tests only
-    meter_command: str | None = None  # for --meter external: a command that prints watts
-    meter_hz: float = 1.0  # how often the external command runs
-    tpu_watts: float | None = None  # override the published TPU average power per chip
+    meter: str = "auto"  # comma-separated backends (harness/meters/registry.py); "fake" is for tests only
+    meter_options: dict[str, Any] = field(default_factory=dict)  # by option name, e.g. {"cpu_tdp": 65.0}
     sample_hz: float = 20.0
     progress: bool = True
     allow_cpu: bool = False  # run a workload sized for an accelerator on the CPU anyway
@@ -94,13 +91,8 @@ def plan(opts: RunOptions) -> Plan:
         raise UsageError(f"--max-steps must be >= 1, got {opts.max_steps}")
     if opts.sample_hz < 10:
         raise UsageError(f"--sample-hz must be >= 10 (power traces need 10 Hz or more), got {opts.sample_hz}")
-    if opts.cpu_tdp is not None and not opts.cpu_tdp > 0:
-        raise UsageError(f"--cpu-tdp must be a positive number of watts, got {opts.cpu_tdp}")
     names = meters.parse_meter_names(opts.meter)
-    if opts.meter_command and "external" not in names:
-        raise UsageError("--meter-command is only used with --meter external (e.g. --meter auto,external)")
-    if not 0 < opts.meter_hz <= 50:
-        raise UsageError(f"--meter-hz must be in (0, 50] samples per second, got {opts.meter_hz}")
+    meters.check_request(meters.MeterRequest(names, **opts.meter_options))
     if opts.target_loss is not None and not opts.target_loss > 0:
         raise UsageError(f"--target-loss must be a positive loss in nats/token, got {opts.target_loss}")
     # Price a zero-energy run now, so that a bad region or PUE fails before training, not after.
@@ -131,9 +123,8 @@ def plan(opts: RunOptions) -> Plan:
 
     _join_processes(opts)
     placement = place(spec, opts.mesh, opts.framework)
-    request = meters.MeterRequest(names, cpu_tdp=opts.cpu_tdp, tpu_watts=opts.tpu_watts,
-                                  external_command=opts.meter_command, external_hz=opts.meter_hz,
-                                  host_level=placement.leads_host, host_leader=placement.leader_of_host())
+    request = meters.MeterRequest(names, host_level=placement.leads_host, host_leader=placement.leader_of_host(),
+                                  **opts.meter_options)
     accelerators = placement.accelerators()
     chosen, unavailable = meters.select_meters(request, accelerators)
     if not chosen and placement.leads_host:

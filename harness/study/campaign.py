@@ -28,7 +28,7 @@ from workloads.trainers import FRAMEWORKS, runtime
 SCHEMA = "harness.campaign/1"
 DEFAULTS = {"workloads": ["dense-small", "switch-small"], "seeds": 3, "corpora": ["default", "control"],
             "sweep": None, "frameworks": ["jax"]}
-RECORDED_OPTIONS = ("meter", "cpu_tdp", "region", "mesh")
+RECORDED_OPTIONS = ("meter", "meter_options", "region", "mesh")
 
 
 def study_and_report(asked: dict[str, Any], out: Path, base: RunOptions,

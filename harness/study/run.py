@@ -11,7 +11,6 @@ from harness.errors import UsageError
 from harness.results.files import sha256_file, write_json
 from harness.results.reader import read_json
 from harness.runner.run import RunOptions, execute, plan
-from harness.study.stats import interleaved_order, paired_ratio_ci
 from workloads.registry import WorkloadSpec, get_workload
 
 SCHEMA = "harness.study/1"
@@ -35,6 +34,11 @@ def parse_sweep(text: str) -> tuple[str, list[int]]:
     except ValueError:
         raise UsageError(f"--sweep {key}: values must be integers, got {values!r}") from None
     return key, counts
+
+
+def interleaved_order(workloads: list[str], seeds: int) -> list[tuple[str, int]]:
+    """A, B, A, B, ...: each seed runs every workload back to back, so drift on the machine falls on all."""
+    return [(w, s) for s in range(seeds) for w in workloads]
 
 
 def entries(specs: list[WorkloadSpec], frameworks: list[str]) -> dict[str, tuple[WorkloadSpec, str]]:
@@ -95,35 +99,6 @@ def _finished_runs(study_dir: Path) -> dict[str, dict[str, str]]:
 def _runs_in_order(by_label: dict, seeds: int, done: dict[str, dict[str, str]]) -> dict[str, list[str]]:
     return {label: [done[f"{label}/seed{s}"]["dir"] for s in range(seeds) if f"{label}/seed{s}" in done]
             for label in by_label}
-
-
-def compare(baseline: list[dict], other: list[dict], names: tuple[str, str] | None = None) -> dict[str, Any]:
-    """Baseline ÷ other for energy, time and steps to target over seeds both converged on; tokens per joule."""
-    converged = [(a, b) for a, b in zip(baseline, other, strict=False)
-                 if a["status"] == "converged" and b["status"] == "converged"]
-    # A pair with an incomplete energy figure is not ranked: it is counted, and left out.
-    pairs = [(a, b) for a, b in converged if a["energy"].get("complete", True) and b["energy"].get("complete", True)]
-    names = names or (baseline[0]["workload"], other[0]["workload"])
-    out: dict[str, Any] = {"baseline": names[0], "other": names[1],
-                           "pairs_energy_incomplete": len(converged) - len(pairs),
-                           "pairs_converged": len(pairs), "pairs_total": min(len(baseline), len(other)),
-                           "energy_method": baseline[0]["energy"]["method"]}
-    if not pairs:
-        out["verdict"] = "no seed where both converged: no ratio"
-        return out
-    metrics = {
-        "energy_to_target": lambda r: r["energy"]["total_j"],
-        "time_to_target": lambda r: r["timing"]["run_s"],
-        "steps_to_target": lambda r: r["training"]["steps"],
-    }
-    for key, get in metrics.items():
-        ci = paired_ratio_ci([get(a) for a, _ in pairs], [get(b) for _, b in pairs])
-        out[key] = ci.to_dict() | {"verdict": ci.verdict(f"{key.replace('_', ' ')} ratio")}
-    # Tokens per joule: other ÷ baseline, so > 1 means the other model does more work per joule.
-    tpj = paired_ratio_ci([b["training"]["tokens"] / b["energy"]["total_j"] for _, b in pairs],
-                          [a["training"]["tokens"] / a["energy"]["total_j"] for a, _ in pairs])
-    out["tokens_per_joule_other_over_baseline"] = tpj.to_dict() | {"verdict": tpj.verdict("tokens/J ratio")}
-    return out
 
 
 def resolve_specs(names: list[str], sweep: str | None) -> tuple[list[WorkloadSpec], dict | None]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from workloads.framework import Device
-from workloads.trainers import FrameworkUnavailableError
+from workloads.framework import Device, FrameworkUnavailableError
 
 
 class TfRuntime:

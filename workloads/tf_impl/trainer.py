@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from workloads.framework import EvalResult, eval_batches
+from workloads.framework import EvalResult, FrameworkUnavailableError, eval_batches
 from workloads.spec import MeshShape, WorkloadSpec, attention_implementation, param_counts, precision_of
 from workloads.tf_impl.models import TransformerLM
 from workloads.tf_impl.train import AdamW, make_steps
-from workloads.trainers import FrameworkUnavailableError
 
 
 class TfTrainer:

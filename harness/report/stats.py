@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +80,30 @@ def paired_ratio_ci(numer: Sequence[float], denom: Sequence[float], level: float
     return RatioCI(ratio, float(min(lo, ratio)), float(max(hi, ratio)), n, level, method)
 
 
-def interleaved_order(workloads: Sequence[str], seeds: int) -> list[tuple[str, int]]:
-    """A, B, A, B, ...: each seed runs every workload back to back, so drift on the machine falls on all."""
-    return [(w, s) for s in range(seeds) for w in workloads]
+def compare(baseline: list[dict], other: list[dict], names: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Baseline ÷ other for energy, time and steps to target over seeds both converged on; tokens per joule."""
+    converged = [(a, b) for a, b in zip(baseline, other, strict=False)
+                 if a["status"] == "converged" and b["status"] == "converged"]
+    # A pair with an incomplete energy figure is not ranked: it is counted, and left out.
+    pairs = [(a, b) for a, b in converged if a["energy"].get("complete", True) and b["energy"].get("complete", True)]
+    names = names or (baseline[0]["workload"], other[0]["workload"])
+    out: dict[str, Any] = {"baseline": names[0], "other": names[1],
+                           "pairs_energy_incomplete": len(converged) - len(pairs),
+                           "pairs_converged": len(pairs), "pairs_total": min(len(baseline), len(other)),
+                           "energy_method": baseline[0]["energy"]["method"]}
+    if not pairs:
+        out["verdict"] = "no seed where both converged: no ratio"
+        return out
+    metrics = {
+        "energy_to_target": lambda r: r["energy"]["total_j"],
+        "time_to_target": lambda r: r["timing"]["run_s"],
+        "steps_to_target": lambda r: r["training"]["steps"],
+    }
+    for key, get in metrics.items():
+        ci = paired_ratio_ci([get(a) for a, _ in pairs], [get(b) for _, b in pairs])
+        out[key] = ci.to_dict() | {"verdict": ci.verdict(f"{key.replace('_', ' ')} ratio")}
+    # Tokens per joule: other ÷ baseline, so > 1 means the other model does more work per joule.
+    tpj = paired_ratio_ci([b["training"]["tokens"] / b["energy"]["total_j"] for _, b in pairs],
+                          [a["training"]["tokens"] / a["energy"]["total_j"] for a, _ in pairs])
+    out["tokens_per_joule_other_over_baseline"] = tpj.to_dict() | {"verdict": tpj.verdict("tokens/J ratio")}
+    return out
