@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # rich is imported where a command prints with it: `harness meter` starts faster without it
+    from rich.console import Console
 
 from harness.errors import InputError, UsageError
 
@@ -132,6 +133,17 @@ def _build_parser() -> argparse.ArgumentParser:
     study.add_argument("--resume", help="finish an interrupted study: its folder (<output>/<utc>-study-<id>)")
     _mesh_arg(study)
 
+    meter = sub.add_parser("meter", help="run any command under the meters: harness meter [options] -- CMD ARGS...")
+    _meter_args(meter)
+    meter.add_argument("--region", default=None, help="carbon region (default us-average); see harness regions")
+    meter.add_argument("--pue", type=float, help="override the region's PUE")
+    meter.add_argument("--carbon-intensity", type=float, help="override grid intensity, kgCO2e/kWh")
+    meter.add_argument("--sample-hz", type=float, default=20.0, help="power sampling rate (>= 10)")
+    meter.add_argument("--output-dir", default="results")
+    meter.add_argument("--name", help="what to call it in the record and emissions.csv (default: the program)")
+    meter.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
+                       help="the command and its arguments, after --")
+
     report = sub.add_parser("report", help="report.md and report.html from run or study directories")
     report.add_argument("paths", nargs="+", help="run directories (result.json) or study directories (study.json)")
     report.add_argument("--output-dir", help="where to write the report (default: the single path given)")
@@ -164,7 +176,7 @@ def _meter_options(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = None if args.command == "meter" else _console()
     try:
         return _COMMANDS[args.command](args, console)
     except InputError as e:
@@ -172,10 +184,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _table(title: str):
+    from rich.table import Table
+
+    return Table(title=title)
+
+
 def _list(args: argparse.Namespace, console: Console) -> int:
     from workloads.registry import WORKLOADS
 
-    table = Table(title="workloads")
+    table = _table("workloads")
     for col in ("name", "model", "shape", "precision", "corpus", "batch x seq", "lr", "eval every", "target",
                 "max steps", "sized for"):
         table.add_column(col)
@@ -196,7 +220,7 @@ def _list(args: argparse.Namespace, console: Console) -> int:
 def _regions(args: argparse.Namespace, console: Console) -> int:
     from harness.carbon import DEFAULT_REGION, load_regions
 
-    table = Table(title=f"carbon regions (default: {DEFAULT_REGION})")
+    table = _table(f"carbon regions (default: {DEFAULT_REGION})")
     for col in ("region", "PUE", "gross kg/kWh", "net kg/kWh", "source"):
         table.add_column(col, overflow="fold")
     for r in load_regions().values():
@@ -204,7 +228,7 @@ def _regions(args: argparse.Namespace, console: Console) -> int:
     console.print(table)
     from harness.carbon.processors import load_processors
 
-    procs = Table(title="processors (for whatif --processor and the 4M machine factor)")
+    procs = _table("processors (for whatif --processor and the 4M machine factor)")
     for col in ("processor", "avg system W", "energy per work (P100 = 1)", "source"):
         procs.add_column(col, overflow="fold")
     for p in load_processors().values():
@@ -382,7 +406,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(entries, indent=2))
         return 0
     for e in entries:
-        table = Table(title=f"{e['workload']} ({e['corpus']}): {e['runs']} run(s) vs {e['reference_runs']} reference "
+        table = _table(f"{e['workload']} ({e['corpus']}): {e['runs']} run(s) vs {e['reference_runs']} reference "
                             f"run(s) on {', '.join(e['reference_hardware']) or 'none'}")
         for col in ("metric", "yours", "reference", "yours / reference"):
             table.add_column(col)
@@ -443,7 +467,7 @@ def _meters(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title="energy meters on this machine")
+    table = _table("energy meters on this machine")
     for col in ("backend", "here", "auto", "measures", "basis", "rate", "why / what"):
         table.add_column(col, overflow="fold")
     for r in rows:
@@ -516,10 +540,29 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _meter(args: argparse.Namespace, console: Console | None) -> int:
+    from harness import carbon
+    from harness.runner.command import CommandOptions, meter_command
+
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    run_dir, r, code = meter_command(CommandOptions(
+        argv=argv, meter=args.meter, meter_options=_meter_options(args), region=args.region or carbon.DEFAULT_REGION,
+        pue=args.pue, carbon_intensity=args.carbon_intensity, sample_hz=args.sample_hz, output_dir=args.output_dir,
+        name=args.name))
+    e, co = r["energy"], r["carbon"] or {}
+    joules = "—" if e["total_j"] is None else f"{e['total_j']:,.1f} J"
+    co2 = "" if not co else f", CO2e {co['co2e_gross_kg'] * 1000:.4f} g gross (region {co['region']})"
+    print(f"harness meter: {r['workload']} {r['status']} (exit {r['exit_code']}) in {r['timing']['run_s']:.2f} s: "
+          f"{joules} ({e['method']}){co2}\nrecord: {run_dir / 'result.json'}", file=sys.stderr)
+    if not e.get("complete", True):
+        print("harness meter: energy figure INCOMPLETE: " + "; ".join(e["incomplete_reasons"]), file=sys.stderr)
+    return code
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "list": _list, "regions": _regions, "run": _run, "study": _study, "report": _report, "footprint": _footprint,
     "whatif": _whatif, "schedule": _schedule, "compare": _compare, "package": _package, "check": _check,
-    "meters": _meters, "import-power": _import_power,
+    "meters": _meters, "import-power": _import_power, "meter": _meter,
 }
 
 

@@ -47,6 +47,16 @@ def only_result(out_dir: Path) -> dict:
     return json.loads(results[0].read_text())
 
 
+def run_dirs(out_dir: Path) -> list[Path]:
+    """The run directories in an output folder (which also holds emissions.csv), sorted."""
+    return sorted(d for d in Path(out_dir).iterdir() if d.is_dir())
+
+
+def only_run_dir(out_dir: Path) -> Path:
+    (run_dir,) = run_dirs(out_dir)
+    return run_dir
+
+
 class FakeClock:
     """A clock that moves only when told to."""
 

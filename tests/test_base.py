@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import harness
+from conftest import harness, only_run_dir
 
 from harness.results.efficiency import device_peak, efficiency
 from harness.runner.prefetch import Prefetcher
@@ -120,7 +120,7 @@ def test_base_code_path_at_tiny_width_trains_to_target(tmp_path):
     assert eff["tokens_per_j"] == pytest.approx(r["training"]["tokens"] / r["energy"]["total_j"])
     assert eff["j_per_token"] == pytest.approx(1 / eff["tokens_per_j"])
     assert eff["accelerators"] is None  # the fake meter is not an accelerator
-    log = (next(tmp_path.iterdir()) / "mllog.txt").read_text()
+    log = (only_run_dir(tmp_path) / "mllog.txt").read_text()
     assert '"lowest_numerical_precision_in_linear", "value": "bfloat16"' in log
 
 

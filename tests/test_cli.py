@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import harness, only_result
+from conftest import harness, only_result, only_run_dir
 
 from harness.cli import main
 from harness.results.files import sha256_file
@@ -17,7 +17,7 @@ def test_run_tiny_end_to_end(tmp_path, workload):
     proc = harness("run", "--workload", workload, "--output-dir", str(tmp_path), "--no-progress")
     assert proc.returncode == 0, proc.stderr
     r = only_result(tmp_path)
-    run_dir = next(tmp_path.iterdir())
+    run_dir = only_run_dir(tmp_path)
     assert r["schema"] == "harness.result/1"
     assert r["status"] == "converged"
     assert r["training"]["best_eval_loss"] <= r["target"]["target_loss"]
@@ -149,6 +149,6 @@ def test_interrupted_run_leaves_valid_aborted_result(tmp_path, sig):
     assert r["energy"]["window"] == "run_start..aborted" and r["energy"]["total_j"] > 0
     assert r["training"]["steps"] > 0 and r["eval_trace"]
     # The :::MLLOG file is written too, and says the run did not succeed.
-    mllog = next(tmp_path.iterdir()) / "mllog.txt"
+    mllog = only_run_dir(tmp_path) / "mllog.txt"
     assert '"key": "run_stop"' in mllog.read_text() and '"status": "aborted"' in mllog.read_text()
     assert r["files"]["mllog.txt"]

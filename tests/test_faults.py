@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import harness, only_result
+from conftest import harness, only_result, only_run_dir, run_dirs
 
 from harness.cli import main, run_exit_code
 from harness.meters import FakeMeter
@@ -41,7 +41,7 @@ def test_sigkill_leaves_a_record_that_every_reader_calls_interrupted(tmp_path, c
     proc = _start_and_wait_for_training(tmp_path / "runs")
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
-    (run_dir,) = list((tmp_path / "runs").iterdir())
+    run_dir = only_run_dir(tmp_path / "runs")
     raw = json.loads((run_dir / "result.json").read_text())
     assert raw["status"] == "running" and raw["training"]["steps"] > 0  # written at run_start and every eval
     r = read_result(run_dir)
@@ -126,7 +126,7 @@ def test_two_runs_into_one_output_dir_both_keep_their_record(tmp_path):
     procs = [subprocess.Popen(argv + ["--seed", str(s)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for s in (0, 1)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
-    runs = sorted(tmp_path.iterdir())
+    runs = run_dirs(tmp_path)
     assert len(runs) == 2
     assert sorted(read_result(r, verify_files=True)["seed"] for r in runs) == [0, 1]
 
@@ -139,7 +139,7 @@ def good_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("good")
     assert main(["run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir",
                  str(out)]) == 0
-    return next(out.iterdir())
+    return only_run_dir(out)
 
 
 def _damage(run_dir: Path, kind: str) -> None:
@@ -218,5 +218,5 @@ def test_an_interrupted_study_resumes_with_only_what_is_missing(tmp_path):
     for key, d in kept.items():
         assert resumed["done"][key]["dir"] == d  # finished and unchanged: kept, not run again
     assert resumed["done"]["dense-tiny/seed0"]["dir"] != done["dense-tiny/seed0"]["dir"]  # edited: run again
-    assert len(list((campaign / "control" / "runs").iterdir())) == 4 + 2
+    assert len(run_dirs(campaign / "control" / "runs")) == 4 + 2
     assert main(["study", "--resume", str(campaign), "--seeds", "3"]) == 2  # a different study: refused

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MESH_ENV, only_result, with_env
+from conftest import MESH_ENV, only_result, only_run_dir, with_env
 
 PROBE = Path(__file__).with_name("mesh_probe.py")
 
@@ -65,7 +65,7 @@ def test_harness_run_on_a_mesh_records_it(tmp_path):
     par = r["parallelism"]
     assert (par["data"], par["expert"], par["devices"], par["processes"]) == (2, 4, 8, 1)
     assert len(r["environment"]["hardware"]["devices"]) == 8
-    log = (next(tmp_path.iterdir()) / "mllog.txt").read_text()
+    log = (only_run_dir(tmp_path) / "mllog.txt").read_text()
     assert '"key": "expert_parallelism", "value": 4' in log and '"key": "data_parallelism", "value": 2' in log
 
 

@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import harness, only_result
+from conftest import harness, only_result, only_run_dir
 
 from harness.cli import main
 from harness.meters.tpu_model import TpuModelMeter, load_power_table, match_power
@@ -80,7 +80,7 @@ def test_run_with_a_live_external_node_meter(tmp_path):
     (check,) = [c for c in e["cross_checks"] if c["what"] == "node vs components"]
     assert check["b"]["joules"] == pytest.approx(e["device_j"]) and check["disagreement_pct"] < -80
     # The run's MLPerf power log is the node figure, and sums back to it.
-    run_dir = next((tmp_path / "out").iterdir())
+    run_dir = only_run_dir(tmp_path / "out")
     lines = read_log(run_dir / "power_mllog.txt")
     start = next(ll.timestamp for ll in lines if ll.key == "power_measurement_start")
     readings = [(ll.timestamp, ll.value["value"]) for ll in lines if ll.key == "power_reading"]
@@ -94,7 +94,7 @@ def fake_run(tmp_path_factory) -> Path:
     proc = harness("run", "--workload", "switch-tiny", "--max-steps", "30", "--meter", "fake", "--output-dir",
                    str(out), "--no-progress")
     assert proc.returncode in (0, 1), proc.stderr
-    return next(out.iterdir())
+    return only_run_dir(out)
 
 
 def _ptd_log(path: Path, start: float, stop: float, watts: float, utc_offset_h: float = 0.0) -> Path:

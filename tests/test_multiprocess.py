@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import only_result, start_processes, with_env
+from conftest import only_result, only_run_dir, start_processes, with_env
 
 RUN = ("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress")
 
@@ -41,7 +41,7 @@ def test_two_processes_train_what_one_process_trains_on_the_same_mesh(two_proces
     merged = json.loads((two_process_run / "result.json").read_text())
     assert merged["parallelism"]["processes"] == 2 and merged["parallelism"]["devices"] == 2
     assert merged["training"]["steps"] == single["training"]["steps"]
-    a, b = _losses(two_process_run), _losses(next(tmp_path.iterdir()))
+    a, b = _losses(two_process_run), _losses(only_run_dir(tmp_path))
     assert len(a) == len(b) and all(x == pytest.approx(y, rel=1e-5) for x, y in zip(a, b, strict=True))
 
 

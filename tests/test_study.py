@@ -6,6 +6,7 @@ import statistics
 import struct
 
 import pytest
+from conftest import only_run_dir
 
 from harness.cli import main
 from harness.errors import UsageError
@@ -102,7 +103,7 @@ def test_tiny_study_end_to_end_writes_every_file(tmp_path):
 def test_report_from_run_dirs_and_bad_paths(tmp_path, capsys):
     assert main(["run", "--workload", "switch-tiny", "--output-dir", str(tmp_path / "runs"), "--meter", "fake",
                  "--no-progress"]) == 0
-    (run_dir,) = list((tmp_path / "runs").iterdir())
+    run_dir = only_run_dir(tmp_path / "runs")
     assert main(["report", str(run_dir)]) == 0
     assert (run_dir / "report.html").is_file() and (run_dir / "routing.png").is_file()
     capsys.readouterr()

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import harness, only_result, with_env
+from conftest import harness, only_result, only_run_dir, with_env
 
 from workloads.corpus import MarkovMixture
 from workloads.jax_impl.models import TransformerLM as JaxLM
@@ -89,7 +89,7 @@ def test_harness_run_with_tensorflow(tmp_path):
     assert r["status"] == "converged"
     fw = r["training"]["framework"]
     assert fw["framework"] == "tensorflow" and fw["version"] == tf.__version__
-    log = (next((tmp_path / "tf").iterdir()) / "mllog.txt").read_text()
+    log = (only_run_dir(tmp_path / "tf") / "mllog.txt").read_text()
     assert '"key": "framework", "value": "tensorflow"' in log
     jax_run = harness("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir",
                       str(tmp_path / "jax"))

@@ -64,6 +64,10 @@ class Runtime(Protocol):
     def barrier(self, name: str, timeout_s: float) -> None:
         """Wait until every process reaches the barrier of this name."""
 
+    def sync(self, arrays: Any = None) -> None:
+        """Wait for device work: until `arrays` (any tree of them) are computed, or, with none, until every
+        local device has finished all the work queued on it."""
+
 
 @dataclass(frozen=True)
 class EvalResult:

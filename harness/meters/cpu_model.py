@@ -54,18 +54,18 @@ def read_cpu_model(cpuinfo_path: str | Path = "/proc/cpuinfo") -> str:
 
 def read_proc_stat(stat_path: str | Path = "/proc/stat") -> tuple[int, int, int]:
     """(busy jiffies, total jiffies, number of per-CPU lines) from /proc/stat."""
-    busy = total = ncpu = 0
+    busy = total = 0
     with open(stat_path) as f:
-        for line in f:
-            fields = line.split()
-            if fields and fields[0] == "cpu":
-                # user nice system idle iowait irq softirq steal; guest/guest_nice are already counted in
-                # user/nice, so including them would double count.
-                vals = [int(v) for v in fields[1:9]]
-                total = sum(vals)
-                busy = total - vals[3] - (vals[4] if len(vals) > 4 else 0)
-            elif fields and fields[0].startswith("cpu"):
-                ncpu += 1
+        text = f.read()
+    first, _, rest = text.partition("\n")
+    fields = first.split()
+    if fields and fields[0] == "cpu":
+        # user nice system idle iowait irq softirq steal; guest/guest_nice are already counted in
+        # user/nice, so including them would double count.
+        vals = [int(v) for v in fields[1:9]]
+        total = sum(vals)
+        busy = total - vals[3] - (vals[4] if len(vals) > 4 else 0)
+    ncpu = sum(1 for line in rest.splitlines() if line.startswith("cpu"))
     if total == 0:
         raise ValueError(f"no aggregate 'cpu' line in {stat_path}")
     return busy, total, ncpu

@@ -77,6 +77,32 @@ def parse_visible_devices(value: str | None) -> list[str] | None:
     return out
 
 
+def visible_gpus(nvml: Any = None, env: dict[str, str] | None = None) -> list[Accelerator]:
+    """Every NVIDIA GPU this process can see (CUDA_VISIBLE_DEVICES applied), as logical indices, found
+    through NVML alone: for code that runs in no framework the harness knows (`harness meter`)."""
+    from harness.meters.request import Accelerator
+
+    try:
+        nv = nvml if nvml is not None else load_nvml()
+        nv.nvmlInit()
+    except Exception:  # no library, no driver: no GPU to meter, which the meter selection then says
+        return []
+    try:
+        visible = parse_visible_devices((os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES"))
+        count = nv.nvmlDeviceGetCount()
+        entries = visible if visible is not None else [str(i) for i in range(count)]
+        out = []
+        for i, entry in enumerate(entries):
+            handle = (nv.nvmlDeviceGetHandleByIndex(int(entry)) if entry.isdigit()
+                      else nv.nvmlDeviceGetHandleByUUID(entry))
+            out.append(Accelerator("gpu", i, _text(nv.nvmlDeviceGetName(handle))))
+        return out
+    except Exception:
+        return []
+    finally:
+        nv.nvmlShutdown()
+
+
 @dataclass
 class _Gpu:
     logical: int

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UsageError
+
 
 def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
     """Write `text` to `path` so that a reader sees the old file or the new one, never half of either.
@@ -57,3 +59,14 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def check_writable(directory: Path, flag: str) -> None:
+    """Create `directory` and write a file in it now, so that a run never trains only to lose its record."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".harness-write-test-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag} {directory}: cannot write there ({e.strerror or e}); give a writable "
+                         "directory") from None

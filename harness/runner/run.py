@@ -7,7 +7,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -19,7 +18,8 @@ from harness.errors import UsageError
 from harness.mlperf.runlog import write_run_logs
 from harness.mlperf.runset import reference_samples
 from harness.results import record
-from harness.results.files import sha256_file
+from harness.results.emissions import EMISSIONS_CSV, append_row, row_from_result
+from harness.results.files import check_writable, sha256_file
 from harness.runner.assemble import build_result, eval_energy_sum, measure_process, merge_hosts, quality_rows
 from harness.runner.cluster import (
     GATHER_TIMEOUT_S,
@@ -134,17 +134,6 @@ def plan(opts: RunOptions) -> Plan:
         steps = typical_steps(reference_samples(spec.name, spec.batch_size) or [], spec.batch_size)
         raise UsageError(cpu_refusal(spec, steps))
     return Plan(spec, data, info, target, opts.max_steps or spec.max_steps, chosen, unavailable, placement)
-
-
-def check_writable(directory: Path, flag: str) -> None:
-    """Create `directory` and write a file in it now, so that a run never trains only to lose its record."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".harness-write-test-"):
-            pass
-    except OSError as e:
-        raise UsageError(f"{flag} {directory}: cannot write there ({e.strerror or e}); give a writable "
-                         "directory") from None
 
 
 def _join_processes(opts: RunOptions) -> None:
@@ -361,7 +350,8 @@ class _Finisher:
                 result["files"][name] = sha256_file(self.run_dir / name)
         except Exception as e:  # a log-rendering bug must not lose a measured run; it is recorded instead
             result["mllog_error"] = repr(e)
-        record.write_result(self.run_dir, result)
+        path = record.write_result(self.run_dir, result)
+        append_row(Path(self.opts.output_dir) / EMISSIONS_CSV, row_from_result(result, result["workload"], path))
         return result
 
 

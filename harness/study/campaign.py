@@ -17,10 +17,10 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.report.build import build_report
-from harness.results.files import write_json
+from harness.results.files import check_writable, write_json
 from harness.results.reader import ResultReadError, read_json
 from harness.results.record import new_run_dir
-from harness.runner.run import RunOptions, check_writable
+from harness.runner.run import RunOptions
 from harness.study.run import resolve_specs, run_study
 from workloads.registry import CORPUS_NAMES
 from workloads.trainers import FRAMEWORKS, runtime

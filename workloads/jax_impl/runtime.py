@@ -8,8 +8,10 @@ needed), and CPU collectives go through gloo.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from workloads.framework import Device
 
@@ -78,3 +80,10 @@ class JaxRuntime:
     def barrier(self, name: str, timeout_s: float) -> None:
         if self._client is not None:
             self._client.wait_at_barrier(name, int(timeout_s * 1000))
+
+    def sync(self, arrays: Any = None) -> None:
+        if arrays is not None:
+            jax.block_until_ready(arrays)
+            return
+        # A device runs its computations in order: a tiny one enqueued on each, waited for, waits for all.
+        jax.block_until_ready([jax.device_put(jnp.zeros(()), d) + 1 for d in jax.local_devices()])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 
 from workloads.framework import Device, FrameworkUnavailableError
@@ -49,3 +51,7 @@ class TfRuntime:
 
     def barrier(self, name: str, timeout_s: float) -> None:
         return None
+
+    def sync(self, arrays: Any = None) -> None:
+        # TensorFlow's own barrier over every device's queued work (arrays need no separate wait).
+        tf.test.experimental.sync_devices()

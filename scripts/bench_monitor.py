@@ -1,0 +1,92 @@
+"""Benchmark: what metering your own code costs.
+
+1. The Python API's window edges, with device sync, around every step of a JAX loop whose step takes about
+   10 ms: steps inside a window each vs the same steps synchronised the same way without windows, in
+   interleaved blocks. Goal: <= 1 % of the step.
+2. `harness meter -- sleep S` against `sleep S` (wall time, interleaved). Goal: <= 0.2 s added.
+
+    python scripts/bench_monitor.py [--blocks 5] [--steps 50] [--sleep 10] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+from benchlib import interleaved, line, ratio
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--blocks", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--sleep", type=float, default=10.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    import jax
+    import jax.numpy as jnp
+
+    from harness.monitor import EnergyMonitor
+
+    # A step of about 10 ms here: the size is found by timing, not assumed for this machine.
+    n = 256
+    step = jax.jit(lambda x: jnp.tanh(x @ x) * 0.5)
+    while True:
+        x = jnp.ones((n, n)) * 0.01
+        jax.block_until_ready(step(x))
+        t = time.perf_counter()
+        for _ in range(10):
+            x = step(x)
+        jax.block_until_ready(x)
+        if (time.perf_counter() - t) / 10 >= 0.009 or n >= 4096:
+            break
+        n = int(n * 1.25)
+
+    monitor = EnergyMonitor(sync="jax")
+    state = {"x": jnp.ones((n, n)) * 0.01}
+
+    def plain() -> float:
+        t = time.perf_counter()
+        for _ in range(args.steps):
+            state["x"] = step(state["x"])
+            jax.block_until_ready(state["x"])  # the same wait the window edges make
+        return (time.perf_counter() - t) / args.steps
+
+    def windowed() -> float:
+        t = time.perf_counter()
+        for i in range(args.steps):
+            monitor.begin_window(f"step {i}", sync_with=state["x"])
+            state["x"] = step(state["x"])
+            monitor.end_window(f"step {i}", sync_with=state["x"])
+        return (time.perf_counter() - t) / args.steps
+
+    times = interleaved(args.blocks, {"synced steps": plain, "steps in windows": windowed})
+    monitor.close()
+    print(f"JAX step {n}x{n} matmul on {jax.devices()[0].device_kind}; meters {[m.method for m in monitor.meters]}")
+    for name, t in times.items():
+        print(line(name, t))
+    r = ratio(times["steps in windows"], times["synced steps"])
+    print(f"window edges: {100 * (r - 1):+.2f} % of the step  goal <= 1 %: {'MET' if r <= 1.01 else 'NOT MET'}")
+
+    def wall(argv: list[str]) -> float:
+        t = time.perf_counter()
+        subprocess.run(argv, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t
+
+    meter = [sys.executable, "-m", "harness.cli", "meter", "--output-dir", "/tmp/harness-bench-meter", "--"]
+    plain_s, metered_s = [], []
+    for _ in range(args.repeats):
+        plain_s.append(wall(["sleep", str(args.sleep)]))
+        metered_s.append(wall([*meter, "sleep", str(args.sleep)]))
+    added = statistics.median(metered_s) - statistics.median(plain_s)
+    print(f"sleep {args.sleep:g}: {statistics.median(plain_s):.3f} s; harness meter -- sleep {args.sleep:g}: "
+          f"{statistics.median(metered_s):.3f} s (runs {', '.join(f'{t:.3f}' for t in metered_s)})")
+    print(f"harness meter adds {added:.3f} s  goal <= 0.2 s: {'MET' if added <= 0.2 else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    main()
