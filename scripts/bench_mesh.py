@@ -11,7 +11,7 @@ Simulated CPU devices share this machine's cores, so these are correctness and o
 scaling figures.
 
     python scripts/bench_mesh.py --simulate 8 [--pair tiny] [--blocks 5] [--steps 20]
-    python scripts/bench_mesh.py --one-device [--pair base]
+    python scripts/bench_mesh.py --one-device [--pair base] [--tiny-width]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--pair", default="tiny")
     ap.add_argument("--simulate", type=int, default=0, help="simulate this many CPU devices")
     ap.add_argument("--one-device", action="store_true", help="mesh path vs single-device path on one device")
+    ap.add_argument("--tiny-width", action="store_true", help="the pair at tiny width (a CPU dry run)")
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
@@ -42,7 +43,7 @@ def main() -> None:
     from workloads.trainers import build_trainer
 
     def compiled(name: str, mesh: MeshShape | None):
-        spec = spec_named(name)
+        spec = spec_named(name, args.tiny_width)
         data = MarkovMixture(spec.corpus)
         trainer = build_trainer("jax", spec, 0, spec.max_steps, data.train_batch(0, 0, spec.batch_size),
                                 data.eval_set(), mesh)

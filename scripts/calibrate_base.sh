@@ -14,15 +14,7 @@
 # Usage: bash scripts/calibrate_base.sh
 #        CALIBRATE_TINY=1 bash scripts/calibrate_base.sh      (a dry run on a CPU at tiny width, ~2 minutes)
 #        CALIBRATE_CORPUS=control bash scripts/calibrate_base.sh   (the same on the control corpus)
-set -uo pipefail
-out=${OUT:-device_out}
-mkdir -p "$out"
-export PYTHONUNBUFFERED=1
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if ! python3 -c 'import mlperf_logging, scipy' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
-    export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
+source "$(dirname "$0")/device_env.sh"
 tiny=(); sweep=300; cap=12000; blocks=3
 if [ -n "${CALIBRATE_TINY:-}" ]; then tiny=(--tiny-width); sweep=20; cap=200; blocks=2; fi
 corpus=${CALIBRATE_CORPUS:-default}
@@ -40,7 +32,7 @@ corpus=${CALIBRATE_CORPUS:-default}
   timeout 150 python3 scripts/bench_input_pipeline.py --workload dense-base "${tiny[@]}" --blocks "$blocks" \
     --steps 50
   echo "== bench_mesh --one-device (switch-base): the mesh code path on one GPU vs the single-device path"
-  timeout 90 python3 scripts/bench_mesh.py --one-device --pair base --blocks 2 --steps 10
+  timeout 90 python3 scripts/bench_mesh.py --one-device --pair base "${tiny[@]}" --blocks 2 --steps 10
   echo "== tune_lr --pair base (corpus $corpus): sweep of $sweep steps, then each model to target"
   meter=(); [ -n "${CALIBRATE_TINY:-}" ] && meter=(--meter fake)
   timeout 420 python3 scripts/tune_lr.py --pair base "${tiny[@]}" "${meter[@]}" --corpus "$corpus" \

@@ -6,16 +6,7 @@
 #   with reference_results/. Everything lands flat in ${OUT:-device_out}/ (at most 8 files).
 # Usage: bash scripts/device_check.sh     (about 3-4 minutes on an H100/H200; no network needed)
 #        CHECK_WORKLOADS="switch-tiny dense-tiny" bash scripts/device_check.sh   (a quick try on a CPU)
-set -uo pipefail
-out=${OUT:-device_out}
-mkdir -p "$out"
-export PYTHONUNBUFFERED=1
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-# The device image lacks mlperf-logging; the device tool carries its wheel in .whl/ (see the device README).
-if ! python3 -c 'import mlperf_logging' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
-    export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
+source "$(dirname "$0")/device_env.sh"
 h() { python3 -m harness.cli "$@"; }
 {
   echo "== machine"; date -u; uname -m; nproc
