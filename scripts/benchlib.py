@@ -51,10 +51,12 @@ def seconds_per_step(trainer: Trainer, batches: Callable[[int], Any], steps: int
 
 
 def interleaved(blocks: int, variants: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
-    """Each variant's seconds-per-step, one value per block, the variants taking turns within a block."""
+    """Each variant's seconds-per-step, one value per block, the variants taking turns within a block. Every
+    other block runs them in reverse order, so neither always runs first (after the other's caches and clocks)."""
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(blocks):
-        for name, run in variants.items():
+    order = list(variants.items())
+    for block in range(blocks):
+        for name, run in order if block % 2 == 0 else order[::-1]:
             times[name].append(run())
     return times
 
