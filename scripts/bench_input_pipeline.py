@@ -2,8 +2,8 @@
 
 Variants, timed in interleaved blocks on the same compiled trainer:
 - resident: the same batch, already on the device, every step (the step alone);
-- prefetched: a fresh batch per step from the corpus, made and transferred on the prefetch thread (what
-  `harness run` does); goal: prefetched / resident <= 1.02;
+- prefetched: a fresh batch per step from the corpus, made on the prefetch thread and transferred one step
+  ahead (what `harness run` does); goal: prefetched / resident <= 1.02;
 - inline: a fresh batch made and transferred on the training thread before each step (the old loop), for
   reference;
 - runner: `train_to_target` itself for the same number of steps, evaluation and metric fetches included

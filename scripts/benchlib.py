@@ -58,6 +58,9 @@ def interleaved(blocks: int, variants: dict[str, Callable[[], float]]) -> dict[s
     for block in range(blocks):
         for name, run in order if block % 2 == 0 else order[::-1]:
             times[name].append(run())
+        # As each block ends, so that a benchmark stopped by a time limit (a device session) still says something.
+        done = ", ".join(f"{n} {1000 * t[-1]:.2f} ms/step" for n, t in times.items())
+        print(f"  block {block + 1}/{blocks}: {done}", file=sys.stderr, flush=True)
     return times
 
 

@@ -113,6 +113,24 @@ def test_report_from_run_dirs_and_bad_paths(tmp_path, capsys):
     assert len(err) == 2 and all(line.startswith("harness: error:") for line in err)
 
 
+def test_report_says_which_part_of_the_energy_is_modelled(tmp_path):
+    assert main(["run", "--workload", "switch-tiny", "--output-dir", str(tmp_path / "runs"), "--meter", "fake",
+                 "--no-progress"]) == 0
+    run_dir = only_run_dir(tmp_path / "runs")
+    result = json.loads((run_dir / "result.json").read_text())
+    for method, says in [("measured:nvml-energy-counter", None),
+                         ("modelled:cpu-tdp-utilization", "This is a model of power"),
+                         ("measured:nvml-energy-counter+modelled:cpu-tdp-utilization",
+                          "Part of it is modelled, not measured: modelled:cpu-tdp-utilization")]:
+        result["energy"]["method"] = method
+        (run_dir / "result.json").write_text(json.dumps(result))
+        assert main(["report", str(run_dir)]) == 0
+        text = (run_dir / "report.md").read_text()
+        assert (says in text) if says else ("modelled" not in text.split("## Runs")[0])
+        if "+" in method:
+            assert "This is a model of power" not in text  # a measured GPU figure is not called a model
+
+
 def test_a_study_across_frameworks_compares_them(tmp_path):
     code = main(["study", "--workloads", "switch-tiny", "--frameworks", "jax,tensorflow", "--seeds", "1",
                  "--corpus", "control", "--output-dir", str(tmp_path), "--meter", "fake"])

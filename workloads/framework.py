@@ -94,7 +94,8 @@ class Trainer(Protocol):
     """A model, its optimiser state and its compiled steps on this process's devices."""
 
     def to_device(self, batch: np.ndarray) -> Any:
-        """Put a [batch, seq_len + 1] int32 batch where the step reads it; safe to call from another thread."""
+        """Start putting a [batch, seq_len + 1] int32 batch where the step reads it, without waiting for the
+        copy. Called on the training thread only (see harness/runner/prefetch.py for why)."""
 
     def step(self, batch: Any) -> Any:
         """Dispatch one training step on a batch from to_device; returns a handle on its metrics (no sync)."""

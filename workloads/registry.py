@@ -66,7 +66,8 @@ _BASE_SHAPE = dict(d_model=512, num_heads=8, num_layers=8, d_ff=2048, dtype="bfl
 _BASE_CALIBRATION = Calibration(
     lr_sweep=(3e-4, 1e-3, 3e-3),
     selection="fewest steps to target in the sweep (scripts/calibrate_base.sh, seed 0), same sweep for both",
-    where="pending: needs a GPU (scripts/calibrate_base.sh); the learning rate is an uncalibrated first guess",
+    where="pending: on an H100 (2026-11-27, reference_results/nvidia-h100/base/) a 200-step sweep could not choose "
+          "(every rate on the 5.2-nat unigram plateau); the learning rate is an uncalibrated first guess",
     calibrated=False)
 
 

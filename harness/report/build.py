@@ -74,6 +74,18 @@ def _sweep_points(grouped: dict[str, list[dict]], sweep: dict) -> list[tuple[int
     return points
 
 
+def _method_caveat(method: str) -> str:
+    """What a reader must know about the energy method: all of it modelled, or which part."""
+    parts = method.split("+")
+    modelled = [p for p in parts if p.startswith("modelled:")]
+    if not modelled:
+        return ""
+    if len(modelled) == len(parts):
+        return "This is a model of power, not a measurement. "
+    return (f"Part of it is modelled, not measured: {', '.join(modelled)} "
+            "(each component's method is in the runs' result.json). ")
+
+
 def build_report(paths: list[Path], out_dir: Path) -> tuple[Path, Path]:
     grouped, studies = _collect(paths)
     if not grouped:
@@ -82,7 +94,7 @@ def build_report(paths: list[Path], out_dir: Path) -> tuple[Path, Path]:
     method = next(iter(grouped.values()))[0]["energy"]["method"]
     blocks: list[Block] = [("h1", "harness report"),
                            ("p", f"Energy method: **{method}**. "
-                                 + ("This is a model of power, not a measurement. " if "modelled" in method else "")
+                                 + _method_caveat(method)
                                  + "Times and energies are for the MLPerf timed window (run_start..run_stop); "
                                    "init is excluded. Runs that did not converge are counted, never averaged in."),
                            ("h2", "Runs"), _summary_table(grouped)]

@@ -1,10 +1,15 @@
-"""Input ahead of the step: batches are made and put on the device on a background thread.
+"""Input ahead of the step: batches are made on a background thread and put on the device one step ahead.
 
 The step for batch n+1 must never wait for the host to generate or transfer it: on a GPU a step of a
 small model takes well under a millisecond, less than making its batch in numpy. A thread keeps batches
-ready, already transferred. It makes them a chunk at a time (the corpus walks a chunk's rows together),
-because the thread shares the interpreter with the training loop: the less often it holds it, the less the
-loop waits.
+ready in host memory. It makes them a chunk at a time (the corpus walks a chunk's rows together), because
+the thread shares the interpreter with the training loop: the less often it holds it, the less the loop waits.
+
+The transfer is started by the training thread, for step n+1 as step n is dispatched (an asynchronous copy
+that overlaps step n), never by the background thread: CUDA libraries capture work into graphs the first
+time a program runs (cuDNN's fused attention does), and a transfer or a sync issued from another thread
+during a capture breaks it. On an H100 (2026-11-27) transfers from the prefetch thread failed dense-base
+runs with "capturing stream has unjoined work", CUDA_ERROR_INVALID_VALUE or a segfault.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ def chunk_for(batch: int) -> int:
 
 
 class Prefetcher:
-    """Batches for steps first..last, in order: `make(first_step, count)` returns [count, batch, ...] and
-    `to_device(batch)` places one batch. `depth` chunks are kept ready."""
+    """Batches for steps first..last, in order: `make(first_step, count)` returns [count, batch, ...], made
+    `depth` chunks ahead on a thread; `to_device(batch)` places one batch, called on the consumer's thread
+    one step ahead of the step asked for."""
 
     def __init__(self, make: Callable[[int, int], np.ndarray], to_device: Callable[[np.ndarray], Any], first: int,
                  last: int, chunk: int = 1, depth: int = 2) -> None:
@@ -38,6 +44,7 @@ class Prefetcher:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth) * self._chunk)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="input-prefetch", daemon=True)
+        self._ahead: tuple[Any, BaseException | None] | None = None  # the next step's placed batch, or its error
 
     def __enter__(self) -> Prefetcher:
         self._thread.start()
@@ -51,22 +58,33 @@ class Prefetcher:
         self._thread.join(timeout=10)
 
     def get(self, step: int) -> Any:
-        """The device batch of `step`; steps must be asked for in order."""
+        """The device batch of `step`, whose transfer began at the previous call; starts the next one's.
+        Steps must be asked for in order; a producer's error is raised at the step it was making."""
         if step != self._next:
             raise ValueError(f"prefetcher serves steps in order: expected {self._next}, asked for {step}")
-        made_for, batch, error = self._queue.get()
+        batch, error = self._ahead if self._ahead is not None else self._place(step)
+        self._ahead = self._place(step + 1) if error is None and step < self._last else None
         if error is not None:
             raise error
-        assert made_for == step, (made_for, step)
         self._next += 1
         return batch
+
+    def _place(self, step: int) -> tuple[Any, BaseException | None]:
+        made_for, host, error = self._queue.get()
+        if error is not None:
+            return None, error
+        assert made_for == step, (made_for, step)
+        try:
+            return self._to_device(host), None
+        except Exception as e:  # noqa: BLE001 -- raised at its own step, like the producer's errors
+            return None, e
 
     def _produce(self) -> None:
         for start in range(self._first, self._last + 1, self._chunk):
             count = min(self._chunk, self._last + 1 - start)
             try:
                 made = self._make(start, count)
-                items = [(start + i, self._to_device(made[i]), None) for i in range(count)]
+                items = [(start + i, made[i], None) for i in range(count)]
             except BaseException as e:  # handed to the training thread, which raises it at that step
                 items = [(start, None, e)]
             for item in items:
