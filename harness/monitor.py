@@ -22,7 +22,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +36,44 @@ class WindowError(UsageError):
     """A window closed that is not open, or opened twice."""
 
 
-@dataclass(frozen=True)
 class Measurement:
-    """One closed window. Energies in joules, times in seconds, CO2e in kg."""
+    """One closed window. Energies in joules, times in seconds, CO2e in kg.
 
-    name: str
-    seconds: float
-    energy_j: float | None  # None when it could not be measured (see flags), never 0 by default
-    method: str  # how: "measured:rapl", "modelled:cpu-tdp-utilization", ...
-    complete: bool  # every component read at both edges, >= 95 % covered by real readings, no failed reads
-    components: dict[str, dict[str, Any]]  # "meter/component" -> joules, method, avg and peak watts, coverage
-    cross_checks: list[dict[str, Any]]
-    flags: list[str]
-    co2e_gross_kg: float | None
-    co2e_net_kg: float | None
-    carbon: dict[str, Any] | None  # region, PUE, intensities and their sources
-    start_unix_s: float
-    stop_unix_s: float
+    The edges only take the meters' readings; the figures are worked out from them when first asked for
+    (they cannot change afterwards), so that closing a window inside a loop being timed costs the readings
+    and little more.
+
+    name, start_unix_s, stop_unix_s: the window.
+    seconds, energy_j: energy_j is None when it could not be measured (see flags), never 0 by default.
+    method: how ("measured:rapl", "modelled:cpu-tdp-utilization", ...).
+    complete: every component read at both edges, >= 95 % covered by real readings, no failed reads.
+    components: "meter/component" -> joules, method, average and peak watts, coverage.
+    cross_checks, flags: independent figures and their disagreement; what a reader must know.
+    co2e_gross_kg, co2e_net_kg, carbon: CO2e, and the region, PUE, intensities and sources that priced it.
+    """
+
+    FIGURES = ("seconds", "energy_j", "method", "complete", "components", "cross_checks", "flags", "co2e_gross_kg",
+               "co2e_net_kg", "carbon")
+
+    def __init__(self, name: str, start_unix_s: float, stop_unix_s: float,
+                 figures: Callable[[], dict[str, Any]]) -> None:
+        self.name, self.start_unix_s, self.stop_unix_s = name, start_unix_s, stop_unix_s
+        self._work: Callable[[], dict[str, Any]] | None = figures
+        self._figures: dict[str, Any] = {}
+
+    def __getattr__(self, key: str) -> Any:  # only for what is not set in __init__: the figures
+        if key not in Measurement.FIGURES:
+            raise AttributeError(key)
+        if self._work is not None:
+            self._figures, self._work = self._work(), None
+        return self._figures[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **{k: getattr(self, k) for k in self.FIGURES},
+                "start_unix_s": self.start_unix_s, "stop_unix_s": self.stop_unix_s}
+
+    def __repr__(self) -> str:
+        return f"Measurement({self.name!r}, {self.seconds:.3f} s, {self.energy_j} J, {self.method})"
 
 
 @dataclass
@@ -84,6 +105,7 @@ class EnergyMonitor:
         carbon.footprint(0.0, region, pue, carbon_intensity, net_intensity)  # a bad region fails now
         self._pricing = (region, pue, carbon_intensity, net_intensity)
         self._sync = sync
+        self._sync_fn: Callable[[Any], None] | None = None
         framework = framework or (sync if isinstance(sync, str) else None)
         request = meters.MeterRequest(meters.parse_meter_names(meter), **meter_options)
         meters.check_request(request)
@@ -119,16 +141,18 @@ class EnergyMonitor:
         begin = self._open.pop(name)
         end_mark = f"{name}#{next(self._marks)}"
         stop = self.sampler.mark(end_mark)
-        w = measure_window(self.sampler, self.meters, begin.mark, end_mark)
-        total = w["total_j"]
-        priced = (carbon.footprint(total, *self._pricing).to_dict() if total is not None else None)
-        m = Measurement(name=name, seconds=w["seconds"], energy_j=total, method=w["method"], complete=w["complete"],
-                        components=w["components"], cross_checks=w["cross_checks"], flags=w["flags"],
-                        co2e_gross_kg=priced["co2e_gross_kg"] if priced else None,
-                        co2e_net_kg=priced["co2e_net_kg"] if priced else None, carbon=priced,
-                        start_unix_s=begin.start, stop_unix_s=stop)
+        m = Measurement(name, begin.start, stop, lambda: self._figures(begin.mark, end_mark))
         self.measurements.append(m)
         return m
+
+    def _figures(self, begin_mark: str, end_mark: str) -> dict[str, Any]:
+        w = measure_window(self.sampler, self.meters, begin_mark, end_mark)
+        total = w["total_j"]
+        priced = carbon.footprint(total, *self._pricing).to_dict() if total is not None else None
+        return {"seconds": w["seconds"], "energy_j": total, "method": w["method"], "complete": w["complete"],
+                "components": w["components"], "cross_checks": w["cross_checks"], "flags": w["flags"],
+                "co2e_gross_kg": priced["co2e_gross_kg"] if priced else None,
+                "co2e_net_kg": priced["co2e_net_kg"] if priced else None, "carbon": priced}
 
     @contextlib.contextmanager
     def window(self, name: str, sync_with: Any = None) -> Iterator[None]:
@@ -142,12 +166,14 @@ class EnergyMonitor:
     def _wait(self, arrays: Any) -> None:
         if self._sync is None:
             return
-        if callable(self._sync):
-            self._sync(arrays)
-            return
-        from workloads.trainers import runtime
+        if self._sync_fn is None:  # resolved at the first edge, so that importing the monitor loads no framework
+            if callable(self._sync):
+                self._sync_fn = self._sync
+            else:
+                from workloads.trainers import runtime
 
-        runtime(self._sync).sync(arrays)
+                self._sync_fn = runtime(self._sync).sync
+        self._sync_fn(arrays)
 
     # -- the end ------------------------------------------------------------------------------------------------
     def close(self) -> list[Measurement]:
@@ -165,7 +191,7 @@ class EnergyMonitor:
             write_json(self.output_dir / "windows.json", {
                 "schema": "harness.windows/1", "created_unix_s": time.time(),
                 "meters": [m.params() for m in self.meters], "unavailable": self.unavailable,
-                "windows": [asdict(m) for m in self.measurements]})
+                "windows": [m.to_dict() for m in self.measurements]})
         return self.measurements
 
     def __enter__(self) -> EnergyMonitor:
