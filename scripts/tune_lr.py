@@ -4,8 +4,10 @@ For each model and each learning rate in the spec's calibration sweep, trains on
 steps, time and energy to target. Two selections:
 - to target (the small pair): every candidate trains to the target or the step cap; the fewest steps wins;
 - `--sweep-steps N` (the base pair, where a full sweep does not fit a GPU session): every candidate trains
-  N steps; the lowest eval loss at step N wins. With `--full`, each model then trains to the target at the
-  learning rate it won, which gives the steps, time, energy and MFU to put in the spec and reference results.
+  N steps; the lowest eval loss at step N wins (N must lie past any plateau the models share: on an H100 the
+  base pair sat at its unigram entropy through step 200 at every rate). With `--full`, each model then trains
+  to the target at the learning rate it won, which gives the steps, time, energy and MFU to put in the spec and
+  reference results.
   `--deadline T` (unix seconds) splits the time left after the sweep between those runs: a run whose share
   is spent is stopped as Ctrl-C would stop it (recorded `aborted`, with its eval trace), so that a GPU session
   of fixed length still brings back how far each model got.
@@ -20,7 +22,6 @@ Candidates are spec variants passed to the runner; the registry itself is never 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.results.reader import read_result  # noqa: E402
 from harness.runner.run import RunAborted, RunOptions, execute, plan  # noqa: E402
 from workloads.registry import at_tiny_width, get_workload  # noqa: E402
 from workloads.spec import WorkloadSpec  # noqa: E402
@@ -49,7 +51,7 @@ def train(spec: WorkloadSpec, lr: float, args: argparse.Namespace, out: str, max
         _, r = execute(opts, plan(opts))
     except RunAborted:  # the time box: the runner wrote the record before re-raising
         (run_dir,) = _run_dirs(out) - before
-        r = json.loads((run_dir / "result.json").read_text())
+        r = read_result(run_dir / "result.json")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
     eff = r.get("efficiency") or {}

@@ -150,6 +150,24 @@ def test_prefetcher_serves_steps_in_order_ahead_of_the_consumer():
     assert made == [(1, 3), (4, 3), (7, 1)]  # chunks of 3, the last one short
 
 
+def test_prefetcher_places_batches_only_on_the_consumers_thread():
+    # On a GPU a transfer from another thread breaks the graph capture of a program's first run (cuDNN).
+    placed_on: list[str] = []
+
+    def to_device(batch: np.ndarray) -> np.ndarray:
+        placed_on.append(threading.current_thread().name)
+        if int(batch[0, 0]) == 5:
+            raise RuntimeError("device gone")
+        return batch
+
+    with Prefetcher(lambda first, count: np.stack([np.full((1, 1), first + i) for i in range(count)]), to_device,
+                    1, 9, chunk=2) as p:
+        assert [int(p.get(s)[0, 0]) for s in range(1, 5)] == [1, 2, 3, 4]
+        with pytest.raises(RuntimeError, match="device gone"):
+            p.get(5)  # a placement's error surfaces at the step it was for
+    assert placed_on and set(placed_on) == {threading.current_thread().name}
+
+
 def test_prefetcher_raises_the_producers_error_at_its_step_and_stops_cleanly():
     def make(first: int, count: int) -> np.ndarray:
         if first == 3:

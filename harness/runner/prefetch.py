@@ -58,19 +58,25 @@ class Prefetcher:
         self._thread.join(timeout=10)
 
     def get(self, step: int) -> Any:
-        """The device batch of `step`, whose transfer began at the previous call; starts the next one's.
-        Steps must be asked for in order; a producer's error is raised at the step it was making."""
+        """The device batch of `step`; starts the next one's transfer if its batch is made already (else the
+        next call makes it, while this step runs). Steps must be asked for in order; a producer's error is
+        raised at the step it was making."""
         if step != self._next:
             raise ValueError(f"prefetcher serves steps in order: expected {self._next}, asked for {step}")
-        batch, error = self._ahead if self._ahead is not None else self._place(step)
-        self._ahead = self._place(step + 1) if error is None and step < self._last else None
+        batch, error = self._ahead if self._ahead is not None else self._place(self._queue.get(), step)
+        self._ahead = None
+        if error is None and step < self._last:
+            try:
+                self._ahead = self._place(self._queue.get_nowait(), step + 1)
+            except queue.Empty:
+                pass  # never wait here: the step asked for has not been dispatched yet
         if error is not None:
             raise error
         self._next += 1
         return batch
 
-    def _place(self, step: int) -> tuple[Any, BaseException | None]:
-        made_for, host, error = self._queue.get()
+    def _place(self, item: tuple[int, Any, BaseException | None], step: int) -> tuple[Any, BaseException | None]:
+        made_for, host, error = item
         if error is not None:
             return None, error
         assert made_for == step, (made_for, step)
