@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from benchlib import compiled, interleaved, line, ratio, seconds_per_step, spec_named
+from benchlib import add_timing_args, compiled, interleaved, line, ratio, seconds_per_step, spec_named
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", default="dense-base")
-    ap.add_argument("--tiny-width", action="store_true")
-    ap.add_argument("--blocks", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=20)
+    add_timing_args(ap, steps=20)
     args = ap.parse_args()
     spec = spec_named(args.workload, args.tiny_width)
     runs = {kind: compiled(replace(spec, model=replace(spec.model, attention=kind))) for kind in ("plain", "fused")}

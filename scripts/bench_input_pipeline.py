@@ -18,7 +18,7 @@ import argparse
 import time
 from dataclasses import replace
 
-from benchlib import compiled, interleaved, line, ratio, seconds_per_step, spec_named
+from benchlib import add_timing_args, compiled, interleaved, line, ratio, seconds_per_step, spec_named
 
 from harness.runner.prefetch import Prefetcher, chunk_for
 from harness.runner.training import LoopResult, train_to_target
@@ -32,9 +32,7 @@ class _NoMarks:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", default="switch-small")
-    ap.add_argument("--tiny-width", action="store_true")
-    ap.add_argument("--blocks", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=50)
+    add_timing_args(ap, steps=50)
     args = ap.parse_args()
     spec = spec_named(args.workload, args.tiny_width)
     trainer, data, resident = compiled(spec)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchlib import compiled, interleaved, line, ratio, seconds_per_step, spec_named
+from benchlib import add_timing_args, compiled, interleaved, line, ratio, seconds_per_step, spec_named
 
 from harness.results.efficiency import device_peak
 from workloads.spec import train_flops_per_token
@@ -24,9 +24,7 @@ GOALS = {"small": 1.10, "tiny": 1.10, "base": 1.15}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pair", default="small", choices=sorted(GOALS))
-    ap.add_argument("--tiny-width", action="store_true", help="the pair at tiny width (a CPU dry run of --pair base)")
-    ap.add_argument("--blocks", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=20)
+    add_timing_args(ap, steps=20)
     args = ap.parse_args()
     names = (f"dense-{args.pair}", f"switch-{args.pair}")
     runs = {n: compiled(spec_named(n, args.tiny_width)) for n in names}

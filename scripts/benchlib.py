@@ -7,6 +7,7 @@ its figures measured side by side in one run, never against a number from anothe
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -36,6 +37,14 @@ def compiled(spec: WorkloadSpec, framework: str = "jax", seed: int = 0) -> tuple
     trainer = build_trainer(framework, spec, seed, spec.max_steps, data.train_batch(seed, 0, spec.batch_size),
                             data.eval_set())
     return trainer, data, trainer.to_device(data.train_batch(seed, 1, spec.batch_size))
+
+
+def add_timing_args(ap: argparse.ArgumentParser, steps: int, blocks: int = 5) -> None:
+    """The flags every step-timing benchmark takes: blocks of interleaved timing, steps a block, and a dry run
+    of the same code path at tiny width on a CPU."""
+    ap.add_argument("--tiny-width", action="store_true", help="the workloads at tiny width (a CPU dry run)")
+    ap.add_argument("--blocks", type=int, default=blocks)
+    ap.add_argument("--steps", type=int, default=steps)
 
 
 def seconds_per_step(trainer: Trainer, batches: Callable[[int], Any], steps: int) -> float:

@@ -45,7 +45,10 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._started = self._stopped = False
         self._clock0 = self._wall0 = 0.0
-        self.keys = [f"{m.name}/{c}" for m in self.meters for c in m.components()]
+        # Each meter's (component, "meter/component") pairs, worked out once: sample_once runs at every
+        # window edge, inside the loops that users time.
+        self._components = [[(c, f"{m.name}/{c}") for c in m.components()] for m in self.meters]
+        self.keys = [key for pairs in self._components for _, key in pairs]
         self.times: list[float] = []
         self.cumulative: list[dict[str, float]] = []
         self.gauge_values: list[dict[str, float]] = []
@@ -67,14 +70,14 @@ class Sampler:
             t = self._now()
             row: dict[str, float] = {}
             gauges: dict[str, float] = {}
-            for m in self.meters:
+            for m, pairs in zip(self.meters, self._components, strict=True):
                 try:
                     vals = m.read()
-                    row.update({f"{m.name}/{c}": float(vals[c]) for c in m.components()})
+                    row.update({key: float(vals[c]) for c, key in pairs})
                     gauges.update({f"{m.name}/{g}": float(w) for g, w in m.gauges().items()})
                 except Exception as e:  # the sampler must survive any backend failure
                     self.errors.append(SamplerError(t, m.name, repr(e)))
-                    row.update({f"{m.name}/{c}": math.nan for c in m.components()})
+                    row.update({key: math.nan for _, key in pairs})
             self.times.append(t)
             self.cumulative.append(row)
             self.gauge_values.append(gauges)
