@@ -1,4 +1,8 @@
-"""`harness`: parse, call, print. Logic lives in harness.runner, harness.carbon and friends."""
+"""`harness`: parse, call, print. Logic lives in harness.runner, harness.carbon, harness.report and friends.
+
+Exit codes: 0 success; 1 a run that did not converge, an incomplete or unwritten record, problems found by
+`check`, or any failure to write; 2 bad input (one line, no traceback); 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -12,142 +16,48 @@ if TYPE_CHECKING:  # rich is imported where a command prints with it: `harness m
 
 from harness.errors import InputError, UsageError
 
+DEFAULT_OUTPUT = "results"
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         self.exit(2, f"harness: error: {message}\n")
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="harness", description="Energy benchmark harness for ML training.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+# -- flags shared by several commands, named alike everywhere ---------------------------------------------
 
-    sub.add_parser("list", help="list workloads")
 
-    run = sub.add_parser("run", help="train a workload to its quality target, metered")
-    run.add_argument("--workload", required=True, help="workload name (see `harness list`)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--corpus", default="default", help="default | control (procedural corpus variant)")
-    run.add_argument("--data", help="your own corpus: UTF-8 text (byte tokens) or .npy of int token ids")
-    run.add_argument("--target-loss", type=float, help="eval loss target, nats/token (required with --data)")
-    run.add_argument("--max-steps", type=int, help="step budget (default: the workload's)")
-    run.add_argument("--output-dir", default="results")
-    run.add_argument("--region", default=None, help="carbon region (default us-average); see harness regions")
-    run.add_argument("--pue", type=float, help="override the region's PUE")
-    run.add_argument("--carbon-intensity", type=float, help="override grid intensity, kgCO2e/kWh")
-    run.add_argument("--net-carbon-intensity", type=float, help="override net intensity, kgCO2e/kWh")
-    _meter_args(run)
-    run.add_argument("--sample-hz", type=float, default=20.0, help="power sampling rate (>= 10)")
-    run.add_argument("--no-progress", action="store_true", help="no live display")
-    run.add_argument("--allow-cpu", action="store_true",
-                     help="run a workload sized for an accelerator (dense-base, switch-base) on the CPU anyway")
-    _mesh_arg(run)
-    run.add_argument("--framework", default="jax", help="jax | tensorflow (needs the tensorflow extra)")
-    run.add_argument("--coordinator", help="multi-process run: HOST:PORT of process 0 (jax.distributed)")
-    run.add_argument("--num-processes", type=int, help="multi-process run: how many processes")
-    run.add_argument("--process-id", type=int, help="multi-process run: this process's index, 0..N-1")
-    run.add_argument("--peer-timeout", type=float, default=20.0,
-                     help="multi-process run: seconds without a heartbeat before a process counts as lost (20)")
-    run.add_argument("--runs", type=int, default=1,
-                     help="N runs on seeds seed..seed+N-1, olympic-scored for time and energy (N >= 3)")
+def _output_arg(p: argparse.ArgumentParser, default: str | None = DEFAULT_OUTPUT, what: str = "results") -> None:
+    p.add_argument("--output-dir", default=default,
+                   help=f"folder to write {what} in" + (f" (default: {default})" if default else ""))
 
-    sub.add_parser("regions", help="list carbon regions and processors, each with its source")
 
-    fp = sub.add_parser("footprint", help="energy and CO2e of a training job from its inputs (the paper's formula)")
-    fp.add_argument("--paper", action="store_true", help="recompute the seed paper's Table 4 and running example")
-    fp.add_argument("--chips", type=float, help="number of processors")
-    fp.add_argument("--hours", type=float)
-    fp.add_argument("--days", type=float)
-    fp.add_argument("--watts", type=float, help="average system W per processor")
-    fp.add_argument("--pue", type=float, help="datacenter PUE (default: the region's)")
-    fp.add_argument("--region", help="carbon region (see harness regions)")
-    fp.add_argument("--intensity", type=float, help="grid intensity, kg CO2e/kWh (instead of --region)")
-    fp.add_argument("--net-intensity", type=float, help="net intensity after carbon-free energy, kg CO2e/kWh")
-    fp.add_argument("--embodied", type=float, help="embodied carbon, kg CO2e per chip-year (reported apart)")
-    fp.add_argument("--embodied-source", help="where the --embodied figure comes from")
-    fp.add_argument("--json", action="store_true")
+def _json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of text")
 
-    wi = sub.add_parser("whatif", help="re-price a measured result, or split a reduction into the paper's 4M")
-    wi.add_argument("results", nargs="+", help="RESULT, or with --4m: DENSE SPARSE (result.json, run or set dirs)")
-    wi.add_argument("--4m", dest="four_m", action="store_true", help="decompose DENSE -> SPARSE into 4 factors")
-    wi.add_argument("--region", help="region to re-price in (single RESULT)")
-    wi.add_argument("--pue", type=float, help="PUE to re-price with (default: the region's)")
-    wi.add_argument("--processor", help="another processor, through processors.csv (modelled)")
-    wi.add_argument("--from-processor", help="the processor the result ran on, if not detected")
-    wi.add_argument("--to-processor", help="with --4m and --from-processor: the machine factor from the table")
-    wi.add_argument("--from-region", help="--4m: the dense run's region (default: its result's)")
-    wi.add_argument("--to-region", help="--4m: the sparse run's region (default: its result's)")
-    wi.add_argument("--from-pue", type=float)
-    wi.add_argument("--to-pue", type=float)
-    wi.add_argument("--machine-factor", type=float, help="--4m: energy on the old / the new machine")
-    wi.add_argument("--machine-source", help="where --machine-factor comes from")
-    wi.add_argument("--net", action="store_true", help="--4m: use net (after carbon-free energy) intensities")
-    wi.add_argument("--json", action="store_true")
 
-    sc = sub.add_parser("schedule", help="when and where to run a job for the least CO2e")
-    sc.add_argument("--hours", type=float, required=True, help="job length")
-    sc.add_argument("--profile", required=True, help="CSV: timestamp,region,kg_per_kwh (hourly)")
-    sc.add_argument("--regions", help="comma-separated; the first is where 'now' is (default: all in the profile)")
-    sc.add_argument("--watts", type=float, required=True, help="average IT power of the whole job, W")
-    sc.add_argument("--pue", type=float, default=1.0, help="facility PUE (default 1.0)")
-    sc.add_argument("--json", action="store_true")
+def _carbon_args(p: argparse.ArgumentParser, region_default: str | None = "us-average") -> None:
+    """--region, --pue, --carbon-intensity and --net-carbon-intensity (run, study, meter, footprint)."""
+    where = f" (default {region_default})" if region_default else ""
+    p.add_argument("--region", help=f"carbon region{where}; see harness regions")
+    p.add_argument("--pue", type=float, help="datacenter PUE, facility / IT energy (default: the region's)")
+    p.add_argument("--carbon-intensity", type=float, help="grid intensity, kg CO2e/kWh (overrides the region's)")
+    p.add_argument("--net-carbon-intensity", type=float,
+                   help="net intensity after carbon-free energy, kg CO2e/kWh (default: the gross one when "
+                        "--carbon-intensity is given, else the region's)")
 
-    doctor = sub.add_parser("meters", help="which energy meters work here, what they measure, and why not")
-    doctor.add_argument("--json", action="store_true", help="machine-readable output")
-    _meter_args(doctor, choose=False)
 
-    cmp_ = sub.add_parser("compare", help="your results beside reference results, with ratios")
-    cmp_.add_argument("path", help="a result.json, a run directory, a --runs set or a folder of runs")
-    cmp_.add_argument("--reference", default="reference_results",
-                      help="reference results folder (default: ./reference_results)")
-    cmp_.add_argument("--json", action="store_true")
+def _sample_arg(p: argparse.ArgumentParser) -> None:
+    from harness.session import DEFAULT_SAMPLE_HZ, MIN_SAMPLE_HZ
 
-    pkg = sub.add_parser("package", help="lay runs out as an MLPerf submission package")
-    pkg.add_argument("paths", nargs="+", help="run directories or folders holding them")
-    pkg.add_argument("--org", required=True, help="submitting organisation")
-    pkg.add_argument("--system", required=True, help="system name (systems/<system>.json)")
-    pkg.add_argument("--output", default="submission", help="folder to create <org>/ in (default: submission)")
-    pkg.add_argument("--status", default="available", help="system status: available | preview | rdi")
+    p.add_argument("--sample-hz", type=float, default=DEFAULT_SAMPLE_HZ,
+                   help=f"power sampling rate, Hz (>= {MIN_SAMPLE_HZ:g}; default {DEFAULT_SAMPLE_HZ:g})")
 
-    chk = sub.add_parser("check", help="MLCommons checkers with our rules plus energy checks on a package")
-    chk.add_argument("path", help="a package folder (holding <org>/harness_manifest.json), a run directory or a "
-                                  "--runs set directory")
 
-    imp = sub.add_parser("import-power", help="attach a PTDaemon-style node power log to a finished run")
-    imp.add_argument("run_dir", help="run directory (holds result.json)")
-    imp.add_argument("log", help="power log: lines 'Time,<MM-DD-YYYY HH:MM:SS.fff or unix s>,Watts,<W>,...'")
-    imp.add_argument("--utc-offset", type=float, default=0.0,
-                     help="hours the log's clock is ahead of UTC, for date-form timestamps (default 0)")
-
-    study = sub.add_parser("study", help="several workloads over seeds, interleaved, with confidence intervals")
-    study.add_argument("--workloads", help="comma-separated; first is baseline (default dense-small,switch-small)")
-    study.add_argument("--seeds", type=int, help="seeds per workload (default 3)")
-    study.add_argument("--corpus",
-                       help="corpora, comma-separated (default: both, so the report shows where sparse does not win)")
-    study.add_argument("--sweep", help="experts=2,4,8,16,32: Switch variants at matched activated FLOPs")
-    study.add_argument("--output-dir", default="results")
-    _meter_args(study)
-    study.add_argument("--region", default=None)
-    study.add_argument("--frameworks",
-                       help="comma-separated: jax, tensorflow; every workload runs in each (the first is baseline)")
-    study.add_argument("--resume", help="finish an interrupted study: its folder (<output>/<utc>-study-<id>)")
-    _mesh_arg(study)
-
-    meter = sub.add_parser("meter", help="run any command under the meters: harness meter [options] -- CMD ARGS...")
-    _meter_args(meter)
-    meter.add_argument("--region", default=None, help="carbon region (default us-average); see harness regions")
-    meter.add_argument("--pue", type=float, help="override the region's PUE")
-    meter.add_argument("--carbon-intensity", type=float, help="override grid intensity, kgCO2e/kWh")
-    meter.add_argument("--sample-hz", type=float, default=20.0, help="power sampling rate (>= 10)")
-    meter.add_argument("--output-dir", default="results")
-    meter.add_argument("--name", help="what to call it in the record and emissions.csv (default: the program)")
-    meter.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
-                       help="the command and its arguments, after --")
-
-    report = sub.add_parser("report", help="report.md and report.html from run or study directories")
-    report.add_argument("paths", nargs="+", help="run directories (result.json) or study directories (study.json)")
-    report.add_argument("--output-dir", help="where to write the report (default: the single path given)")
-    return parser
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="your own corpus: UTF-8 text (byte tokens) or .npy of int token ids "
+                                  "(needs --target-loss)")
+    p.add_argument("--target-loss", type=float, help="eval loss target, nats/token (required with --data)")
 
 
 def _mesh_arg(p: argparse.ArgumentParser) -> None:
@@ -174,6 +84,139 @@ def _meter_options(args: argparse.Namespace) -> dict:
             if getattr(args, f"meter_{o.name}", None) is not None}
 
 
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="harness", description="Energy benchmark harness for ML training.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="list workloads")
+
+    run = sub.add_parser("run", help="train a workload to its quality target, metered")
+    run.add_argument("--workload", required=True, help="workload name (see `harness list`)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order (default 0)")
+    run.add_argument("--runs", type=int, default=1,
+                     help="N runs on seeds seed..seed+N-1, olympic-scored for time and energy (N >= 3)")
+    run.add_argument("--corpus", default="default", help="default | control (procedural corpus variant)")
+    _data_args(run)
+    run.add_argument("--max-steps", type=int, help="step budget (default: the workload's)")
+    _output_arg(run)
+    _carbon_args(run)
+    _meter_args(run)
+    _sample_arg(run)
+    run.add_argument("--no-progress", action="store_true", help="no live display")
+    run.add_argument("--allow-cpu", action="store_true",
+                     help="run a workload sized for an accelerator (dense-base, switch-base) on the CPU anyway")
+    _mesh_arg(run)
+    run.add_argument("--framework", default="jax", help="jax | tensorflow (needs the tensorflow extra)")
+    run.add_argument("--coordinator", help="multi-process run: HOST:PORT of process 0 (jax.distributed)")
+    run.add_argument("--num-processes", type=int, help="multi-process run: how many processes")
+    run.add_argument("--process-id", type=int, help="multi-process run: this process's index, 0..N-1")
+    from harness.runner.cluster import LOST_AFTER_S
+
+    run.add_argument("--peer-timeout", type=float, default=LOST_AFTER_S,
+                     help=f"multi-process run: seconds without a heartbeat before a process counts as lost "
+                          f"(default {LOST_AFTER_S:g})")
+
+    sub.add_parser("regions", help="list carbon regions and processors, each with its source")
+
+    fp = sub.add_parser("footprint", help="energy and CO2e of a training job from its inputs (the paper's formula)")
+    fp.add_argument("--paper", action="store_true", help="recompute the seed paper's Table 4 and running example")
+    fp.add_argument("--chips", type=float, help="number of processors")
+    fp.add_argument("--hours", type=float, help="training time, hours (or --days)")
+    fp.add_argument("--days", type=float, help="training time, days (or --hours)")
+    fp.add_argument("--watts", type=float, help="average system W per processor")
+    _carbon_args(fp, region_default=None)
+    # The names of before the flags were made alike, still read.
+    fp.add_argument("--intensity", dest="carbon_intensity", type=float, help=argparse.SUPPRESS)
+    fp.add_argument("--net-intensity", dest="net_carbon_intensity", type=float, help=argparse.SUPPRESS)
+    fp.add_argument("--embodied", type=float, help="embodied carbon, kg CO2e per chip-year (reported apart)")
+    fp.add_argument("--embodied-source", help="where the --embodied figure comes from")
+    _json_arg(fp)
+
+    wi = sub.add_parser("whatif", help="re-price a measured result, or split a reduction into the paper's 4M")
+    wi.add_argument("results", nargs="+", help="RESULT, or with --4m: DENSE SPARSE (result.json, run or set dirs)")
+    wi.add_argument("--4m", dest="four_m", action="store_true", help="decompose DENSE -> SPARSE into 4 factors")
+    wi.add_argument("--region", help="region to re-price in (single RESULT)")
+    wi.add_argument("--pue", type=float, help="PUE to re-price with (default: the region's)")
+    wi.add_argument("--processor", help="another processor, through processors.csv (modelled)")
+    wi.add_argument("--from-processor", help="the processor the result ran on, if not detected")
+    wi.add_argument("--to-processor", help="with --4m and --from-processor: the machine factor from the table")
+    wi.add_argument("--from-region", help="--4m: the dense run's region (default: its result's)")
+    wi.add_argument("--to-region", help="--4m: the sparse run's region (default: its result's)")
+    wi.add_argument("--from-pue", type=float, help="--4m: the dense run's PUE (default: its region's)")
+    wi.add_argument("--to-pue", type=float, help="--4m: the sparse run's PUE (default: its region's)")
+    wi.add_argument("--machine-factor", type=float, help="--4m: energy on the old / the new machine")
+    wi.add_argument("--machine-source", help="where --machine-factor comes from")
+    wi.add_argument("--net", action="store_true", help="--4m: use net (after carbon-free energy) intensities")
+    _json_arg(wi)
+
+    sc = sub.add_parser("schedule", help="when and where to run a job for the least CO2e")
+    sc.add_argument("--hours", type=float, required=True, help="job length, hours")
+    sc.add_argument("--profile", required=True, help="CSV: timestamp,region,kg_per_kwh (hourly)")
+    sc.add_argument("--regions", help="comma-separated; the first is where 'now' is (default: all in the profile)")
+    sc.add_argument("--watts", type=float, required=True, help="average IT power of the whole job, W")
+    sc.add_argument("--pue", type=float, default=1.0, help="facility PUE (default 1.0)")
+    _json_arg(sc)
+
+    meters = sub.add_parser("meters", help="which energy meters work here, what they measure, and why not")
+    _json_arg(meters)
+    _meter_args(meters, choose=False)
+
+    cmp_ = sub.add_parser("compare", help="your results beside reference results, with ratios")
+    cmp_.add_argument("path", help="a result.json, a run directory, a --runs set or a folder of runs")
+    cmp_.add_argument("--reference", help="reference results folder (default: the reference_results/ of the "
+                                          "checkout harness is installed from, else ./reference_results)")
+    _json_arg(cmp_)
+
+    pkg = sub.add_parser("package", help="lay runs out as an MLPerf submission package")
+    pkg.add_argument("paths", nargs="+", help="run directories or folders holding them")
+    pkg.add_argument("--org", required=True, help="submitting organisation")
+    pkg.add_argument("--system", required=True, help="system name (systems/<system>.json)")
+    _output_arg(pkg, "submission", "the package (<org>/)")
+    pkg.add_argument("--output", dest="output_dir", help=argparse.SUPPRESS)  # the name before --output-dir
+    pkg.add_argument("--status", default="available", help="system status: available | preview | rdi")
+
+    chk = sub.add_parser("check", help="MLCommons checkers with our rules plus energy checks on a package")
+    chk.add_argument("path", help="a package folder (holding <org>/harness_manifest.json), a run directory, a "
+                                  "--runs set directory or a metered command's folder")
+
+    imp = sub.add_parser("import-power", help="attach a PTDaemon-style node power log to a finished run")
+    imp.add_argument("run_dir", help="run directory (holds result.json)")
+    imp.add_argument("log", help="power log: lines 'Time,<MM-DD-YYYY HH:MM:SS.fff or unix s>,Watts,<W>,...'")
+    imp.add_argument("--utc-offset", type=float, default=0.0,
+                     help="hours the log's clock is ahead of UTC, for date-form timestamps (default 0)")
+
+    study = sub.add_parser("study", help="several workloads over seeds, interleaved, with confidence intervals")
+    study.add_argument("--workloads", help="comma-separated; first is baseline (default dense-small,switch-small)")
+    study.add_argument("--seeds", type=int, help="seeds per workload (default 3)")
+    study.add_argument("--corpus",
+                       help="corpora, comma-separated (default: both, so the report shows where sparse does not win)")
+    _data_args(study)
+    study.add_argument("--sweep", help="experts=2,4,8,16,32: Switch variants at matched activated FLOPs")
+    _output_arg(study)
+    _carbon_args(study)
+    _meter_args(study)
+    _sample_arg(study)
+    study.add_argument("--frameworks",
+                       help="comma-separated: jax, tensorflow; every workload runs in each (the first is baseline)")
+    study.add_argument("--resume", help="finish an interrupted study: its folder (<output>/<utc>-study-<id>)")
+    _mesh_arg(study)
+
+    meter = sub.add_parser("meter", help="run any command under the meters: harness meter [options] -- CMD ARGS...")
+    _meter_args(meter)
+    _carbon_args(meter)
+    _sample_arg(meter)
+    _output_arg(meter)
+    meter.add_argument("--name", help="what to call it in the record and emissions.csv (default: the program)")
+    meter.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
+                       help="the command and its arguments, after --")
+
+    report = sub.add_parser("report", help="report.md and report.html from runs, studies or study campaigns")
+    report.add_argument("paths", nargs="+", help="study campaign folders (what harness study prints), study "
+                                                 "folders, run directories or folders of runs")
+    _output_arg(report, None, "the report (default: the single path given)")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     console = None if args.command == "meter" else _console()
@@ -182,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a folder gone: said in one line, never a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"harness: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 def _console() -> Console:
@@ -190,57 +237,9 @@ def _console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 160)
 
 
-def _table(title: str):
-    from rich.table import Table
-
-    return Table(title=title)
-
-
-def _list(args: argparse.Namespace, console: Console) -> int:
-    from workloads.registry import WORKLOADS
-
-    table = _table("workloads")
-    for col in ("name", "model", "shape", "precision", "corpus", "batch x seq", "lr", "eval every", "target",
-                "max steps", "sized for"):
-        table.add_column(col)
-    for spec in WORKLOADS.values():
-        m = spec.model
-        model = f"switch E={m.num_experts}" if m.num_experts else "dense"
-        lr = f"{spec.optimizer.learning_rate:g}" + ("" if spec.calibration.calibrated else " (uncalibrated)")
-        table.add_row(spec.name, model, f"L={m.num_layers} d={m.d_model} ff={m.d_ff}", m.dtype, spec.corpus.name,
-                      f"{spec.batch_size}x{spec.seq_len}", lr, str(spec.eval_every_steps),
-                      f"floor+{spec.target_margin} ({spec.target_loss():.3f})", str(spec.max_steps), spec.sized_for)
-    console.print(table)
-    for spec in WORKLOADS.values():
-        if not spec.calibration.calibrated:
-            console.print(f"{spec.name}: {spec.calibration.where}", highlight=False, style="yellow")
-    return 0
-
-
-def _regions(args: argparse.Namespace, console: Console) -> int:
-    from harness.carbon import DEFAULT_REGION, load_regions
-
-    table = _table(f"carbon regions (default: {DEFAULT_REGION})")
-    for col in ("region", "PUE", "gross kg/kWh", "net kg/kWh", "source"):
-        table.add_column(col, overflow="fold")
-    for r in load_regions().values():
-        table.add_row(r.name, f"{r.pue:g}", f"{r.gross_kg_per_kwh:g}", f"{r.net_kg_per_kwh:g}", r.source)
-    console.print(table)
-    from harness.carbon.processors import load_processors
-
-    procs = _table("processors (for whatif --processor and the 4M machine factor)")
-    for col in ("processor", "avg system W", "energy per work (P100 = 1)", "source"):
-        procs.add_column(col, overflow="fold")
-    for p in load_processors().values():
-        procs.add_row(p.name, f"{p.avg_system_w:g}", "—" if p.energy_per_work is None else f"{p.energy_per_work:g}",
-                      p.source)
-    console.print(procs)
-    return 0
-
-
-def _say(console: Console, lines: list[str]) -> None:
+def _say(console: Console, lines: list[str], style: str | None = None) -> None:
     for line in lines:
-        console.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False, markup=False, style=style)
 
 
 def _emit(args: argparse.Namespace, console: Console, data, lines: Callable[[], list[str]]) -> int:
@@ -254,8 +253,34 @@ def _emit(args: argparse.Namespace, console: Console, data, lines: Callable[[], 
     return 0
 
 
-def _footprint(args: argparse.Namespace, console: Console) -> int:
+def _pricing(args: argparse.Namespace) -> dict:
+    from harness import carbon
 
+    return {"region": args.region or carbon.DEFAULT_REGION, "pue": args.pue,
+            "carbon_intensity": args.carbon_intensity, "net_intensity": args.net_carbon_intensity}
+
+
+def _list(args: argparse.Namespace, console: Console) -> int:
+    from harness.report.tables import workloads_table
+    from workloads.registry import WORKLOADS
+
+    table, notes = workloads_table(WORKLOADS)
+    console.print(table)
+    _say(console, notes, style="yellow")
+    return 0
+
+
+def _regions(args: argparse.Namespace, console: Console) -> int:
+    from harness.carbon import DEFAULT_REGION, load_regions
+    from harness.carbon.processors import load_processors
+    from harness.report.tables import regions_tables
+
+    for table in regions_tables(load_regions(), load_processors(), DEFAULT_REGION):
+        console.print(table)
+    return 0
+
+
+def _footprint(args: argparse.Namespace, console: Console) -> int:
     from harness.carbon.jobs import job_footprint
     from harness.carbon.paper import recompute, running_example
     from harness.report.carbon_text import footprint_lines, four_m_lines, paper_table
@@ -274,8 +299,8 @@ def _footprint(args: argparse.Namespace, console: Console) -> int:
     hours = args.hours if args.days is None else args.days * 24
     if hours is None or args.chips is None or args.watts is None:
         raise UsageError("footprint needs --chips N, --hours H (or --days D) and --watts W, or --paper")
-    out = job_footprint(args.chips, hours, args.watts, args.pue, args.region, args.intensity, args.net_intensity,
-                        args.embodied, args.embodied_source)
+    out = job_footprint(args.chips, hours, args.watts, args.pue, args.region, args.carbon_intensity,
+                        args.net_carbon_intensity, args.embodied, args.embodied_source)
     return _emit(args, console, out, lambda: footprint_lines(out))
 
 
@@ -284,12 +309,12 @@ def _whatif(args: argparse.Namespace, console: Console) -> int:
 
     from harness.report.carbon_text import four_m_lines, whatif_lines
     from harness.report.whatif import four_m_results, reprice
-    from harness.results.reader import read_results as load_results
+    from harness.results.reader import read_records
 
     if args.four_m:
         if len(args.results) != 2:
             raise UsageError("--4m needs two paths: DENSE SPARSE")
-        f = four_m_results(load_results(Path(args.results[0])), load_results(Path(args.results[1])),
+        f = four_m_results(read_records(Path(args.results[0])), read_records(Path(args.results[1])),
                            args.from_region, args.to_region, args.from_pue, args.to_pue, args.machine_factor,
                            args.machine_source, args.net, args.from_processor, args.to_processor)
         return _emit(args, console, f.to_dict(),
@@ -297,7 +322,7 @@ def _whatif(args: argparse.Namespace, console: Console) -> int:
     if len(args.results) != 1 or not args.region:
         raise UsageError("whatif needs one RESULT and --region R (or --4m DENSE SPARSE)")
     outs = [reprice(r, args.region, args.pue, args.processor, args.from_processor)
-            for r in load_results(Path(args.results[0]))]
+            for r in read_records(Path(args.results[0]))]
     return _emit(args, console, outs, lambda: whatif_lines(outs))
 
 
@@ -314,37 +339,31 @@ def _schedule(args: argparse.Namespace, console: Console) -> int:
     return _emit(args, console, asdict(plan), lambda: schedule_lines(plan))
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
-    from harness import carbon
-    from harness.report.summary import run_summary
-    from harness.runner.run import PeerLost, RunAborted, RunOptions, execute, leave_now, plan
+def _run_options(args: argparse.Namespace):
+    from harness.runner.plan import RunOptions
 
-    opts = RunOptions(
+    return RunOptions(
         workload=args.workload, seed=args.seed, corpus=args.corpus, data=args.data, target_loss=args.target_loss,
-        max_steps=args.max_steps, output_dir=args.output_dir, region=args.region or carbon.DEFAULT_REGION,
-        pue=args.pue, carbon_intensity=args.carbon_intensity, net_intensity=args.net_carbon_intensity,
-        meter=args.meter, meter_options=_meter_options(args), sample_hz=args.sample_hz,
-        progress=not args.no_progress, allow_cpu=args.allow_cpu,
-        mesh=args.mesh, coordinator=args.coordinator, num_processes=args.num_processes, process_id=args.process_id,
-        peer_timeout_s=args.peer_timeout, framework=args.framework,
-    )
+        max_steps=args.max_steps, output_dir=args.output_dir, **_pricing(args), meter=args.meter,
+        meter_options=_meter_options(args), sample_hz=args.sample_hz, progress=not args.no_progress,
+        allow_cpu=args.allow_cpu, mesh=args.mesh, coordinator=args.coordinator, num_processes=args.num_processes,
+        process_id=args.process_id, peer_timeout_s=args.peer_timeout, framework=args.framework)
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from harness.report.summary import plan_lines, run_summary
+    from harness.runner.execute import PeerLost, RunAborted, execute, leave_now
+    from harness.runner.plan import plan
+
+    opts = _run_options(args)
     if args.runs != 1:
         return _run_set(args, opts, console)
     p = plan(opts)
-    region = carbon.get_region(opts.region)
     where = p.placement
-    process = f"process {where.process}/{where.processes}: " if where.processes > 1 else ""
-    mesh = f"mesh {where.mesh} on {len(where.devices)} {where.devices[0].kind}; " if where.mesh else ""
-    console.print(f"{process}[bold]{p.spec.name}[/] seed {opts.seed}: target eval loss {p.target_loss:.4f}, "
-                  f"up to {p.max_steps} steps; {mesh}meters: {', '.join(m.method for m in p.meters) or 'none here'}; "
-                  f"carbon: region {region.name} (PUE {opts.pue or region.pue}, "
-                  f"{opts.carbon_intensity or region.gross_kg_per_kwh} kgCO2e/kWh)", highlight=False)
-    for note in where.notes:
-        console.print(f"  note: {note}", highlight=False, style="yellow")
-    for u in p.unavailable:
-        console.print(f"  meter not used: {u['name']}: {u['reason']}", highlight=False, style="dim")
+    for line, style in plan_lines(opts, p):
+        console.print(line, highlight=False, style=style)
     try:
-        run_dir, result = execute(opts, p)
+        run_dir, record = execute(opts, p)
     except PeerLost as e:
         written = "result written with status aborted" if where.process == 0 else "process 0 writes the result"
         console.print(f"{e}: {written}", style="bold red", highlight=False)
@@ -353,38 +372,44 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.print("interrupted: result written with status aborted", style="bold red")
         return 130
     if where.process != 0:
-        console.print(f"process {where.process}: {result['status']}; its figures went to process 0, which writes "
+        console.print(f"process {where.process}: {record['status']}; its figures went to process 0, which writes "
                       f"{run_dir / 'result.json'}", highlight=False)
-        return 0 if result["status"] == "converged" else 1
-    console.print(run_summary(result, str(run_dir / "result.json")))
-    for line in result["energy"]["warnings"] + result["energy"]["flags"]:
+        return 0 if record["status"] == "converged" else 1
+    console.print(run_summary(record, str(run_dir / "result.json")))
+    for line in (*record.energy.warnings, *record.energy.flags):
         console.print(f"  warning: {line}", highlight=False, style="yellow")
-    return run_exit_code(result)
+    _say_missing(console, record)
+    return run_exit_code(record)
 
 
-def run_exit_code(result: dict) -> int:
-    """0 only for a run that reached its target with a complete energy figure (README: exit codes)."""
-    return 0 if result["status"] == "converged" and result["energy"].get("complete", True) else 1
+def _say_missing(console: Console, record) -> None:
+    if record.files_missing:
+        why = sorted(set(record.files_missing.values()))
+        console.print(f"NOT WRITTEN: {', '.join(record.files_missing)} ({'; '.join(why)}): this record does not count",
+                      style="bold red", highlight=False)
+
+
+def run_exit_code(record) -> int:
+    """0 only for a run that reached its target with a complete energy figure and every file written."""
+    return 0 if record.converged and record.complete else 1
 
 
 def _run_set(args: argparse.Namespace, opts, console: Console) -> int:
+    from harness.report.summary import run_line
+    from harness.runner.execute import RunAborted
     from harness.runner.repeat import run_repeated
-    from harness.runner.run import RunAborted
-
-    def said(r: dict) -> None:
-        console.print(f"seed {r['seed']}: {r['status']}, {r['timing']['run_s']:.1f} s, "
-                      f"{r['energy']['total_j']:.1f} J ({r['energy']['method']})", highlight=False)
 
     try:
-        set_dir, score = run_repeated(opts, args.runs, on_run=said)
+        set_dir, score = run_repeated(opts, args.runs, on_run=lambda r: console.print(run_line(r), highlight=False))
     except (KeyboardInterrupt, RunAborted):
         console.print("interrupted: the finished runs are scored in score.json", style="bold red")
         return 130
     t, e = score["time_to_target_s"], score["energy_to_target_j"]
     console.print(f"{score['workload']} x{args.runs}: time to target {_scored(t, 's')} ({t['reason']}); energy to "
-                  f"target {_scored(e, 'J')} ({score['energy_method']}); convergence: "
+                  f"target {_scored(e, 'J')} ({score['energy_method']}; {e['reason']}); convergence: "
                   f"{score['convergence']['verdict']}\nscore: {set_dir / 'score.json'}", highlight=False)
-    return 0 if score["valid"] else 1
+    _say(console, [f"  does not count: {p}" for p in score["problems"]], style="bold red")
+    return 0 if score["valid"] and not score["problems"] else 1
 
 
 def _scored(score: dict, unit: str) -> str:
@@ -395,39 +420,26 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     import json
     from pathlib import Path
 
-    from harness.report.compare import compare
-    from harness.results.reader import read_results as load_results
+    from harness.report.compare import compare, default_reference
+    from harness.report.tables import compare_lines
+    from harness.results.reader import read_records, runs_only
 
-    ref_dir = Path(args.reference)
+    ref_dir = Path(args.reference) if args.reference else default_reference()
+    if ref_dir is None:
+        raise UsageError("no reference_results/ folder found (neither in the checkout harness is installed from nor "
+                         "here); give --reference DIR")
     if not ref_dir.is_dir():
-        raise UsageError(f"--reference {ref_dir}: not a directory (give the reference_results folder of a checkout)")
-    entries = compare(load_results(Path(args.path)), load_results(ref_dir))
+        raise UsageError(f"--reference {ref_dir}: not a directory (give a folder of reference runs)")
+    notes: list[str] = []
+    entries = compare(runs_only(read_records(Path(args.path)), notes.append),
+                      runs_only(read_records(ref_dir), notes.append, why="not training runs (reference)"))
     if args.json:
         print(json.dumps(entries, indent=2))
         return 0
-    for e in entries:
-        table = _table(f"{e['workload']} ({e['corpus']}): {e['runs']} run(s) vs {e['reference_runs']} reference "
-                            f"run(s) on {', '.join(e['reference_hardware']) or 'none'}")
-        for col in ("metric", "yours", "reference", "yours / reference"):
-            table.add_column(col)
-        for row in e["rows"]:
-            if row["yours"] is None and row["reference"] is None:
-                continue  # a figure neither side has (MFU on a CPU, accelerator power without one)
-            table.add_row(row["metric"], _num(row["yours"]), _num(row["reference"]),
-                          "—" if row["ratio"] is None else f"{row['ratio']:.2f}x")
-        console.print(table)
-        console.print(f"  energy: yours {', '.join(e['energy_methods'])}; reference "
-                      f"{', '.join(e['reference_energy_methods']) or '—'}", highlight=False)
-        if e["energy_incomplete"]:
-            console.print(f"  not ranked on energy (incomplete figure): {', '.join(e['energy_incomplete'])}",
-                          highlight=False, style="yellow")
-        conv = e["convergence"]
-        console.print(f"  convergence: {conv['verdict'] if conv else 'nothing to compare'}", highlight=False)
+    _say(console, [f"reference: {ref_dir}", *notes])
+    for item, style in compare_lines(entries):
+        console.print(item, highlight=False, style=style)
     return 0
-
-
-def _num(x: float | None) -> str:
-    return "—" if x is None else f"{x:,.4g}"
 
 
 def _package(args: argparse.Namespace, console: Console) -> int:
@@ -435,7 +447,8 @@ def _package(args: argparse.Namespace, console: Console) -> int:
 
     from harness.mlperf.package import build_package
 
-    root = build_package([Path(p) for p in args.paths], Path(args.output), args.org, args.system, args.status)
+    root = build_package([Path(p) for p in args.paths], Path(args.output_dir), args.org, args.system, args.status,
+                         say=lambda line: console.print(line, highlight=False, style="yellow"))
     console.print(f"package: {root} (check it with: harness check {root})", highlight=False)
     return 0
 
@@ -461,65 +474,50 @@ def _meters(args: argparse.Namespace, console: Console) -> int:
 
     from harness.meters import MeterRequest
     from harness.meters.doctor import diagnose
-    from harness.runner.devices import all_accelerators
+    from harness.report.tables import meters_table
+    from harness.session import accelerators
 
-    rows = diagnose(MeterRequest(**_meter_options(args)), all_accelerators())
+    rows = diagnose(MeterRequest(**_meter_options(args)), accelerators("jax"))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = _table("energy meters on this machine")
-    for col in ("backend", "here", "auto", "measures", "basis", "rate", "why / what"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(r["backend"], "yes" if r["available"] else "no", "used" if r["used_by_auto"] else "",
-                      r["measures"], r["basis"], r["sample_rate"], r["reason"])
-    console.print(table)
+    console.print(meters_table(rows))
     return 0
 
 
 def _import_power(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
+    from harness.report.summary import import_lines
     from harness.runner.power_import import import_power_log
 
-    result = import_power_log(Path(args.run_dir), Path(args.log), args.utc_offset)
-    e, node = result["energy"], result["energy"]["external_import"]
-    hz = "n/a" if node["achieved_hz"] is None else f"{node['achieved_hz']:.2f}"
-    console.print(f"node energy {e['total_j']:.1f} J over {node['seconds']:.1f} s ({node['mean_w']:.1f} W mean, "
-                  f"{node['samples_in_window']} samples, {hz} Hz, {e['method']}); "
-                  f"CO2e re-priced: {result['carbon']['co2e_gross_kg'] * 1000:.4f} g gross", highlight=False)
-    for c in e.get("cross_checks", []):
-        if c["what"] == "node vs components" and c["disagreement_pct"] is not None:
-            console.print(f"  device meters {c['b']['joules']:.1f} J = node {c['disagreement_pct']:+.1f} %",
-                          highlight=False)
+    record = import_power_log(Path(args.run_dir), Path(args.log), args.utc_offset)
+    _say(console, import_lines(record))
     return 0
 
 
 def _study(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
-    from harness import carbon
-    from harness.runner.run import RunOptions
+    from harness.report.summary import run_line
+    from harness.runner.plan import RunOptions
     from harness.study.campaign import study_and_report
 
     base = RunOptions(workload="", meter=args.meter, meter_options=_meter_options(args), progress=False,
-                      region=args.region or carbon.DEFAULT_REGION, mesh=args.mesh)
-
-    def said(r: dict) -> None:
-        fw = r["training"]["framework"].get("framework", "jax")
-        joules = r["energy"]["total_j"]
-        console.print(f"{r['workload']} ({fw}) seed {r['seed']}: {r['status']}, {r['timing']['run_s'] or 0:.1f} s, "
-                      f"{'—' if joules is None else f'{joules:.1f}'} J ({r['energy']['method']})", highlight=False)
+                      **_pricing(args), sample_hz=args.sample_hz, mesh=args.mesh,
+                      data=str(Path(args.data).resolve()) if args.data else None, target_loss=args.target_loss)
 
     def listed(text: str | None) -> list[str] | None:
         return None if text is None else [x for x in text.split(",") if x]
 
     asked = {"workloads": listed(args.workloads), "seeds": args.seeds, "corpora": listed(args.corpus),
              "sweep": args.sweep, "frameworks": listed(args.frameworks)}
-    study_dirs, md, page = study_and_report(asked, Path(args.output_dir), base, on_run=said,
-                                            resume=Path(args.resume) if args.resume else None)
+    campaign, md, page = study_and_report(asked, Path(args.output_dir), base,
+                                          on_run=lambda r: console.print(run_line(r), highlight=False),
+                                          resume=Path(args.resume) if args.resume else None)
     console.print(md.read_text(), highlight=False, markup=False)
-    console.print("studies: " + ", ".join(map(str, study_dirs)) + f"\nreport: {md} and {page}", highlight=False)
+    console.print(f"study: {campaign} (harness report {campaign} builds this report again)\nreport: {md} and {page}",
+                  highlight=False)
     return 0
 
 
@@ -531,7 +529,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     paths = [Path(p) for p in args.paths]
     for p in paths:
         if not p.is_dir():
-            raise UsageError(f"{p}: not a directory (give run or study directories)")
+            raise UsageError(f"{p}: not a directory (give study campaign, study or run directories)")
     out = Path(args.output_dir) if args.output_dir else (paths[0] if len(paths) == 1 else None)
     if out is None:
         raise UsageError("several paths need --output-dir for the report")
@@ -541,22 +539,17 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
 
 def _meter(args: argparse.Namespace, console: Console | None) -> int:
-    from harness import carbon
+    from harness.report.summary import command_lines
     from harness.runner.command import CommandOptions, meter_command
 
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    run_dir, r, code = meter_command(CommandOptions(
-        argv=argv, meter=args.meter, meter_options=_meter_options(args), region=args.region or carbon.DEFAULT_REGION,
-        pue=args.pue, carbon_intensity=args.carbon_intensity, sample_hz=args.sample_hz, output_dir=args.output_dir,
-        name=args.name))
-    e, co = r["energy"], r["carbon"] or {}
-    joules = "—" if e["total_j"] is None else f"{e['total_j']:,.1f} J"
-    co2 = "" if not co else f", CO2e {co['co2e_gross_kg'] * 1000:.4f} g gross (region {co['region']})"
-    print(f"harness meter: {r['workload']} {r['status']} (exit {r['exit_code']}) in {r['timing']['run_s']:.2f} s: "
-          f"{joules} ({e['method']}){co2}\nrecord: {run_dir / 'result.json'}", file=sys.stderr)
-    if not e.get("complete", True):
-        print("harness meter: energy figure INCOMPLETE: " + "; ".join(e["incomplete_reasons"]), file=sys.stderr)
-    return code
+    run_dir, record, code = meter_command(CommandOptions(
+        argv=argv, meter=args.meter, meter_options=_meter_options(args), **_pricing(args), sample_hz=args.sample_hz,
+        output_dir=args.output_dir, name=args.name))
+    for line in command_lines(record, run_dir / "result.json"):
+        print(f"harness meter: {line}", file=sys.stderr)
+    # The command's own status is passed back; a command that succeeded but whose record is not whole is not.
+    return code if code != 0 or not record.files_missing else 1
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {

@@ -30,6 +30,7 @@ from harness import carbon, meters
 from harness.errors import UsageError
 from harness.meters.window import measure_window
 from harness.results.files import write_csv, write_json
+from harness.session import DEFAULT_SAMPLE_HZ, Metering, accelerators
 
 
 class WindowError(UsageError):
@@ -99,19 +100,14 @@ class EnergyMonitor:
     def __init__(self, meter: str = "auto", *, sync: str | Callable[[Any], None] | None = None,
                  framework: str | None = None, region: str = carbon.DEFAULT_REGION, pue: float | None = None,
                  carbon_intensity: float | None = None, net_intensity: float | None = None,
-                 sample_hz: float = 20.0, output_dir: str | Path | None = None, **meter_options: Any) -> None:
-        if sample_hz < 10:
-            raise UsageError(f"sample_hz must be >= 10 (power traces need 10 Hz or more), got {sample_hz}")
-        carbon.footprint(0.0, region, pue, carbon_intensity, net_intensity)  # a bad region fails now
-        self._pricing = (region, pue, carbon_intensity, net_intensity)
+                 sample_hz: float = DEFAULT_SAMPLE_HZ, output_dir: str | Path | None = None,
+                 **meter_options: Any) -> None:
+        metering = Metering(meter=meter, meter_options=meter_options, sample_hz=sample_hz, region=region, pue=pue,
+                            carbon_intensity=carbon_intensity, net_intensity=net_intensity)
+        self._pricing = metering.check(rate_flag="sample_hz")  # a bad region fails now, before any window
         self._sync = sync
         self._sync_fn: Callable[[Any], None] | None = None
-        framework = framework or (sync if isinstance(sync, str) else None)
-        request = meters.MeterRequest(meters.parse_meter_names(meter), **meter_options)
-        meters.check_request(request)
-        chosen, self.unavailable = meters.select_meters(request, accelerators(framework))
-        if not chosen:
-            raise UsageError("no energy meter is available: " + "; ".join(u["reason"] for u in self.unavailable))
+        chosen, self.unavailable = metering.choose(accelerators(framework or (sync if isinstance(sync, str) else None)))
         self.meters = chosen
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.sampler = meters.Sampler(chosen, hz=sample_hz)
@@ -148,7 +144,7 @@ class EnergyMonitor:
     def _figures(self, begin_mark: str, end_mark: str) -> dict[str, Any]:
         w = measure_window(self.sampler, self.meters, begin_mark, end_mark)
         total = w["total_j"]
-        priced = carbon.footprint(total, *self._pricing).to_dict() if total is not None else None
+        priced = self._pricing.price(total).to_dict() if total is not None else None
         return {"seconds": w["seconds"], "energy_j": total, "method": w["method"], "complete": w["complete"],
                 "components": w["components"], "cross_checks": w["cross_checks"], "flags": w["flags"],
                 "co2e_gross_kg": priced["co2e_gross_kg"] if priced else None,
@@ -199,19 +195,6 @@ class EnergyMonitor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def accelerators(framework: str | None) -> list[meters.Accelerator]:
-    """The accelerators a monitor meters: a framework's local ones, or every NVIDIA GPU NVML sees."""
-    if framework is None:
-        from harness.meters.nvml import visible_gpus
-
-        return visible_gpus()
-    from workloads.trainers import runtime
-
-    rt = runtime(framework)
-    return [meters.Accelerator(d.platform, d.local_index, d.kind) for d in rt.devices()
-            if d.platform != "cpu" and d.process == rt.process_index()]
 
 
 __all__ = ["EnergyMonitor", "Measurement", "WindowError"]

@@ -39,7 +39,7 @@ def main() -> None:
     from benchlib import interleaved, line, ratio, seconds_per_step, spec_named
 
     from workloads.corpus import MarkovMixture
-    from workloads.spec import MeshShape
+    from workloads.mesh import MeshShape
     from workloads.trainers import build_trainer
 
     def compiled(name: str, mesh: MeshShape | None):

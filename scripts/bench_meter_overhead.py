@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from harness.meters import MeterRequest, Sampler, select_meters
 from harness.runner.devices import place
 from workloads.corpus import MarkovMixture
-from workloads.jax_impl.train import make_steps
+from workloads.jax_impl.steps import make_steps
 from workloads.registry import get_workload
 
 

@@ -16,7 +16,7 @@ import argparse
 from benchlib import add_timing_args, compiled, interleaved, line, ratio, seconds_per_step, spec_named
 
 from harness.results.efficiency import device_peak
-from workloads.spec import train_flops_per_token
+from workloads.flops import train_flops_per_token
 
 GOALS = {"small": 1.10, "tiny": 1.10, "base": 1.15}
 

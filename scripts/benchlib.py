@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from workloads.corpus import MarkovMixture  # noqa: E402
 from workloads.framework import Trainer
 from workloads.registry import at_tiny_width, get_workload  # noqa: E402
-from workloads.spec import WorkloadSpec  # noqa: E402
+from workloads.specs import WorkloadSpec  # noqa: E402
 from workloads.trainers import build_trainer  # noqa: E402
 
 WARMUP_STEPS = 3

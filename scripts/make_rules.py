@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workloads.registry import WORKLOADS  # noqa: E402
-from workloads.spec import WorkloadSpec  # noqa: E402
+from workloads.specs import WorkloadSpec  # noqa: E402
 
 RULES = Path(__file__).resolve().parents[1] / "harness" / "mlperf" / "rules"
 

@@ -31,10 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.results.reader import read_result  # noqa: E402
 from harness.runner.run import RunAborted, RunOptions, execute, plan  # noqa: E402
+
+from harness.results.reader import read_result  # noqa: E402
 from workloads.registry import at_tiny_width, get_workload  # noqa: E402
-from workloads.spec import WorkloadSpec  # noqa: E402
+from workloads.specs import WorkloadSpec  # noqa: E402
 
 
 def train(spec: WorkloadSpec, lr: float, args: argparse.Namespace, out: str, max_steps: int | None,

@@ -95,3 +95,70 @@ def start_processes(n: int, *args: str, port: int | None = None) -> list[subproc
     return [subprocess.Popen([sys.executable, "-m", "harness.cli", *args, "--coordinator", f"127.0.0.1:{port}",
                               "--num-processes", str(n), "--process-id", str(i)], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, env=env) for i in range(n)]
+
+
+def make_run(workload: str = "switch-tiny", *, run_id: str | None = None, seed: int = 0, status: str = "converged",
+             energy_j: float | None = 100.0, method: str = "measured:nvml-energy-counter", complete: bool = True,
+             run_s: float = 10.0, steps: int = 60, device: str = "cpu", region: str = "us-average",
+             corpus: str = "default", accelerator_j: float | None = None, **changes):
+    """A typed run record (harness/results/schema.py) with figures chosen by the test, built through the
+    schema as the runner builds one: every derived figure follows from these."""
+    import dataclasses
+
+    from harness import carbon
+    from harness.results.schema import (
+        Component,
+        Device,
+        Energy,
+        Environment,
+        EvalPoint,
+        Hardware,
+        RunRecord,
+        Status,
+        Target,
+        Timing,
+        Training,
+        Work,
+    )
+    from workloads.registry import WORKLOADS
+
+    spec = WORKLOADS[workload]
+    platform = "cpu" if device == "cpu" else "gpu"
+    tokens = steps * spec.batch_size * spec.seq_len
+    components = {"cpu-model/cpu": Component(joules=energy_j if accelerator_j is None else energy_j - accelerator_j,
+                                             init_joules=1.0, method=method, part="cpu")}
+    if accelerator_j is not None:
+        components["nvml/gpu-0"] = Component(joules=accelerator_j, init_joules=1.0, method=method, part="accelerator",
+                                             power_limit_w=700.0, peak_watts=accelerator_j / run_s * 1.2)
+    marks = {"init_start": 1000.0, "init_stop": 1001.0, "run_start": 1001.0, "run_stop": 1001.0 + run_s}
+    record = RunRecord(
+        run_id=run_id or f"{workload}-seed{seed}", created_unix_s=1002.0 + run_s, workload=workload,
+        status=Status(status), seed=seed, spec=json.loads(json.dumps(spec.to_dict())),
+        data={"kind": "procedural", "corpus": corpus, "eval_sha256": "0" * 64, "eval_sequences": 64,
+              "entropy_floor": 0.84},
+        target=Target(target_loss=1.84, entropy_floor=0.84, max_steps=spec.max_steps),
+        timing=Timing(init_s=1.0, run_s=run_s, marks_unix_s=marks),
+        training=Training(steps=steps, tokens=tokens, train_flops_per_token=1e5, params_total=1000,
+                          params_activated=500, framework={"framework": "jax"}),
+        energy=Energy(window="run_start..run_stop", seconds=run_s, total_j=energy_j, method=method, basis=None,
+                      device_j=energy_j, node_j=None, init_j=2.0, components=components, complete=complete,
+                      incomplete_reasons=() if complete else ("cpu-model: 1 failed reading(s) in the window",)),
+        work=Work(window="run_start..run_stop", seconds=run_s, tokens=tokens, model_flops=3e5 * tokens,
+                  peak_flops_per_s=None if device == "cpu" else 989e12, peak={"devices": 1}),
+        carbon=carbon.pricing(region),
+        eval_trace=(EvalPoint(step=steps, elapsed_s=run_s, tokens=tokens, eval_loss=1.8, train_loss=1.9,
+                              energy_j=energy_j, eval_start_unix_s=1000.5 + run_s,
+                              eval_stop_unix_s=1001.0 + run_s),),
+        environment=Environment(hardware=Hardware(platform="Linux-test", machine="x86_64", cpu_model="AMD EPYC",
+                                                  logical_cpus=2, memory_gib=24.0,
+                                                  devices=(Device(kind=device, platform=platform),)),
+                                software={"python": "3.11"}))
+    return dataclasses.replace(record, **changes)
+
+
+def write_run(folder: Path, record=None, **kwargs) -> Path:
+    """`record` (or make_run(**kwargs)) as `folder`/result.json; returns the file."""
+    from harness.results.writer import write_record
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_record(folder, record if record is not None else make_run(**kwargs))

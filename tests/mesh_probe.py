@@ -18,8 +18,8 @@ import jax  # noqa: E402
 jax.config.update("jax_num_cpu_devices", 8)
 
 from workloads.corpus import MarkovMixture  # noqa: E402
+from workloads.mesh import MeshShape  # noqa: E402
 from workloads.registry import WORKLOADS  # noqa: E402
-from workloads.spec import MeshShape  # noqa: E402
 from workloads.trainers import build_trainer  # noqa: E402
 
 STEPS = 20

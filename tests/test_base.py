@@ -10,16 +10,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import harness, only_run_dir
+from conftest import harness, make_run, only_result, only_run_dir
 
-from harness.results.efficiency import device_peak, efficiency
+from harness.results.efficiency import device_peak, devices_peak
+from harness.results.schema import Device
+from harness.runner.execute import execute
+from harness.runner.plan import RunOptions, plan
 from harness.runner.prefetch import Prefetcher
-from harness.runner.run import RunOptions, execute, plan
 from harness.tables import longest_match
 from workloads.corpus import MarkovMixture
+from workloads.flops import forward_flops_per_token
 from workloads.jax_impl.models import TransformerLM
 from workloads.registry import WORKLOADS, at_tiny_width
-from workloads.spec import forward_flops_per_token
 from workloads.trainers import build_trainer
 
 
@@ -102,28 +104,31 @@ def test_batched_eval_with_a_padded_last_batch_equals_one_call():
     assert b.stderr == pytest.approx(a.stderr, rel=1e-4) and 0 < a.stderr < 0.1
 
 
+@pytest.mark.e2e
 def test_base_code_path_at_tiny_width_trains_to_target(tmp_path):
     spec = at_tiny_width(WORKLOADS["switch-base"])
     opts = RunOptions(workload=spec.name, spec=spec, meter="fake", allow_cpu=True, output_dir=str(tmp_path),
                       progress=False)
     _, r = execute(opts, plan(opts))
-    assert r["status"] == "converged"
-    assert r["training"]["precision"]["matmuls"] == "bfloat16"
-    assert r["training"]["precision"]["router"] == "float32"
-    fw = r["training"]["framework"]
+    assert r.status == "converged"
+    assert r.training.precision["matmuls"] == "bfloat16"
+    assert r.training.precision["router"] == "float32"
+    fw = r.training.framework
     assert fw["framework"] == "jax" and fw["attention_implementation"] == "xla"  # fused, on a CPU
-    assert all(p["eval_loss_stderr"] > 0 for p in r["eval_trace"])
-    eff = r["efficiency"]
-    assert eff["mfu"] is None and "CPU" in eff["mfu_reason"]
-    assert eff["model_flops"] > r["training"]["train_flops"]  # evaluations count too
-    assert eff["model_flops_per_s"] == pytest.approx(eff["model_flops"] / r["timing"]["run_s"])
-    assert eff["tokens_per_j"] == pytest.approx(r["training"]["tokens"] / r["energy"]["total_j"])
-    assert eff["j_per_token"] == pytest.approx(1 / eff["tokens_per_j"])
-    assert eff["accelerators"] is None  # the fake meter is not an accelerator
+    assert all(p.eval_loss_stderr > 0 for p in r.eval_trace)
+    assert r.mfu is None and "CPU" in r.mfu_reason
+    assert r.work.model_flops > r.training.train_flops  # evaluations count too
+    assert r.model_flops_per_s == pytest.approx(r.work.model_flops / r.timing.run_s)
+    assert r.tokens_per_j == pytest.approx(r.training.tokens / r.energy.total_j)
+    assert r.j_per_token == pytest.approx(1 / r.tokens_per_j)
+    assert r.accelerators is None  # the fake meter is not an accelerator
+    eff = only_result(tmp_path)["efficiency"]  # the JSON carries the same derived figures
+    assert eff["tokens_per_j"] == pytest.approx(r.tokens_per_j) and eff["mfu"] is None
     log = (only_run_dir(tmp_path) / "mllog.txt").read_text()
     assert '"lowest_numerical_precision_in_linear", "value": "bfloat16"' in log
 
 
+@pytest.mark.e2e
 def test_an_accelerator_sized_workload_refuses_a_cpu_in_one_line(tmp_path):
     proc = harness("run", "--workload", "switch-base", "--meter", "fake", "--output-dir", str(tmp_path),
                    "--no-progress")
@@ -201,22 +206,22 @@ def test_peak_table_matches_whole_words_and_prefers_the_longest_pattern():
 
 
 def test_efficiency_figures_for_a_metered_accelerator():
-    components = {
-        "nvml/gpu-0": {"joules": 50_000.0, "method": "measured:nvml-energy-counter", "part": "accelerator",
-                       "peak_watts": 690.0, "peak_source": "instantaneous power gauge", "power_limit_w": 700.0},
-        "cpu-model/cpu": {"joules": 5_000.0, "method": "modelled:cpu-tdp-utilization", "part": "cpu"},
-    }
-    e = efficiency(model_flops=4e16, tokens=10_000_000, seconds=100.0,
-                   devices=[{"kind": "NVIDIA H200", "platform": "gpu"}], dtype="bfloat16", total_j=55_000.0,
-                   energy_method="measured:nvml-energy-counter+modelled:cpu-tdp-utilization", components=components)
-    assert e["model_flops_per_s"] == pytest.approx(4e14)
-    assert e["mfu"] == pytest.approx(4e14 / 989.5e12)
-    assert e["tokens_per_j"] == pytest.approx(10_000_000 / 55_000)
-    acc = e["accelerators"]
-    assert acc["joules"] == 50_000.0 and acc["tokens_per_j"] == pytest.approx(200.0)
-    assert acc["model_flops_per_j"] == pytest.approx(8e11)
-    assert acc["avg_w"] == pytest.approx(500.0) and acc["avg_fraction_of_limit"] == pytest.approx(500 / 700)
-    assert acc["peak_fraction_of_limit"] == pytest.approx(690 / 700)
-    unknown = efficiency(model_flops=1.0, tokens=1, seconds=1.0, devices=[{"kind": "Mystery X1", "platform": "gpu"}],
-                         dtype="bfloat16", total_j=None, energy_method="x", components={})
-    assert unknown["mfu"] is None and "Mystery X1" in unknown["mfu_reason"] and unknown["tokens_per_j"] is None
+    peak, row = devices_peak([Device(kind="NVIDIA H200", platform="gpu")], "bfloat16")
+    r = make_run("switch-base", device="NVIDIA H200", energy_j=55_000.0, accelerator_j=50_000.0, run_s=100.0,
+                 method="measured:nvml-energy-counter+modelled:cpu-tdp-utilization")
+    r = replace(r, work=replace(r.work, tokens=10_000_000, model_flops=4e16, peak_flops_per_s=peak, peak=row))
+    assert r.model_flops_per_s == pytest.approx(4e14)
+    assert r.mfu == pytest.approx(4e14 / 989.5e12)
+    assert r.tokens_per_j == pytest.approx(10_000_000 / 55_000)
+    acc = r.accelerators
+    assert acc.joules == 50_000.0 and acc.tokens_per_j == pytest.approx(200.0)
+    assert acc.model_flops_per_j == pytest.approx(8e11)
+    assert acc.avg_w == pytest.approx(500.0) and acc.avg_fraction_of_limit == pytest.approx(500 / 700)
+    assert acc.peak_fraction_of_limit == pytest.approx(600 / 700)
+    peak, row = devices_peak([Device(kind="Mystery X1", platform="gpu")], "bfloat16")
+    unknown = replace(r, work=replace(r.work, peak_flops_per_s=peak, peak=row),
+                      energy=replace(r.energy, total_j=None, complete=False))
+    assert unknown.mfu is None and "Mystery X1" in unknown.mfu_reason and unknown.tokens_per_j is None
+    # No figure above what the device can do: a window whose work was not all done inside it says so.
+    impossible = replace(r, work=replace(r.work, model_flops=1e18))
+    assert impossible.mfu is None and "above the devices' peak" in impossible.mfu_reason

@@ -3,6 +3,7 @@
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,14 +12,17 @@ from conftest import harness, only_result, only_run_dir
 from harness.cli import main
 from harness.results.files import sha256_file
 
+REFERENCE = Path(__file__).resolve().parents[1] / "reference_results"
 
+
+@pytest.mark.e2e
 @pytest.mark.parametrize("workload", ["dense-tiny", "switch-tiny"])
 def test_run_tiny_end_to_end(tmp_path, workload):
     proc = harness("run", "--workload", workload, "--output-dir", str(tmp_path), "--no-progress")
     assert proc.returncode == 0, proc.stderr
     r = only_result(tmp_path)
     run_dir = only_run_dir(tmp_path)
-    assert r["schema"] == "harness.result/1"
+    assert r["schema"] == "harness.result/2" and r["kind"] == "run" and r["files_missing"] == {}
     assert r["status"] == "converged"
     assert r["training"]["best_eval_loss"] <= r["target"]["target_loss"]
     assert r["target"]["target_loss"] == pytest.approx(r["target"]["entropy_floor"] + r["spec"]["target_margin"])
@@ -54,6 +58,7 @@ def test_run_tiny_end_to_end(tmp_path, workload):
     assert r["environment"]["software"]["packages"]["jax"]
 
 
+@pytest.mark.e2e
 def test_step_budget_gives_not_converged(tmp_path):
     proc = harness("run", "--workload", "dense-tiny", "--max-steps", "3", "--output-dir", str(tmp_path),
                    "--no-progress", "--meter", "fake")
@@ -65,6 +70,7 @@ def test_step_budget_gives_not_converged(tmp_path):
     assert "NOT reached" in proc.stdout
 
 
+@pytest.mark.e2e
 def test_user_data_text_file(tmp_path):
     text = tmp_path / "corpus.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 400, encoding="utf-8")
@@ -76,6 +82,7 @@ def test_user_data_text_file(tmp_path):
     assert r["target"]["target_loss"] == 3.0 and r["status"] == "converged"
 
 
+@pytest.mark.e2e
 def test_user_data_npy(tmp_path):
     ids = np.tile(np.arange(20, dtype=np.int64), 300)
     np.save(tmp_path / "ids.npy", ids)
@@ -97,6 +104,7 @@ def test_user_data_npy(tmp_path):
         (["run", "--workload", "dense-tiny", "--cpu-tdp", "-3"], "--cpu-tdp"),
         (["run", "--workload", "dense-tiny", "--data", "/no/such/file.txt", "--target-loss", "2"], "no such file"),
         (["run", "--workload", "dense-tiny", "--data", "/no/such/file.txt"], "--target-loss"),
+        (["run", "--workload", "switch-small", "--data", "{tmp}/bad.npy", "--target-loss", "1"], "not a .npy file"),
         (["run", "--workload", "dense-tiny", "--corpus", "other"], "default, control"),
         (["run", "--workload", "dense-tiny", "--seed", "abc"], "invalid int"),
         (["run"], "--workload"),
@@ -105,6 +113,8 @@ def test_user_data_npy(tmp_path):
 )
 def test_bad_input_one_line_exit_2(tmp_path, capsys, args, needle):
     # In-process: argparse and validation errors must surface before any training or jax compilation.
+    (tmp_path / "bad.npy").write_bytes(b"0123456789")  # ten garbage bytes named .npy
+    args = [a.format(tmp=tmp_path) for a in args]
     if args[0] == "run" and len(args) > 1:
         args = [*args, "--output-dir", str(tmp_path)]
     try:
@@ -120,6 +130,7 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, args, needle):
     assert not list(tmp_path.glob("*/result.json"))  # nothing half-done left behind
 
 
+@pytest.mark.e2e
 def test_list_shows_every_workload():
     proc = harness("list")
     assert proc.returncode == 0
@@ -127,6 +138,7 @@ def test_list_shows_every_workload():
         assert name in proc.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
 def test_interrupted_run_leaves_valid_aborted_result(tmp_path, sig):
     import signal
@@ -152,3 +164,55 @@ def test_interrupted_run_leaves_valid_aborted_result(tmp_path, sig):
     mllog = only_run_dir(tmp_path) / "mllog.txt"
     assert '"key": "run_stop"' in mllog.read_text() and '"status": "aborted"' in mllog.read_text()
     assert r["files"]["mllog.txt"]
+
+
+@pytest.mark.e2e
+def test_a_run_priced_with_its_own_region_pue_and_intensities(tmp_path):
+    proc = harness("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir",
+                   str(tmp_path), "--region", "europe-north1", "--pue", "1.2", "--carbon-intensity", "0.2",
+                   "--net-carbon-intensity", "0.05")
+    assert proc.returncode == 0, proc.stderr
+    r = only_result(tmp_path)
+    co, joules = r["carbon"], r["energy"]["total_j"]
+    assert co["region"] == "europe-north1" and co["pue"] == 1.2
+    assert co["gross_kg_per_kwh"] == 0.2 and co["net_kg_per_kwh"] == 0.05
+    assert co["overrides"] == {"pue": 1.2, "carbon_intensity": 0.2, "net_intensity": 0.05}
+    assert co["co2e_gross_kg"] == pytest.approx(joules / 3.6e6 * 1.2 * 0.2)
+    assert co["co2e_net_kg"] == pytest.approx(joules / 3.6e6 * 1.2 * 0.05)
+    assert "region europe-north1 (PUE 1.2, 0.2 kgCO2e/kWh)" in proc.stdout
+    with open(tmp_path / "emissions.csv") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["pue"]) == 1.2 and row["region"] == "europe-north1"
+    # The region alone: its own PUE and intensities, with its source.
+    proc = harness("run", "--workload", "dense-tiny", "--meter", "fake", "--no-progress", "--output-dir",
+                   str(tmp_path / "region"), "--region", "europe-north1")
+    co = only_result(tmp_path / "region")["carbon"]
+    assert proc.returncode == 0 and co["pue"] == 1.09 and co["overrides"] == {}
+    assert co["sources"]["pue"].startswith("region europe-north1:")
+
+
+@pytest.mark.e2e
+def test_compare_outside_a_checkout_uses_the_installed_references(tmp_path):
+    # Outside a checkout it said "--reference reference_results: not a directory".
+    assert harness("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir",
+                   str(tmp_path / "results")).returncode == 0
+    proc = harness("compare", "results", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == f"reference: {REFERENCE}"
+    assert "reference run(s)" in proc.stdout
+
+
+@pytest.mark.e2e
+def test_package_takes_a_shell_glob_of_a_results_folder(tmp_path):
+    # `results/*` also matches emissions.csv, which every run appends to: it is passed over, and said.
+    for seed in (0, 1):
+        assert harness("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--seed", str(seed),
+                       "--output-dir", str(tmp_path / "results")).returncode == 0
+    assert harness("meter", "--meter", "fake", "--output-dir", str(tmp_path / "results"), "--", "true").returncode == 0
+    paths = sorted(str(p) for p in (tmp_path / "results").iterdir())
+    proc = harness("package", *paths, "--org", "acme", "--system", "vm", "--output-dir", str(tmp_path / "pkg"))
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "skipped 1 file(s) that are not run directories: emissions.csv" in out
+    assert "skipped 1 metered command record(s) (harness meter: true): not MLPerf training runs" in out
+    assert len(list((tmp_path / "pkg" / "acme" / "results" / "vm" / "switch-tiny").glob("result_*.txt"))) == 2

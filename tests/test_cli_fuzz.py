@@ -31,11 +31,11 @@ VOCAB: dict[str, list[tuple[str, list[str]]]] = {
     "whatif": [("", PATHS), ("--region", ["mars", "us-average"]), ("--pue", NUMBERS), ("--4m", [""]),
                ("--processor", ["nope"]), ("--machine-factor", NUMBERS)],
     "footprint": [("--chips", NUMBERS), ("--hours", NUMBERS), ("--days", NUMBERS), ("--watts", NUMBERS),
-                  ("--pue", NUMBERS), ("--region", ["mars", "us-average"]), ("--intensity", NUMBERS),
+                  ("--pue", NUMBERS), ("--region", ["mars", "us-average"]), ("--carbon-intensity", NUMBERS),
                   ("--embodied", NUMBERS), ("--paper", [""])],
     "schedule": [("--hours", NUMBERS), ("--profile", PATHS), ("--watts", NUMBERS), ("--regions", ["", "x"])],
     "package": [("", PATHS), ("--org", ["", "a b", "ok"]), ("--system", ["", "x/y"]), ("--status", ["x"]),
-                ("--output", PATHS)],
+                ("--output-dir", PATHS)],
     "check": [("", PATHS)],
     "import-power": [("", PATHS), ("", PATHS), ("--utc-offset", NUMBERS)],
     "meters": [("--cpu-tdp", NUMBERS), ("--tpu-watts", NUMBERS), ("--json", [""])],
@@ -56,16 +56,21 @@ class ReachedTraining(Exception):
 
 
 @pytest.fixture(autouse=True)
-def no_training(monkeypatch):
-    import harness.runner.run as run
+def no_training(monkeypatch, tmp_path):
+    # Relative paths ("." and "README.md") name a scratch folder: a command that succeeds writes nothing into
+    # the checkout, and "." holds no records.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text("not a record\n")
+    import harness.runner.execute as execute
+    import harness.runner.plan as plan
     import harness.study.campaign as campaign
 
     def refuse(*args, **kwargs):
         raise ReachedTraining()
 
-    monkeypatch.setattr(run, "execute", refuse)
+    monkeypatch.setattr(execute, "execute", refuse)
     monkeypatch.setattr(campaign, "run_study", refuse)
-    monkeypatch.setattr(run, "cpu_refusal", lambda spec, steps: f"{spec.name} is sized for an accelerator (test)")
+    monkeypatch.setattr(plan, "cpu_refusal", lambda spec, steps: f"{spec.name} is sized for an accelerator (test)")
 
 
 @st.composite

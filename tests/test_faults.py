@@ -19,9 +19,12 @@ from conftest import harness, only_result, only_run_dir, run_dirs
 
 from harness.cli import main, run_exit_code
 from harness.meters import FakeMeter
-from harness.results.reader import read_result
-from harness.runner.run import RunOptions, execute, plan
+from harness.results.reader import read_record
+from harness.runner.execute import execute
+from harness.runner.plan import RunOptions, plan
 from workloads.registry import WORKLOADS
+
+pytestmark = pytest.mark.e2e
 
 LONG_RUN = ("run", "--workload", "dense-tiny", "--max-steps", "100000", "--target-loss", "0.01", "--meter", "fake")
 
@@ -44,13 +47,18 @@ def test_sigkill_leaves_a_record_that_every_reader_calls_interrupted(tmp_path, c
     run_dir = only_run_dir(tmp_path / "runs")
     raw = json.loads((run_dir / "result.json").read_text())
     assert raw["status"] == "running" and raw["training"]["steps"] > 0  # written at run_start and every eval
-    r = read_result(run_dir)
-    assert r["status"] == "interrupted" and "no final record" in r["status_note"]
+    r = read_record(run_dir)
+    assert r.status == "interrupted" and "no final record" in r.status_note and not r.status.final
     capsys.readouterr()
     assert main(["check", str(run_dir)]) == 1
     assert "interrupted (no final record" in capsys.readouterr().out
     assert main(["report", str(run_dir)]) == 0
-    assert "| 0/1 |" in (run_dir / "report.md").read_text()  # counted, never as converged
+    report = (run_dir / "report.md").read_text()
+    assert "| 1: 1 interrupted (no final record) |" in report  # counted, never as converged, and said
+    assert main(["whatif", str(run_dir), "--region", "europe-north1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # as read, whatever the console's wrapping
+    assert "(interrupted)" in out and "only what was spent up to its last record" in out
+    assert "energy still synthetic" in out or "energy still measured" in out
 
 
 def test_a_loss_that_turns_nan_stops_the_run_as_diverged(tmp_path):
@@ -58,9 +66,9 @@ def test_a_loss_that_turns_nan_stops_the_run_as_diverged(tmp_path):
     wild = replace(spec, optimizer=replace(spec.optimizer, learning_rate=1e6, warmup_steps=1, grad_clip_norm=1e30))
     opts = RunOptions(workload="dense-tiny", spec=wild, meter="fake", progress=False, output_dir=str(tmp_path))
     run_dir, r = execute(opts, plan(opts))
-    assert r["status"] == "diverged" and "non-finite" in r["error"]
-    assert r["training"]["steps"] < r["target"]["max_steps"]  # stopped at the next host sync, not at the budget
-    assert r["energy"]["total_j"] > 0 and r["energy"]["window"] == "run_start..run_stop"
+    assert r.status == "diverged" and "non-finite" in r.error
+    assert r.training.steps < r.target.max_steps  # stopped at the next host sync, not at the budget
+    assert r.energy.total_j > 0 and r.energy.window == "run_start..run_stop"
     assert run_exit_code(r) == 1
     log = (run_dir / "mllog.txt").read_text()
     assert '"status": "aborted"' in log and '"harness_status": "diverged"' in log
@@ -85,9 +93,9 @@ def test_a_meter_that_dies_mid_run_leaves_an_incomplete_flagged_figure(tmp_path,
     p = plan(opts)
     p = replace(p, meters=[_DyingFake(after_s=0.5)])
     run_dir, r = execute(opts, p)
-    e = r["energy"]
-    assert not e["complete"] and e["total_j"] is None
-    assert any("failed reading" in why and "meter unplugged" in why for why in e["incomplete_reasons"])
+    e = r.energy
+    assert not e.complete and e.total_j is None
+    assert any("failed reading" in why and "meter unplugged" in why for why in e.incomplete_reasons)
     assert run_exit_code(r) == 1
     assert main(["check", str(run_dir)]) == 1
     assert "energy figure incomplete" in capsys.readouterr().out
@@ -128,7 +136,7 @@ def test_two_runs_into_one_output_dir_both_keep_their_record(tmp_path):
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     runs = run_dirs(tmp_path)
     assert len(runs) == 2
-    assert sorted(read_result(r, verify_files=True)["seed"] for r in runs) == [0, 1]
+    assert sorted(read_record(r, verify_files=True).seed for r in runs) == [0, 1]
 
 
 # -- every reader on damaged records ------------------------------------------------------------------------
@@ -151,19 +159,19 @@ def _damage(run_dir: Path, kind: str) -> None:
     elif kind == "list-shaped":
         f.write_text(json.dumps([1, 2, 3]))
     elif kind == "future-schema":
-        f.write_text(json.dumps(json.loads(f.read_text()) | {"schema": "harness.result/2"}))
+        f.write_text(json.dumps(json.loads(f.read_text()) | {"schema": "harness.result/3"}))
     elif kind == "tampered":
         with open(run_dir / "power.csv", "a") as trace:
             trace.write("9999999999,1e9\n")
 
 
 DAMAGE = {"missing": "missing", "truncated": "not valid JSON", "list-shaped": "not an object",
-          "future-schema": "harness.result/2", "tampered": "sha256 differs"}
+          "future-schema": "harness.result/3", "tampered": "sha256 differs"}
 COMMANDS = {
     "report": lambda d, tmp: ["report", str(d), "--output-dir", str(tmp / "rep")],
     "compare": lambda d, tmp: ["compare", str(d / "result.json"), "--reference", str(tmp)],
     "whatif": lambda d, tmp: ["whatif", str(d / "result.json"), "--region", "europe-north1"],
-    "package": lambda d, tmp: ["package", str(d), "--org", "acme", "--system", "vm", "--output", str(tmp / "pkg")],
+    "package": lambda d, tmp: ["package", str(d), "--org", "acme", "--system", "vm", "--output-dir", str(tmp / "pkg")],
     "import-power": lambda d, tmp: ["import-power", str(d), str(tmp / "log.txt")],
 }
 # Readers that never touch the traces cannot see a tampered one; the packagers and importers check hashes.

@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import make_run, write_run
 
 from harness.carbon.jobs import job_footprint
 from harness.carbon.paper import recompute, running_example
 from harness.cli import main
 from harness.report.whatif import four_m_results, reprice
+from harness.results.reader import read_record
 
 
 def _json(capsys, argv: list[str]):
@@ -70,15 +72,9 @@ def test_footprint_paper_command(capsys):
 
 def _result(tmp_path: Path, name: str, workload: str, energy_j: float, region: str = "us-average",
             device: str = "cpu") -> Path:
-    devices = [{"kind": device, "platform": "gpu" if device != "cpu" else "cpu", "id": 0}]
-    r = {"schema": "harness.result/1", "run_id": name, "workload": workload, "status": "converged",
-         "energy": {"total_j": energy_j, "method": "measured:nvml-energy-counter"},
-         "carbon": {"region": region, "co2e_gross_kg": energy_j / 3.6e6 * 1.58 * 0.429},
-         "environment": {"hardware": {"devices": devices, "cpu_model": "AMD EPYC"}}}
-    path = tmp_path / name / "result.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(r))
-    return path
+    return write_run(tmp_path / name, make_run(workload, run_id=name, energy_j=energy_j, region=region,
+                                               device=device))
+
 
 
 def test_whatif_reprices_measured_energy_and_labels_a_processor_swap(tmp_path, capsys):
@@ -87,7 +83,7 @@ def test_whatif_reprices_measured_energy_and_labels_a_processor_swap(tmp_path, c
     assert out["measured"]["energy_j"] == 3.6e6
     assert out["repriced"]["co2e_gross_kg"] == pytest.approx(1.09 * 0.03932)
     assert "energy still measured" in out["repriced"]["label"]
-    swap = reprice(json.loads(path.read_text()), "us-average", processor="TPU v2")
+    swap = reprice(read_record(path), "us-average", processor="TPU v2")
     assert swap["processor"]["from"] == "P100"  # detected from the device name
     assert swap["processor"]["energy_j"] == pytest.approx(3.6e6 * 0.1623)
     assert swap["processor"]["label"].startswith("modelled:")
@@ -108,7 +104,7 @@ def test_four_m_from_measured_results_multiplies_back(tmp_path, capsys):
     assert out["product"] == pytest.approx(out["total"])
     assert out["before_kg"] == pytest.approx(8.0e6 / 3.6e6 * 1.58 * 0.429)
     assert "measured" in out["labels"]["model"] and "test ratio" in out["labels"]["machine"]
-    f = four_m_results([json.loads(dense.read_text())], [json.loads(sparse.read_text())], from_processor="P100",
+    f = four_m_results([read_record(dense)], [read_record(sparse)], from_processor="P100",
                        to_processor="TPU v2")
     assert f.machine == pytest.approx(1 / 0.1623) and f.product == pytest.approx(f.total)
     assert main(["whatif", "--4m", str(dense), str(sparse), "--machine-factor", "2"]) == 2

@@ -55,6 +55,7 @@ def test_dense_data_parallel_computes_the_one_device_function():
     assert set(runs["8x1"]["params"].values()) == {"P()"}
 
 
+@pytest.mark.e2e
 def test_harness_run_on_a_mesh_records_it(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--workload", "switch-tiny", "--mesh",
                            "data=2,expert=4", "--meter", "fake", "--no-progress", "--output-dir", str(tmp_path)],
@@ -69,6 +70,7 @@ def test_harness_run_on_a_mesh_records_it(tmp_path):
     assert '"key": "expert_parallelism", "value": 4' in log and '"key": "data_parallelism", "value": 2' in log
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mesh, message", [
     ("data=3", "data x expert must equal 8"),
     ("data=1,expert=8,pipeline=2", "--mesh must look like data=D,expert=E"),
@@ -82,8 +84,8 @@ def test_a_bad_mesh_is_one_line_exit_2(mesh, message):
 
 
 def test_meshes_a_workload_cannot_use_are_refused_before_any_work():
+    from workloads.mesh import MeshError, MeshShape, check_mesh, default_mesh
     from workloads.registry import WORKLOADS
-    from workloads.spec import MeshError, MeshShape, check_mesh, default_mesh
 
     with pytest.raises(MeshError, match="dense and has no experts"):
         check_mesh(WORKLOADS["dense-tiny"], MeshShape(1, 8), 8)
@@ -94,6 +96,7 @@ def test_meshes_a_workload_cannot_use_are_refused_before_any_work():
     assert default_mesh(WORKLOADS["switch-base"], 8) == MeshShape(8, 1)
 
 
+@pytest.mark.e2e
 def test_harness_run_default_mesh_puts_every_device_on_data(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--workload", "dense-tiny", "--meter", "fake",
                            "--no-progress", "--output-dir", str(tmp_path)], capture_output=True, text=True,

@@ -64,6 +64,7 @@ def _watts_script(tmp_path: Path, watts: float) -> Path:
     return script
 
 
+@pytest.mark.e2e
 def test_run_with_a_live_external_node_meter(tmp_path):
     cmd = str(_watts_script(tmp_path, 100.0))
     proc = harness("run", "--workload", "switch-tiny", "--max-steps", "60", "--output-dir", str(tmp_path / "out"),
@@ -109,7 +110,8 @@ def _ptd_log(path: Path, start: float, stop: float, watts: float, utc_offset_h: 
     return path
 
 
-def test_import_power_log_makes_node_energy_the_run_energy(fake_run, tmp_path):
+@pytest.mark.e2e
+def test_import_power_log_makes_node_energy_the_run_energy(fake_run, tmp_path, capsys):
     run = shutil.copytree(fake_run, tmp_path / "run")
     before = json.loads((run / "result.json").read_text())
     marks = before["timing"]["marks_unix_s"]
@@ -124,12 +126,28 @@ def test_import_power_log_makes_node_energy_the_run_energy(fake_run, tmp_path):
     assert r["files"]["power_node_log.txt"] == sha256_file(run / "power_node_log.txt")
     (check,) = [c for c in e["cross_checks"] if c["what"] == "node vs components"]
     assert check["disagreement_pct"] == pytest.approx(100 * (before["energy"]["total_j"] - e["node_j"]) / e["node_j"])
+    # Every figure per joule follows the imported energy (it kept the old energy's FLOPs/J before).
+    eff = r["efficiency"]
+    assert eff["tokens_per_j"] == pytest.approx(r["training"]["tokens"] / e["node_j"])
+    assert eff["model_flops_per_j"] == pytest.approx(eff["model_flops"] / e["node_j"])
+    assert eff["energy_basis"].endswith("(measured:ptdaemon-log)")
+    # The run's MLPerf power log now holds the imported readings, and sums back to the imported figure.
+    lines = read_log(run / "power_mllog.txt")
+    start = next(ll.timestamp for ll in lines if ll.key == "power_measurement_start")
+    readings = [(ll.timestamp, ll.value["value"]) for ll in lines if ll.key == "power_reading"]
+    assert readings and all(w == pytest.approx(150.0) for _, w in readings)
+    joules = sum(w * (t - t0) / 1000 for (t0, _), (t, w) in zip([(start, 0.0), *readings], readings, strict=False))
+    assert joules == pytest.approx(e["node_j"], rel=1e-3)
+    capsys.readouterr()
+    main(["check", str(run)])  # this fixture's run stopped at its step budget: check fails it for that alone
+    assert "energy from the power log" not in capsys.readouterr().out
     # A second node figure is refused, one line, exit 2.
     proc = harness("import-power", str(run), str(log), "--utc-offset", "2")
     assert proc.returncode == 2 and "already has node-level energy" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.e2e
 def test_import_power_log_that_misses_the_window_is_one_line_exit_2(fake_run, tmp_path):
     run = shutil.copytree(fake_run, tmp_path / "run")
     marks = json.loads((run / "result.json").read_text())["timing"]["marks_unix_s"]

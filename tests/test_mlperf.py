@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import harness
+from conftest import harness, make_run, write_run
 
 from harness.cli import main
 from harness.mlperf import rules
@@ -55,6 +55,7 @@ def test_closed_rules_match_the_registered_workloads():
             assert number["moe_aux_loss_coeff"] == spec.model.balance_coef
 
 
+@pytest.mark.e2e
 def test_every_run_log_passes_mlcommons_checker_with_our_rules(run_set):
     score = json.loads((run_set / "score.json").read_text())
     for r in score["runs"]:
@@ -74,6 +75,7 @@ def test_every_run_log_passes_mlcommons_checker_with_our_rules(run_set):
         assert result["files"]["mllog.txt"]
 
 
+@pytest.mark.e2e
 def test_mlcommons_checker_command_line_with_our_config(run_set, tmp_path):
     # Exactly what a submitter would type; the config path must be absolute (the checker joins relative ones
     # onto its own folder).
@@ -85,6 +87,7 @@ def test_mlcommons_checker_command_line_with_our_config(run_set, tmp_path):
     assert "closed_switch-tiny.yaml" in proc.stdout + proc.stderr  # our per-workload rules were applied
 
 
+@pytest.mark.e2e
 def test_a_doctored_non_converged_log_fails(run_set, tmp_path):
     run = _runs(run_set)[0]
     text = (run_set / run["run_id"] / "mllog.txt").read_text()
@@ -97,6 +100,7 @@ def test_a_doctored_non_converged_log_fails(run_set, tmp_path):
     assert any("eval_accuracy" in p and "<=" in p for p in problems)
 
 
+@pytest.mark.e2e
 def test_run_set_is_olympic_scored_for_time_and_energy(run_set):
     score = json.loads((run_set / "score.json").read_text())
     results = _runs(run_set)
@@ -110,6 +114,7 @@ def test_run_set_is_olympic_scored_for_time_and_energy(run_set):
     assert "verdict" in score["convergence"]
 
 
+@pytest.mark.e2e
 def test_package_passes_check_and_a_tampered_one_fails(run_set, tmp_path):
     root = build_package([run_set], tmp_path / "sub", "acme", "cpu-vm")
     base = root / "results" / "cpu-vm" / "switch-tiny"
@@ -148,10 +153,8 @@ def _synthetic(tmp_path: Path, readings: list[tuple[float, float]], energy_j: fl
                [("power_measurement_start", power_window[0], None)]
                + [("power_reading", t, w) for t, w in readings]
                + [("power_measurement_stop", power_window[1], None)])
-    (tmp_path / "harness").mkdir()
-    (tmp_path / "harness" / "result_0.json").write_text(json.dumps({
-        "schema": "harness.result/1", "run_id": "synthetic", "workload": "dense-tiny", "status": "converged",
-        "energy": {"total_j": energy_j}, "files": {}}))
+    write_run(tmp_path / "harness", make_run("dense-tiny", run_id="synthetic", energy_j=energy_j))
+    (tmp_path / "harness" / "result.json").rename(tmp_path / "harness" / "result_0.json")
     return run_log
 
 
@@ -165,12 +168,13 @@ def test_energy_checks_on_power_logs(tmp_path):
     assert any("below 1 Hz" in p for p in check_energy(_synthetic(tmp_path / "slow", slow, 1000.0)))
     short = _synthetic(tmp_path / "short", steady, 1000.0, power_window=(3000.0, 11000.0))
     assert any("does not cover the run window" in p for p in check_energy(short))
-    assert any("differs from result.json" in p for p in check_energy(_synthetic(tmp_path / "e", steady, 1100.0)))
+    assert any("differs from result_0.json" in p for p in check_energy(_synthetic(tmp_path / "e", steady, 1100.0)))
 
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference_results"
 
 
+@pytest.mark.e2e
 def test_compare_against_reference(run_set, tmp_path, capsys):
     assert main(["compare", str(run_set), "--reference", str(REFERENCE), "--json"]) == 0
     (entry,) = json.loads(capsys.readouterr().out)
@@ -186,6 +190,7 @@ def test_compare_against_reference(run_set, tmp_path, capsys):
     assert main(["compare", str(run_set), "--reference", str(tmp_path / "none")]) == 2
 
 
+@pytest.mark.e2e
 def test_runs_must_allow_olympic_scoring(capsys):
     assert main(["run", "--workload", "switch-tiny", "--runs", "2"]) == 2
     assert "--runs must be 1, or >= 3" in capsys.readouterr().err

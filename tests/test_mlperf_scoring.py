@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import os
-import platform
 import statistics
 
 import pytest
 
-from harness.mlperf import system_desc
+from harness.machine import read_host_facts
 from harness.mlperf.scoring import OlympicScore, convergence_check, olympic, one_sided_p_faster
 from harness.mlperf.system_desc import FIELDS, RULESET, UNKNOWN, check_system_desc, describe_system
+from harness.results.schema import Device, Hardware
 
 # ---- olympic -----------------------------------------------------------------------------------------------
 
@@ -146,13 +146,14 @@ SOFTWARE = {
 }
 
 
-def _hardware(devices: list[dict], cpu_model: str = "AMD EPYC 7B13") -> dict:
-    return {"platform": "Linux-5.15.0-1057-gcp-x86_64-with-glibc2.35", "machine": "x86_64", "cpu_model": cpu_model,
-            "logical_cpus": 2, "memory_gib": 23.4, "jax_backend": devices[0]["platform"], "devices": devices}
+def _hardware(devices: list[Device], cpu_model: str = "AMD EPYC 7B13", **changes) -> Hardware:
+    return Hardware(platform="Linux-5.15.0-1057-gcp-x86_64-with-glibc2.35", machine="x86_64", cpu_model=cpu_model,
+                    logical_cpus=2, memory_gib=23.4, backend=devices[0].platform, devices=tuple(devices)) \
+        if not changes else dataclasses.replace(_hardware(devices, cpu_model), **changes)
 
 
-CPU_HW = _hardware([{"kind": "cpu", "platform": "cpu", "id": 0}])
-GPU_HW = _hardware([{"kind": "NVIDIA H200", "platform": "gpu", "id": i} for i in range(8)])
+CPU_HW = _hardware([Device(kind="cpu", platform="cpu")])
+GPU_HW = _hardware([Device(kind="NVIDIA H200", platform="gpu", id=i) for i in range(8)])
 
 
 def _write(tmp_path, name: str, desc: dict):
@@ -193,23 +194,24 @@ def test_gpu_description_passes_mlperf_checker(tmp_path) -> None:
 
 
 def test_autofilled_accounts_for_every_field() -> None:
-    # A foreign CPU model means this machine's /proc must not be used: host topology stays unknown.
+    # A record without host facts (written before runs recorded them): host topology stays unknown, whatever
+    # machine writes the description.
     desc = describe_system("Acme", "acme", "closed", GPU_HW, SOFTWARE)
     auto = desc["harness_autofilled"]
-    groups = [auto["from_arguments"], auto["from_result"], auto["from_this_host"], auto["unknown"]]
+    groups = [auto["from_arguments"], auto["from_result"], auto["from_run_host"], auto["unknown"]]
     assert sorted(f for g in groups for f in g) == sorted(FIELDS)
-    assert auto["from_this_host"] == []
+    assert auto["from_run_host"] == []
     for field in ("cooling", "host_processor_core_count", "host_processors_per_node", "host_processor_caches",
                   "host_storage_type", "accelerator_frequency"):
         assert field in auto["unknown"] and desc[field] == UNKNOWN
     assert "accelerator_model_name" in auto["from_result"]
 
 
-def test_same_host_reads_local_topology(tmp_path, monkeypatch) -> None:
-    n = os.cpu_count() or 1
-    cores = n // 2 if n % 2 == 0 else n  # two threads per core when the count allows
+def test_host_facts_recorded_during_the_run_fill_the_topology(tmp_path) -> None:
+    # What the run read of its host (harness/machine.py, recorded in the result), not the packaging machine.
+    n = 8
     cpuinfo = "\n\n".join(
-        f"processor\t: {i}\nmodel name\t: Test CPU @ 2.20GHz\nphysical id\t: 0\ncore id\t\t: {i % cores}\n"
+        f"processor\t: {i}\nmodel name\t: Test CPU @ 2.20GHz\nphysical id\t: 0\ncore id\t\t: {i % 4}\n"
         "flags\t\t: fpu sse hypervisor"
         for i in range(n)
     )
@@ -220,20 +222,18 @@ def test_same_host_reads_local_topology(tmp_path, monkeypatch) -> None:
         for name, value in (("level", level), ("type", kind), ("size", size)):
             (cache / f"index{idx}" / name).write_text(f"{value}\n")
     (tmp_path / "os-release").write_text('NAME="X"\nPRETTY_NAME="Test Linux 1"\n')
-    monkeypatch.setattr(system_desc, "CPUINFO", tmp_path / "cpuinfo")
-    monkeypatch.setattr(system_desc, "SYS_CPU", tmp_path / "sys")
-    monkeypatch.setattr(system_desc, "OS_RELEASE", tmp_path / "os-release")
-    hw = {**CPU_HW, "cpu_model": "Test CPU @ 2.20GHz", "logical_cpus": n, "platform": platform.platform(),
-          "machine": platform.machine()}
+    facts = read_host_facts(tmp_path / "cpuinfo", tmp_path / "sys", tmp_path / "os-release")
+    assert facts["sockets"] == 1 and facts["cores_per_socket"] == 4 and facts["virtual_machine"] is True
+    hw = _hardware([Device(kind="cpu", platform="cpu")], cpu_model="Test CPU @ 2.20GHz", logical_cpus=n, cpu=facts)
 
     desc = describe_system("Acme", "acme", "closed", hw, SOFTWARE)
     assert desc["host_processors_per_node"] == "1"
-    assert desc["host_processor_core_count"] == str(cores)
+    assert desc["host_processor_core_count"] == "4"
     assert desc["host_processor_caches"].startswith("L1d 48 KiB, L1i 32 KiB, L2 2 MiB")
     assert desc["host_processor_frequency"] == "2.20 GHz (nominal, from the model name)"
     assert desc["operating_system"].startswith("Test Linux 1; ")
     assert "virtual machine" in desc["hw_notes"]
-    assert {"host_processor_core_count", "host_processor_caches"} <= set(desc["harness_autofilled"]["from_this_host"])
+    assert {"host_processor_core_count", "host_processor_caches"} <= set(desc["harness_autofilled"]["from_run_host"])
     assert check_system_desc(_write(tmp_path, "acme", desc)) == []
 
 

@@ -40,7 +40,9 @@ def test_nested_and_overlapping_windows_match_the_known_power(tmp_path):
                                                                               - got["b"].start_unix_s), rel=0.02)
     assert got["b"].seconds > got["outer"].stop_unix_s - got["b"].start_unix_s
     trace = list(csv.DictReader(open(tmp_path / "power.csv")))
-    assert len(trace) >= 5 and float(trace[-1]["fake/cpu_w"]) == pytest.approx(FAKE_W, rel=0.05)
+    # The median row: under load, a sliver interval (a mark just after a periodic sample) reads noisily.
+    watts = sorted(float(row["fake/cpu_w"]) for row in trace)
+    assert len(trace) >= 5 and watts[len(watts) // 2] == pytest.approx(FAKE_W, rel=0.05)
     saved = json.loads((tmp_path / "windows.json").read_text())
     assert [w["name"] for w in saved["windows"]] == ["a", "outer", "b"]
 
@@ -102,6 +104,7 @@ def test_a_window_shorter_than_the_counter_period_is_flagged_not_zero(monkeypatc
     assert any("not measurable, not 0 J" in f for f in m.flags)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("code", [0, 3])
 def test_harness_meter_passes_the_exit_code_through_and_writes_the_record(tmp_path, code):
     proc = harness("meter", "--meter", "fake", "--output-dir", str(tmp_path), "--",
@@ -109,13 +112,14 @@ def test_harness_meter_passes_the_exit_code_through_and_writes_the_record(tmp_pa
     assert proc.returncode == code, proc.stderr
     (run_dir,) = [d for d in tmp_path.iterdir() if d.is_dir()]
     r = json.loads((run_dir / "result.json").read_text())
-    assert r["schema"] == "harness.command/1" and r["exit_code"] == code
+    assert r["schema"] == "harness.result/2" and r["kind"] == "command" and r["exit_code"] == code
     assert r["status"] == ("completed" if code == 0 else "failed")
     assert r["energy"]["total_j"] == pytest.approx(FAKE_W * r["timing"]["run_s"], rel=0.05)
     assert r["carbon"]["co2e_gross_kg"] > 0 and (run_dir / "power.csv").is_file()
     assert '"key": "power_reading"' in (run_dir / "power_mllog.txt").read_text()
 
 
+@pytest.mark.e2e
 def test_harness_meter_on_a_command_killed_by_a_signal(tmp_path):
     proc = harness("meter", "--meter", "fake", "--output-dir", str(tmp_path), "--", "sh", "-c", "kill -9 $$")
     assert proc.returncode == 128 + signal.SIGKILL
@@ -123,6 +127,7 @@ def test_harness_meter_on_a_command_killed_by_a_signal(tmp_path):
     assert json.loads((run_dir / "result.json").read_text())["status"] == "killed"
 
 
+@pytest.mark.e2e
 def test_harness_meter_forwards_ctrl_c_to_the_command(tmp_path):
     child = ("import signal, sys, time\n"
              "signal.signal(signal.SIGINT, lambda *a: sys.exit(42))\n"
@@ -137,9 +142,12 @@ def test_harness_meter_forwards_ctrl_c_to_the_command(tmp_path):
     assert proc.returncode == 42
     (run_dir,) = [d for d in tmp_path.iterdir() if d.is_dir()]
     r = json.loads((run_dir / "result.json").read_text())
-    assert r["status"] == "interrupted" and r["signals_forwarded"] == ["SIGINT"]
+    # Stopped by a signal passed on from the harness: `aborted`, as a run is (a record with no final version is
+    # what readers call interrupted).
+    assert r["status"] == "aborted" and r["signals_forwarded"] == ["SIGINT"]
 
 
+@pytest.mark.e2e
 def test_emissions_csv_has_codecarbons_columns_and_is_appended_to(tmp_path):
     for _ in range(2):
         assert harness("meter", "--meter", "fake", "--output-dir", str(tmp_path), "--", "true").returncode == 0
@@ -153,3 +161,30 @@ def test_emissions_csv_has_codecarbons_columns_and_is_appended_to(tmp_path):
     assert float(row["energy_consumed"]) == pytest.approx(r["energy"]["total_j"] / 3.6e6)  # kWh
     assert float(row["emissions"]) == pytest.approx(r["carbon"]["co2e_gross_kg"])  # kg
     assert row["energy_method"] == "fake:synthetic"
+
+
+@pytest.mark.e2e
+def test_cpu_time_of_the_run_beside_the_machines_and_contention_flagged(tmp_path):
+    """A CPU meter charges the whole machine to the run: the record says how much others used."""
+    spin = "import time\nend = time.time() + {s}\nwhile time.time() < end: pass\n"
+    # The command's own CPU work is counted as the run's (children it waited for).
+    quiet = harness("meter", "--meter", "fake", "--output-dir", str(tmp_path / "own"), "--",
+                    sys.executable, "-c", spin.format(s=1.5))
+    assert quiet.returncode == 0, quiet.stderr
+    (run_dir,) = [d for d in (tmp_path / "own").iterdir() if d.is_dir()]
+    c = json.loads((run_dir / "result.json").read_text())["energy"]["contention"]
+    assert c["own_cpu_s"] >= 0.5 and c["own_cpu_s"] <= c["machine_busy_cpu_s"] + 0.1  # the harness alone: ~0.05 s
+    # Another process spinning beside it: its CPU time is someone else's, and the window is flagged.
+    other = subprocess.Popen([sys.executable, "-c", spin.format(s=30)])
+    try:
+        time.sleep(0.3)
+        busy = harness("meter", "--meter", "fake", "--output-dir", str(tmp_path / "busy"), "--", "sleep", "1.5")
+    finally:
+        other.kill()
+        other.wait()
+    (run_dir,) = [d for d in (tmp_path / "busy").iterdir() if d.is_dir()]
+    r = json.loads((run_dir / "result.json").read_text())
+    c = r["energy"]["contention"]
+    assert c["flagged"] and c["others_cpu_s"] >= 1.0 and c["others_share"] > c["threshold"]
+    assert any(f.startswith("contention: other processes used") for f in r["energy"]["flags"])
+    assert "contention:" in busy.stderr

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import only_result, only_run_dir, start_processes, with_env
 
+pytestmark = pytest.mark.e2e
+
 RUN = ("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress")
 
 

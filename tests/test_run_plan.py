@@ -5,9 +5,10 @@ from functools import partial
 import pytest
 from nvml_fake import FakeNvml
 
+from harness import session
 from harness.errors import UsageError
 from harness.meters import MeterRequest, MeterSelectionError
-from harness.runner import run
+from harness.runner import plan as run
 from harness.runner.devices import Placement
 from workloads.corpus import entropy_floor
 from workloads.framework import Device
@@ -28,7 +29,7 @@ def test_accelerator_without_meter_is_declared_unmetered(monkeypatch):
     # the result says in so many words that the GPU's energy is not in it.
     gpu = Device("NVIDIA H100", "gpu", 0, 0, 0)
     monkeypatch.setattr(run, "place", lambda spec, mesh, framework: Placement(None, [gpu], 0, 1))
-    monkeypatch.setattr(run.meters, "MeterRequest", partial(MeterRequest, nvml=FakeNvml([], init_error=9)))
+    monkeypatch.setattr(session.meters, "MeterRequest", partial(MeterRequest, nvml=FakeNvml([], init_error=9)))
     p = run.plan(run.RunOptions(workload="dense-tiny", meter_options={"cpu_tdp": 10.0}))
     reasons = {u["name"]: u["reason"] for u in p.unavailable}
     assert "GPU energy NOT metered" in reasons["gpu-energy"]
@@ -48,6 +49,6 @@ def test_meter_options_are_checked_before_any_work():
 
 
 def test_no_meter_at_all_is_an_error_not_a_silent_zero(monkeypatch):
-    monkeypatch.setattr(run.meters, "select_meters", lambda *a, **kw: ([], [{"name": "rapl", "reason": "absent"}]))
+    monkeypatch.setattr(session.meters, "select_meters", lambda *a, **kw: ([], [{"name": "rapl", "reason": "absent"}]))
     with pytest.raises(UsageError, match="no energy meter is available: absent"):
         run.plan(run.RunOptions(workload="dense-tiny"))

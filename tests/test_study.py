@@ -73,6 +73,7 @@ def _png_size(path):
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.e2e
 def test_tiny_study_end_to_end_writes_every_file(tmp_path):
     code = main(["study", "--workloads", "dense-tiny,switch-tiny", "--seeds", "2", "--output-dir", str(tmp_path),
                  "--meter", "fake"])
@@ -98,8 +99,34 @@ def test_tiny_study_end_to_end_writes_every_file(tmp_path):
     comparisons = json.loads((study_dir / "comparisons.json").read_text())
     assert {c["corpus"] for c in comparisons} == {"default", "control"}
     assert comparisons[0]["pairs_total"] == 2 and "energy_to_target" in comparisons[0]
+    # The campaign folder the study printed is what `harness report` takes to build the report again.
+    assert main(["report", str(study_dir), "--output-dir", str(tmp_path / "again")]) == 0
+    again = (tmp_path / "again" / "report.md").read_text()
+    assert again.count("÷") == md.count("÷") and "dense-tiny [control]" in again
 
 
+@pytest.mark.e2e
+def test_a_study_on_the_users_own_text_priced_as_asked(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 400, encoding="utf-8")
+    code = main(["study", "--workloads", "dense-tiny,switch-tiny", "--seeds", "1", "--data", str(text),
+                 "--target-loss", "3.0", "--pue", "1.1", "--carbon-intensity", "0.3", "--sample-hz", "25",
+                 "--meter", "fake", "--output-dir", str(tmp_path / "out")])
+    assert code == 0
+    (campaign,) = (tmp_path / "out").glob("*-study-*")
+    options = json.loads((campaign / "campaign.json").read_text())["options"]
+    assert options["pue"] == 1.1 and options["carbon_intensity"] == 0.3 and options["sample_hz"] == 25
+    assert options["data"] == str(text.resolve()) and options["target_loss"] == 3.0
+    study = json.loads((campaign / "user-data" / "study.json").read_text())
+    for run in study["runs"].values():
+        r = json.loads((campaign / "user-data" / run[0] / "result.json").read_text())
+        assert r["data"]["kind"] == "user-file" and r["target"]["target_loss"] == 3.0
+        assert r["carbon"]["pue"] == 1.1 and r["carbon"]["gross_kg_per_kwh"] == 0.3
+        assert r["energy"]["sampler"]["target_hz"] == 25
+    assert main(["study", "--data", str(text), "--target-loss", "3", "--corpus", "control"]) == 2
+
+
+@pytest.mark.e2e
 def test_report_from_run_dirs_and_bad_paths(tmp_path, capsys):
     assert main(["run", "--workload", "switch-tiny", "--output-dir", str(tmp_path / "runs"), "--meter", "fake",
                  "--no-progress"]) == 0
@@ -108,11 +135,14 @@ def test_report_from_run_dirs_and_bad_paths(tmp_path, capsys):
     assert (run_dir / "report.html").is_file() and (run_dir / "routing.png").is_file()
     capsys.readouterr()
     assert main(["report", str(tmp_path / "nope")]) == 2
-    assert main(["report", str(tmp_path)]) == 2  # a directory with neither result.json nor study.json
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2  # no run, study or campaign under it
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("harness: error:") for line in err)
+    assert main(["report", str(tmp_path / "runs")]) == 0  # a folder of runs is one report of them
 
 
+@pytest.mark.e2e
 def test_report_says_which_part_of_the_energy_is_modelled(tmp_path):
     assert main(["run", "--workload", "switch-tiny", "--output-dir", str(tmp_path / "runs"), "--meter", "fake",
                  "--no-progress"]) == 0
@@ -131,6 +161,7 @@ def test_report_says_which_part_of_the_energy_is_modelled(tmp_path):
             assert "This is a model of power" not in text  # a measured GPU figure is not called a model
 
 
+@pytest.mark.e2e
 def test_a_study_across_frameworks_compares_them(tmp_path):
     code = main(["study", "--workloads", "switch-tiny", "--frameworks", "jax,tensorflow", "--seeds", "1",
                  "--corpus", "control", "--output-dir", str(tmp_path), "--meter", "fake"])
@@ -145,9 +176,10 @@ def test_a_study_across_frameworks_compares_them(tmp_path):
     assert (comparison["baseline"], comparison["other"]) == ("switch-tiny@jax", "switch-tiny@tensorflow")
 
 
+@pytest.mark.e2e
 def test_a_study_needs_two_things_and_known_frameworks(tmp_path):
     with pytest.raises(UsageError, match="at least two"):
-        from harness.runner.run import RunOptions
+        from harness.runner.plan import RunOptions
         from harness.study.campaign import study_and_report
 
         study_and_report({"workloads": ["switch-tiny"], "seeds": 1}, tmp_path, RunOptions(workload=""))

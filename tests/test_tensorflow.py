@@ -81,6 +81,7 @@ def test_fifty_steps_from_the_same_start_give_the_same_losses(name):
     assert trainers[1].evaluate().loss == pytest.approx(trainers[0].evaluate().loss, rel=1e-3)
 
 
+@pytest.mark.e2e
 def test_harness_run_with_tensorflow(tmp_path):
     proc = harness("run", "--workload", "switch-tiny", "--framework", "tensorflow", "--meter", "fake",
                    "--no-progress", "--output-dir", str(tmp_path / "tf"))
@@ -101,6 +102,7 @@ def test_harness_run_with_tensorflow(tmp_path):
     assert r["training"]["params_total"] == j["training"]["params_total"] > r["training"]["params_activated"]
 
 
+@pytest.mark.e2e
 def test_tensorflow_missing_is_one_line_naming_the_extra(tmp_path):
     blocker = tmp_path / "block"
     blocker.mkdir()
@@ -112,8 +114,9 @@ def test_tensorflow_missing_is_one_line_naming_the_extra(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and "pip install -e '.[tensorflow]'" in proc.stderr
 
 
+@pytest.mark.e2e
 def test_tensorflow_refuses_what_only_jax_does():
-    from workloads.spec import MeshShape
+    from workloads.mesh import MeshShape
     from workloads.trainers import FrameworkUnavailableError, runtime
 
     spec = WORKLOADS["dense-tiny"]

@@ -81,15 +81,6 @@ class MarkovMixture:
         self._strides = ((v + 1) * v * k, v * k, k)
         self._probs = np.diff(np.concatenate([[0.0], self._cum]))
 
-    def log_prob_table(self) -> np.ndarray:
-        """Dense [D, V+1, V, V] table of true next-token probabilities (analytic checks on small corpora)."""
-        d, v1, v, k = self.successors.shape
-        if d * v1 * v * v > 50_000_000:
-            raise ValueError(f"{self.cfg.name}: the dense probability table would hold {d * v1 * v * v:,} entries")
-        probs = np.zeros((d, v1, v, v))
-        np.put_along_axis(probs, self.successors, np.broadcast_to(self._probs, self.successors.shape), axis=-1)
-        return probs
-
     def sample(self, rng: np.random.Generator, batch: int) -> np.ndarray:
         return self._walk(*self._draw(rng, batch))
 

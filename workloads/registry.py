@@ -1,4 +1,4 @@
-"""The registered workloads, as plain data (workloads/spec.py). `harness list` prints them; the runner reads
+"""The registered workloads, as plain data (workloads/specs.py). `harness list` prints them; the runner reads
 nothing else. Importing this module loads no framework.
 """
 
@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from workloads.corpus import CorpusConfig
 from workloads.errors import InputError
-from workloads.spec import Calibration, ModelConfig, OptimizerConfig, WorkloadSpec
+from workloads.specs import Calibration, ModelConfig, OptimizerConfig, WorkloadSpec
 
 __all__ = ["CORPUS_NAMES", "WORKLOADS", "UnknownWorkloadError", "WorkloadSpec", "at_tiny_width", "get_workload"]
 

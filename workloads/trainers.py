@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from workloads.framework import FrameworkUnavailableError, Runtime, Trainer
-from workloads.spec import MeshShape, WorkloadSpec
+from workloads.mesh import MeshShape
+from workloads.specs import WorkloadSpec
 
 FRAMEWORKS = ("jax", "tensorflow")
 INSTALL_HINT = {"tensorflow": "pip install -e '.[tensorflow]'"}

@@ -23,9 +23,18 @@ class TokenFile:
         if not path.is_file():
             raise UserDataError(f"--data {path}: no such file (give UTF-8 text or a .npy of int token ids)")
         if path.suffix == ".npy":
-            ids = np.load(path, allow_pickle=False)
-            if ids.dtype.kind not in "iu" or ids.ndim != 1:
-                raise UserDataError(f"--data {path}: .npy must hold a 1-D integer array, got {ids.dtype} {ids.shape}")
+            with open(path, "rb") as f:
+                if f.read(6) != b"\x93NUMPY":
+                    raise UserDataError(f"--data {path}: not a .npy file (no NumPy header); give a .npy of a 1-D "
+                                        "integer array, or UTF-8 text under another suffix")
+            try:
+                ids = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as e:
+                raise UserDataError(f"--data {path}: a damaged .npy file ({str(e).splitlines()[0][:120]}); give a "
+                                    ".npy of a 1-D integer array") from None
+            if not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu" or ids.ndim != 1:
+                got = f"{ids.dtype} {ids.shape}" if isinstance(ids, np.ndarray) else type(ids).__name__
+                raise UserDataError(f"--data {path}: .npy must hold a 1-D integer array, got {got}")
             if ids.size and ids.min() < 0:
                 raise UserDataError(f"--data {path}: token ids must be >= 0")
             self.vocab_size = int(ids.max()) + 1 if ids.size else 0

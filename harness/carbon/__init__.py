@@ -4,9 +4,11 @@ from harness.carbon.accounting import (
     J_PER_KWH,
     CarbonInputError,
     Footprint,
+    Pricing,
     footprint,
     paper_kwh,
     paper_tco2e,
+    pricing,
 )
 from harness.carbon.regions import (
     DEFAULT_REGION,
@@ -22,6 +24,7 @@ __all__ = [
     "J_PER_KWH",
     "CarbonInputError",
     "Footprint",
+    "Pricing",
     "Region",
     "RegionTableError",
     "UnknownRegionError",
@@ -30,4 +33,5 @@ __all__ = [
     "load_regions",
     "paper_kwh",
     "paper_tco2e",
+    "pricing",
 ]

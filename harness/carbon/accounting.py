@@ -66,6 +66,8 @@ def paper_tco2e(kwh: float, kg_per_kwh: float) -> float:
 
 @dataclass(frozen=True)
 class Footprint:
+    """Energy priced: node kWh, facility kWh (x PUE) and CO2e gross and net (x intensities)."""
+
     node_kwh: float
     pue: float
     facility_kwh: float
@@ -84,20 +86,46 @@ class Footprint:
         return out | {"overrides": dict(self.overrides), "sources": dict(self.sources)}
 
 
-def footprint(
-    node_joules: float,
+@dataclass(frozen=True)
+class Pricing:
+    """How a facility and its grid price energy: PUE and kg CO2e per kWh (gross, and net of carbon-free
+    energy), for a region, with the user's overrides and the source of every factor. A result stores its
+    pricing and derives its CO2e from its one energy figure, so the two can never disagree."""
+
+    region: str
+    pue: float
+    gross_kg_per_kwh: float
+    net_kg_per_kwh: float
+    overrides: dict  # user-supplied values only: {"pue": ..., "carbon_intensity": ..., "net_intensity": ...}
+    sources: dict  # provenance text for "pue", "gross_kg_per_kwh", "net_kg_per_kwh"
+
+    def price(self, node_joules: float) -> Footprint:
+        """Node energy (J) -> facility kWh (x PUE) -> gross and net kg CO2e (x intensities)."""
+        node_kwh = _check_non_negative("node_joules", node_joules, "J") / J_PER_KWH
+        facility_kwh = node_kwh * self.pue
+        return Footprint(node_kwh=node_kwh, pue=self.pue, facility_kwh=facility_kwh,
+                         gross_kg_per_kwh=self.gross_kg_per_kwh, net_kg_per_kwh=self.net_kg_per_kwh,
+                         co2e_gross_kg=facility_kwh * self.gross_kg_per_kwh,
+                         co2e_net_kg=facility_kwh * self.net_kg_per_kwh, region=self.region,
+                         overrides=self.overrides, sources=self.sources)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"overrides": dict(self.overrides),
+                                                                       "sources": dict(self.sources)}
+
+
+def pricing(
     region: str = DEFAULT_REGION,
     pue: float | None = None,
     carbon_intensity: float | None = None,
     net_intensity: float | None = None,
-) -> Footprint:
-    """Node energy (J) -> facility kWh (x PUE) -> gross and net kg CO2e (x intensities).
+) -> Pricing:
+    """The factors that price energy in `region`; any of pue / carbon_intensity / net_intensity overrides
+    the region's. A bad region or value raises CarbonInputError (one line, exit 2) before any work.
 
-    Region values are the defaults; any of pue / carbon_intensity / net_intensity overrides them.
     A gross override without a net override makes net = gross: the region's carbon-free energy share
     belongs to the region's grid, so it says nothing about a user-supplied grid figure.
     """
-    node_joules = _check_non_negative("node_joules", node_joules, "J")
     reg = get_region(region)
     where = f"region {reg.name}: {reg.source}"
     overrides: dict[str, float] = {}
@@ -125,21 +153,20 @@ def footprint(
         sources["net_kg_per_kwh"] = "= carbon_intensity override: no carbon-free energy assumed"
     else:
         net, sources["net_kg_per_kwh"] = reg.net_kg_per_kwh, where
+    return Pricing(region=reg.name, pue=pue_value, gross_kg_per_kwh=gross, net_kg_per_kwh=net,
+                   overrides=overrides, sources=sources)
 
-    node_kwh = node_joules / J_PER_KWH
-    facility_kwh = node_kwh * pue_value
-    return Footprint(
-        node_kwh=node_kwh,
-        pue=pue_value,
-        facility_kwh=facility_kwh,
-        gross_kg_per_kwh=gross,
-        net_kg_per_kwh=net,
-        co2e_gross_kg=facility_kwh * gross,
-        co2e_net_kg=facility_kwh * net,
-        region=reg.name,
-        overrides=overrides,
-        sources=sources,
-    )
+
+def footprint(
+    node_joules: float,
+    region: str = DEFAULT_REGION,
+    pue: float | None = None,
+    carbon_intensity: float | None = None,
+    net_intensity: float | None = None,
+) -> Footprint:
+    """Node energy (J) -> facility kWh (x PUE) -> gross and net kg CO2e (x intensities), priced in `region`
+    (see `pricing` for the overrides)."""
+    return pricing(region, pue, carbon_intensity, net_intensity).price(node_joules)
 
 
 def positive_number(name: str, value: float | None) -> float:

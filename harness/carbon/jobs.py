@@ -18,16 +18,17 @@ def job_footprint(chips: float, hours: float, watts: float, pue: float | None = 
     chips, hours = positive_number("--chips", chips), positive_number("--hours", hours)
     watts = positive_number("--watts", watts)
     if (region is None) == (intensity is None):
-        raise CarbonInputError("give exactly one of --region R or --intensity KG_PER_KWH")
+        raise CarbonInputError("give exactly one of --region R or --carbon-intensity KG_PER_KWH")
     if net_intensity is not None and intensity is None:
-        raise CarbonInputError("--net-intensity needs --intensity (a region brings its own net intensity)")
+        raise CarbonInputError("--net-carbon-intensity needs --carbon-intensity (a region brings its own net "
+                               "intensity)")
     if region is not None:
         reg = get_region(region)
         pue = reg.pue if pue is None else pue
         gross, net, where = reg.gross_kg_per_kwh, reg.net_kg_per_kwh, f"region {reg.name}: {reg.source}"
     else:
         if pue is None:
-            raise CarbonInputError("--intensity needs --pue (there is no region to take a PUE from)")
+            raise CarbonInputError("--carbon-intensity needs --pue (there is no region to take a PUE from)")
         gross = intensity
         net = intensity if net_intensity is None else net_intensity
         where = "user-given intensities"

@@ -121,13 +121,21 @@ def _gap(a: float, b: float) -> dict[str, float]:
     return {"start_unix_s": a, "stop_unix_s": b, "seconds": b - a}
 
 
+def window_points(log: PowerLog, start_unix_s: float, stop_unix_s: float) -> list[tuple[float, float]]:
+    """(unix s, W) over [start, stop]: the log's readings inside, and the power interpolated at both edges."""
+    ts, ws = log.times_unix_s, log.watts
+    lo, hi = bisect_right(ts, start_unix_s), bisect_left(ts, stop_unix_s)
+    return ([(start_unix_s, _watts_at(log, start_unix_s))] + [(ts[i], ws[i]) for i in range(lo, hi)]
+            + [(stop_unix_s, _watts_at(log, stop_unix_s))])
+
+
 def window_energy(
     log: PowerLog, start_unix_s: float, stop_unix_s: float, max_gap_s: float = 2.0, tolerance_s: float = 1.0
 ) -> dict[str, Any]:
     """Joules over [start, stop] from the log, by trapezoid over the samples, interpolated at the edges."""
     if not (math.isfinite(start_unix_s) and math.isfinite(stop_unix_s)) or stop_unix_s <= start_unix_s:
         raise PowerLogError(f"{log.path}: run window {start_unix_s}..{stop_unix_s} is empty or not finite")
-    ts, ws = log.times_unix_s, log.watts
+    ts = log.times_unix_s
     first, last = ts[0], ts[-1]
     if first > start_unix_s + tolerance_s or last < stop_unix_s - tolerance_s:
         # The usual cause is a time-zone mismatch between the PTD machine and this one.
@@ -135,10 +143,7 @@ def window_energy(
             f"{log.path}: log covers {_iso(first)}..{_iso(last)} UTC but the run window is "
             f"{_iso(start_unix_s)}..{_iso(stop_unix_s)} UTC; check --utc-offset"
         )
-    lo, hi = bisect_right(ts, start_unix_s), bisect_left(ts, stop_unix_s)
-    points = [(start_unix_s, _watts_at(log, start_unix_s))]
-    points += [(ts[i], ws[i]) for i in range(lo, hi)]
-    points.append((stop_unix_s, _watts_at(log, stop_unix_s)))
+    points = window_points(log, start_unix_s, stop_unix_s)
     joules = trapezoid([t for t, _ in points], [w for _, w in points])
     seconds = stop_unix_s - start_unix_s
 

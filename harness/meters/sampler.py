@@ -33,7 +33,10 @@ class Sampler:
         hz: float = 20.0,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        accounting: Callable[[], dict[str, float] | None] | None = None,
     ) -> None:
+        """accounting: read at every mark too, beside the meters (e.g. contention.cpu_snapshot); its readings
+        are `accounts[label]`."""
         if hz <= 0:
             raise ValueError(f"hz must be positive, got {hz}")
         self.meters = list(meters)
@@ -54,6 +57,8 @@ class Sampler:
         self.gauge_values: list[dict[str, float]] = []
         self.marks: dict[str, tuple[float, dict[str, float]]] = {}
         self._mark_index: dict[str, int] = {}
+        self._accounting = accounting
+        self.accounts: dict[str, dict[str, float] | None] = {}
         self.errors: list[SamplerError] = []
 
     @property
@@ -108,6 +113,8 @@ class Sampler:
         t, row = self.sample_once()
         self.marks[label] = (t, row)
         self._mark_index[label] = len(self.times) - 1
+        if self._accounting is not None:
+            self.accounts[label] = self._accounting()
         return t
 
     def stop(self) -> None:

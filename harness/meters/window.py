@@ -9,6 +9,7 @@ This is where the honesty rules for a window live:
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Any
 
 from harness.meters.base import Meter
@@ -25,6 +26,15 @@ def disagreement_pct(reference: float, other: float) -> float | None:
     if not (math.isfinite(reference) and math.isfinite(other)) or reference == 0:
         return None
     return 100.0 * (other - reference) / reference
+
+
+def session_facts(sampler: Sampler, meters: list[Meter]) -> dict[str, Any]:
+    """What a record says of its meters besides their energy: each component's method, the meters' warnings
+    and parameters, and how the sampler kept up."""
+    return {"methods": {f"{m.name}/{c}": m.method for m in meters for c in m.components()},
+            "warnings": [w for m in meters for w in m.warnings()], "meters": [m.params() for m in meters],
+            "sampler": {"target_hz": sampler.hz, "achieved_hz": sampler.achieved_hz(), "samples": len(sampler.times),
+                        "errors": [asdict(e) for e in sampler.errors], "gaps_over_2s": sampler.gaps(GAP_S)}}
 
 
 def measure_window(sampler: Sampler, meters: list[Meter], start: str, stop: str) -> dict[str, Any]:

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from harness.mlperf.compliance import check_log, read_log
 from harness.mlperf.package import MANIFEST
-from harness.mlperf.runset import reference_samples, samples_to_target
+from harness.mlperf.runset import reference_samples
 from harness.mlperf.scoring import convergence_check
 from harness.mlperf.system_desc import check_system_desc
 from harness.results.files import sha256_file
-from harness.results.reader import check_result, read_json, status_text
+from harness.results.reader import load, read_json, read_record, tampered_files
+from harness.results.schema import CommandRecord, Record
 
 MAX_GAP_S = 2.0
 MIN_HZ = 1.0
@@ -47,11 +48,11 @@ def check_package(root: Path) -> list[str]:
 
 def check_convergence(workload_dir: Path) -> list[str]:
     """A workload's runs must not converge implausibly fast against the shipped reference convergence points."""
-    results = [check_result(read_json(p), p) for p in sorted((workload_dir / "harness").glob("result_*.json"))]
-    samples = [s for s in map(samples_to_target, results) if s is not None]
+    results = [load(read_json(p), p) for p in sorted((workload_dir / "harness").glob("result_*.json"))]
+    samples = [s for s in (r.samples_to_target for r in results) if s is not None]
     if not results or not samples:
         return []
-    ref = reference_samples(results[0]["workload"], results[0]["spec"]["batch_size"])
+    ref = reference_samples(results[0].workload, results[0].batch_size)
     if ref is None or len(ref) < 2:
         return []  # nothing to test against; `harness compare` says so in words
     check = convergence_check(samples, ref)
@@ -86,52 +87,66 @@ def check_energy(run_log: Path) -> list[str]:
         return [f"{result_json}: missing"]
     if not power_logs:
         return [f"{run_log.parent / 'power' / f'result_{i}'}/node_0.txt: missing"]
-    result = check_result(read_json(result_json), result_json)
+    result = load(read_json(result_json), result_json)
     problems = check_record(result, result_json)
     traces = {"power.csv": run_log.parent / "harness" / f"power_{i}.csv"}
     traces |= {f"host_{p.stem.split('_')[-1]}/power.csv": run_log.parent / "harness" /
-               f"power_{i}_host_{p.stem.split('_')[-1]}.csv" for p in power_logs if result["energy"].get("hosts")}
+               f"power_{i}_host_{p.stem.split('_')[-1]}.csv" for p in power_logs if result.energy.hosts}
     for name, trace in traces.items():
-        recorded = result.get("files", {}).get(name)
+        recorded = result.files.get(name)
         if recorded is not None and (not trace.is_file() or sha256_file(trace) != recorded):
             problems.append(f"{trace}: sha256 differs from the one recorded in {result_json.name}")
-    window = _times(run_log, "run_start", "run_stop")
-    joules = 0.0
+    return problems + _energy_matches(result, result_json, power_logs, _times(run_log, "run_start", "run_stop"))
+
+
+def _energy_matches(record: Record, path: Path, power_logs: list[Path], window: dict[str, float]) -> list[str]:
+    """The energy in the power log(s) against the record's, within ENERGY_TOLERANCE."""
+    joules, problems = 0.0, []
     for power_log in power_logs:
         found, more = _power_log_energy(power_log, window)
         problems += more
         joules += found or 0.0
-    recorded = result["energy"]["total_j"]
+    recorded = record.energy.total_j
     if recorded is None:
-        problems.append(f"{result_json}: no energy recorded")
+        problems.append(f"{path}: no energy recorded")
     elif abs(joules - recorded) > ENERGY_TOLERANCE * max(abs(recorded), 1e-9):
         logs = ", ".join(p.name for p in power_logs)
-        problems.append(f"{run_log.parent / 'power' / f'result_{i}'}: energy from the power log(s) ({logs}) "
-                        f"{joules:.3f} J differs from result.json's {recorded:.3f} J by more than "
-                        f"{ENERGY_TOLERANCE:.0%}")
+        problems.append(f"{power_logs[0].parent}: energy from the power log(s) ({logs}) {joules:.3f} J differs from "
+                        f"{path.name}'s {recorded:.3f} J by more than {ENERGY_TOLERANCE:.0%}")
     return problems
 
 
-def check_record(result: dict, path: Path) -> list[str]:
-    """A record must be final, and its energy complete, to count."""
-    problems = []
-    if result["status"] in ("running", "interrupted"):
-        problems.append(f"{path}: {status_text(result)}: not a finished run")
-    if not result["energy"].get("complete", True):
-        reasons = "; ".join(result["energy"].get("incomplete_reasons", [])) or "see energy.flags"
-        problems.append(f"{path}: energy figure incomplete ({reasons})")
-    return problems
+def check_record(record: Record, path: Path) -> list[str]:
+    """A record must be final, its energy complete and every file of it written, to count."""
+    return [f"{path}: {why}" for why in record.problems()]
 
 
 def check_run_or_set(path: Path) -> list[str]:
-    """`harness check` on a run directory or a --runs set: packaged in a temporary folder, then checked."""
+    """`harness check` on a run directory or a --runs set (packaged in a temporary folder, then checked), or
+    on a metered command's folder (checked where it is: it is no MLPerf run, so there is nothing to package)."""
     import tempfile
 
     from harness.mlperf.package import build_package
 
+    if (path / "result.json").is_file():
+        record = read_record(path)
+        if isinstance(record, CommandRecord):
+            return check_command(record, path)
     with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
         root = build_package([path], Path(tmp), "check", "this-system")
         return [p.replace(str(root), f"{path} (as packaged)") for p in check_package(root)]
+
+
+def check_command(record: CommandRecord, folder: Path) -> list[str]:
+    """A metered command's record: final and complete, every file as recorded, its power log's energy its own."""
+    result_json = folder / "result.json"
+    problems = check_record(record, result_json) + tampered_files(record, folder)
+    power_log = folder / "power_mllog.txt"
+    if power_log.is_file():
+        marks = record.timing.marks_unix_s
+        window = {k: marks[k] * 1000.0 for k in ("run_start", "run_stop") if k in marks}
+        problems += _energy_matches(record, result_json, [power_log], window)
+    return problems
 
 
 def _power_log_energy(power_log: Path, window: dict[str, float]) -> tuple[float | None, list[str]]:

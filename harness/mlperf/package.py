@@ -16,52 +16,65 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from harness.errors import UsageError
 from harness.mlperf.runlog import metered_hosts, render_power_log, render_run_log
 from harness.mlperf.system_desc import STATUS_ALIASES, STATUS_VALUES, describe_system
 from harness.results.files import atomic_write_text, sha256_file, write_json
-from harness.results.reader import read_result
+from harness.results.reader import read_record, runs_only
+from harness.results.schema import RunRecord
 
 MANIFEST = "harness_manifest.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def find_runs(paths: list[Path]) -> list[Path]:
-    """Run directories (holding result.json) given directly or anywhere below the given directories."""
+def find_runs(paths: list[Path], say: Callable[[str], None] | None = None) -> list[Path]:
+    """Run directories (holding result.json) given directly or anywhere below the given directories. Other
+    files among the paths (a shell glob's emissions.csv) are passed over, and `say` is told so."""
     runs: list[Path] = []
+    skipped: list[str] = []
     for p in paths:
         if (p / "result.json").is_file():
             runs.append(p)
         elif p.is_dir():
             runs.extend(sorted(r.parent for r in p.rglob("result.json")))
+        elif p.exists():
+            skipped.append(p.name)
         else:
-            raise UsageError(f"{p}: not a directory")
+            raise UsageError(f"{p}: no such file or directory (give run directories or folders holding them)")
+    if skipped and say is not None:
+        say(f"skipped {len(skipped)} file(s) that are not run directories: {', '.join(sorted(set(skipped)))}")
     if not runs:
         raise UsageError(f"no run directories (with result.json) under {', '.join(map(str, paths))}")
     return list(dict.fromkeys(runs))
 
 
-def build_package(paths: list[Path], out: Path, org: str, system: str, status: str = "available") -> Path:
-    """Write the package under out/<org>; returns that directory."""
+def build_package(paths: list[Path], out: Path, org: str, system: str, status: str = "available",
+                  say: Callable[[str], None] | None = None) -> Path:
+    """Write the package under out/<org>; returns that directory. Metered commands found among the runs are
+    no MLPerf runs: they are passed over and `say` is told so."""
     for label, name in (("--org", org), ("--system", system)):
         if not _NAME.match(name):
             raise UsageError(f"{label} must be letters, digits, '.', '_' or '-', got {name!r}")
     if status.strip().lower() not in STATUS_ALIASES and status not in STATUS_VALUES:
         raise UsageError(f"--status must be one of {', '.join(STATUS_ALIASES)}, got {status!r}")
-    runs = [(r, read_result(r, verify_files=True)) for r in find_runs(paths)]
+    records = {d: read_record(d, verify_files=True) for d in find_runs(paths, say)}
+    kept = {r.source: r for r in runs_only(list(records.values()), say, why="not MLPerf training runs")}
+    runs = [(d, r) for d, r in records.items() if r.source in kept]
+    if not runs:
+        raise UsageError(f"no training runs to package under {', '.join(map(str, paths))}")
     root = out / org
     if root.exists():
-        raise UsageError(f"{root} already exists; choose another --output or remove it")
-    by_workload: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+        raise UsageError(f"{root} already exists; choose another --output-dir or remove it")
+    by_workload: dict[str, list[tuple[Path, RunRecord]]] = {}
     for run_dir, result in runs:
-        by_workload.setdefault(result["workload"], []).append((run_dir, result))
+        by_workload.setdefault(result.workload, []).append((run_dir, result))
     divisions = set()
     for workload, members in by_workload.items():
         base = root / "results" / system / workload
-        for i, (run_dir, result) in enumerate(sorted(members, key=lambda m: m[1]["seed"])):
+        for i, (run_dir, result) in enumerate(sorted(members, key=lambda m: m[1].seed)):
             atomic_write_text(base / f"result_{i}.txt", render_run_log(result, org=org, platform=system))
             for host in metered_hosts(result):  # one power log per metered host, as MLPerf's node_<k>
                 k = host or 0
@@ -76,11 +89,10 @@ def build_package(paths: list[Path], out: Path, org: str, system: str, status: s
             divisions.add(_division_of(base / f"result_{i}.txt"))
     first = runs[0][1]
     division = "closed" if divisions == {"closed"} else "open"
-    nodes = len({h["host_id"] for h in first["energy"].get("hosts", [])}) or 1
+    nodes = len({h["host_id"] for h in first.energy.hosts}) or 1
     write_json(root / "systems" / f"{system}.json",
-               describe_system(org, system, division, first["environment"]["hardware"],
-                               first["environment"]["software"], status=status, nodes=nodes,
-                               framework=first["training"].get("framework")))
+               describe_system(org, system, division, first.environment.hardware, first.environment.software,
+                               status=status, nodes=nodes, framework=first.training.framework))
     write_manifest(root)
     return root
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from harness.mlperf.scoring import convergence_check, olympic
 from harness.results.files import write_json
-from harness.results.record import new_run_dir
+from harness.results.schema import RunRecord
+from harness.results.writer import new_folder
 
 SCHEMA = "harness.runset/1"
 RCP_FILE = "rcps.json"
@@ -34,47 +35,42 @@ def reference_samples(workload: str, batch_size: int, rcps: dict[str, Any] | Non
     return entry["samples_to_target"]
 
 
-def samples_to_target(result: dict[str, Any]) -> int | None:
-    if result["status"] != "converged":
-        return None
-    return result["training"]["steps"] * result["spec"]["batch_size"]
-
-
-def new_set_dir(root: Path, workload: str, n: int) -> Path:
-    return new_run_dir(root, f"{workload}-runs{n}")
-
-
-def score_runs(results: list[dict[str, Any]], run_dirs: list[str], rcps: dict[str, Any] | None = None
+def score_runs(results: list[RunRecord], run_dirs: list[str], rcps: dict[str, Any] | None = None
                ) -> dict[str, Any]:
-    """The set's scores from its runs' result.json contents (in seed order)."""
-    converged = [r["status"] == "converged" for r in results]
-    times = [r["timing"]["run_s"] if ok else None for r, ok in zip(results, converged, strict=True)]
-    energies = [r["energy"]["total_j"] if ok else None for r, ok in zip(results, converged, strict=True)]
-    time_score, energy_score = olympic(times), olympic(energies)
-    spec = results[0]["spec"]
-    samples = [s for s in map(samples_to_target, results) if s is not None]
-    ref = reference_samples(results[0]["workload"], spec["batch_size"], rcps)
+    """The set's scores from its runs' records (in seed order). A run with an incomplete energy figure has a
+    time to target but no energy to target: in the energy score it counts as a run that did not converge."""
+    time_score = olympic([r.time_to_target_s for r in results])
+    energy_score = olympic([r.energy_to_target_j for r in results])
+    unranked = [d for d, r in zip(run_dirs, results, strict=True) if r.converged and r.energy_to_target_j is None]
+    first = results[0]
+    samples = [s for s in (r.samples_to_target for r in results) if s is not None]
+    ref = reference_samples(first.workload, first.batch_size, rcps)
     if ref is None:
-        convergence = {"verdict": f"no reference convergence points for {results[0]['workload']} at batch "
-                                  f"{spec['batch_size']}", "implausibly_fast": None}
+        convergence = {"verdict": f"no reference convergence points for {first.workload} at batch "
+                                  f"{first.batch_size}", "implausibly_fast": None}
     elif len(samples) < 1:
         convergence = {"verdict": "no run converged: nothing to compare", "implausibly_fast": None}
     else:
         convergence = convergence_check(samples, ref)
     return {
         "schema": SCHEMA,
-        "workload": results[0]["workload"],
-        "runs": [{"dir": d, "seed": r["seed"], "status": r["status"], "run_s": r["timing"]["run_s"],
-                  "energy_j": r["energy"]["total_j"], "energy_method": r["energy"]["method"],
-                  "co2e_gross_kg": (r["carbon"] or {}).get("co2e_gross_kg"), "samples_to_target": samples_to_target(r)}
+        "workload": first.workload,
+        "runs": [{"dir": d, "seed": r.seed, "status": str(r.status), "run_s": r.timing.run_s,
+                  "energy_j": r.energy.total_j, "energy_method": r.energy.label,
+                  "energy_ranked": r.energy.rankable, "co2e_gross_kg": r.co2e_gross_kg,
+                  "samples_to_target": r.samples_to_target}
                  for d, r in zip(run_dirs, results, strict=True)],
         "time_to_target_s": _score(time_score),
         "energy_to_target_j": _score(energy_score),
-        "energy_method": "+".join(sorted({r["energy"]["method"] for r in results})),
+        "energy_method": "+".join(sorted({m for r in results for m in r.energy.methods})),
+        "energy_not_ranked": unranked,
         "valid": time_score.valid and energy_score.valid,
+        # What `harness check` would fail the set for: a set passes only when every record of it may count.
+        "problems": [f"{d}: {why}" for d, r in zip(run_dirs, results, strict=True) for why in r.problems()],
         "convergence": convergence,
         "scoring": "MLPerf olympic: drop the fastest and the slowest run (a non-converged run counts as the "
-                   "slowest; more than one makes the set invalid), mean of the rest; the same for energy",
+                   "slowest; more than one makes the set invalid), mean of the rest; the same for energy, where a "
+                   "run whose energy figure is incomplete counts as not converged",
     }
 
 
@@ -83,11 +79,11 @@ def _score(s) -> dict[str, Any]:
 
 
 def run_set(n: int, first_seed: int, out_root: Path, workload: str,
-            run_one: Callable[[int, Path], tuple[Path, dict[str, Any]]]) -> tuple[Path, dict[str, Any]]:
+            run_one: Callable[[int, Path], tuple[Path, RunRecord]]) -> tuple[Path, dict[str, Any]]:
     """run_one(seed, output_dir) runs one seed; an interrupt stops the set after writing what it has."""
-    set_dir = new_set_dir(out_root, workload, n)
+    set_dir = new_folder(out_root, f"{workload}-runs{n}")
     dirs: list[str] = []
-    results: list[dict[str, Any]] = []
+    results: list[RunRecord] = []
     try:
         for seed in range(first_seed, first_seed + n):
             run_dir, result = run_one(seed, set_dir)

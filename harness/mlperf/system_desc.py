@@ -10,24 +10,19 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
-import platform as _platform
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from harness.results.schema import Device, Hardware
 
 RULESET = "6.0.0"  # training ruleset whose system-description checker we run
 USAGE = "training"
 UNKNOWN = "unknown (not detectable from software; fill in by hand)"
 NOT_APPLICABLE = "N/A"
-
-# Local sources, module-level so tests can point them at fixtures.
-CPUINFO = Path("/proc/cpuinfo")
-SYS_CPU = Path("/sys/devices/system/cpu")
-OS_RELEASE = Path("/etc/os-release")
 
 # Order of the checker's required fields: identity, host, accelerator, notes, software.
 FIELDS = (
@@ -54,19 +49,19 @@ DIVISIONS = ("closed", "open")
 FRAMEWORK_PACKAGES = (("jax", "JAX"), ("flax", "Flax"), ("optax", "Optax"))
 
 # Provenance labels used in harness_autofilled.
-_ARGS, _RESULT, _HOST, _UNKNOWN = "from_arguments", "from_result", "from_this_host", "unknown"
+_ARGS, _RESULT, _HOST, _UNKNOWN = "from_arguments", "from_result", "from_run_host", "unknown"
 Put = Callable[[str, "str | None", str], None]  # records a field's value (None = unknown) and its provenance
 
 
-def describe_system(org: str, system_name: str, division: str, hardware: dict, software: dict,
-                    status: str = "available", nodes: int = 1, framework: dict | None = None) -> dict:
+def describe_system(org: str, system_name: str, division: str, hardware: Hardware, software: Mapping[str, Any],
+                    status: str = "available", nodes: int = 1, framework: Mapping[str, Any] | None = None) -> dict:
     """A system description that passes mlperf_logging's training checker at RULESET.
 
-    hardware/software are result.json's environment.hardware/software. Host details not in them (sockets,
-    physical cores, frequency, caches, distribution) are read from this machine only when it is evidently the
-    machine that produced them (same CPU model, vCPU count and platform string); otherwise they are unknown.
+    hardware/software are the record's environment. Host details (sockets, physical cores, frequency, caches,
+    distribution) come from what the run recorded of its host (hardware.cpu); a record from before runs
+    recorded them leaves them unknown: the machine that writes the package may not be the one that ran.
     All values are strings, as in MLPerf's published system files (the checker's summary table joins them).
-    framework is result.json's training.framework: the framework the runs actually used.
+    framework is the record's training.framework: the framework the runs actually used.
     """
     if nodes < 1:
         raise ValueError(f"nodes must be >= 1, got {nodes}")
@@ -81,9 +76,9 @@ def describe_system(org: str, system_name: str, division: str, hardware: dict, s
                          ("system_name", system_name), ("number_of_nodes", str(nodes))):
         put(field, value, _ARGS)
 
-    host = _local_host() if _same_host(hardware) else None
+    host = dict(hardware.cpu) if hardware.cpu else None
     _fill_host(put, hardware, host, nodes)
-    _fill_accelerators(put, hardware.get("devices") or [], nodes)
+    _fill_accelerators(put, hardware.devices, nodes)
     put("cooling", None, _UNKNOWN)
     put("hw_notes", _hw_notes(host), _RESULT)
     _fill_software(put, hardware, software, host, framework)
@@ -94,8 +89,7 @@ def describe_system(org: str, system_name: str, division: str, hardware: dict, s
     }
     desc["harness_autofilled"]["note"] = (
         f"Fields listed under '{_UNKNOWN}' hold the text {UNKNOWN!r} and must be filled in by the submitter; "
-        f"'{_HOST}' fields were read from the machine that wrote this file, which matched the recorded CPU "
-        "and platform.")
+        f"'{_HOST}' fields were recorded by the runs from their host's /proc/cpuinfo, sysfs and os-release.")
     return desc
 
 
@@ -192,25 +186,23 @@ def _status(status: str) -> str:
 # ---- host -------------------------------------------------------------------------------------------------
 
 
-def _fill_host(put: Put, hw: dict, host: dict | None, nodes: int) -> None:
+def _fill_host(put: Put, hw: Hardware, host: dict | None, nodes: int) -> None:
     host = host or {}
-    model = hw.get("cpu_model")
-    put("host_processors_per_node", host.get("sockets"), _HOST)
+    model = hw.cpu_model
+    put("host_processors_per_node", _text(host.get("sockets")), _HOST)
     put("host_processor_model_name", model if model and model != "unknown" else None, _RESULT)
-    put("host_processor_core_count", host.get("cores_per_socket"), _HOST)
-    vcpus = hw.get("logical_cpus")
-    put("host_processor_vcpu_count", str(vcpus) if vcpus else None, _RESULT)
-    # A cpufreq maximum is a property of this host; an Intel-style "@ 2.20GHz" is in the recorded model name.
+    put("host_processor_core_count", _text(host.get("cores_per_socket")), _HOST)
+    put("host_processor_vcpu_count", str(hw.logical_cpus) if hw.logical_cpus else None, _RESULT)
+    # A cpufreq maximum is a property of the host; an Intel-style "@ 2.20GHz" is in the recorded model name.
     nominal = re.search(r"@\s*([\d.]+)\s*GHz", model or "")
     if host.get("max_mhz"):
-        put("host_processor_frequency", host["max_mhz"], _HOST)
+        put("host_processor_frequency", f"{host['max_mhz']} MHz (maximum, from cpufreq)", _HOST)
     else:
         put("host_processor_frequency", f"{nominal.group(1)} GHz (nominal, from the model name)" if nominal else None,
             _RESULT)
     put("host_processor_caches", host.get("caches"), _HOST)
     put("host_processor_interconnect", None, _UNKNOWN)
-    mem = hw.get("memory_gib")
-    put("host_memory_capacity", f"{mem} GiB" if mem else None, _RESULT)
+    put("host_memory_capacity", f"{hw.memory_gib} GiB" if hw.memory_gib else None, _RESULT)
     put("host_storage_type", None, _UNKNOWN)
     put("host_storage_capacity", None, _UNKNOWN)
     put("host_networking", None, _UNKNOWN)
@@ -218,97 +210,15 @@ def _fill_host(put: Put, hw: dict, host: dict | None, nodes: int) -> None:
     put("host_memory_configuration", None, _UNKNOWN)  # DIMM layout needs DMI tables (root), not recorded
 
 
-def _same_host(hw: dict) -> bool:
-    """Whether this machine is the one hw was recorded on; only then may local files fill gaps."""
-    try:
-        procs = _cpuinfo()
-    except OSError:
-        return False
-    local_model = procs[0].get("model name") if procs else None
-    return (bool(hw.get("cpu_model")) and hw.get("cpu_model") == local_model
-            and hw.get("logical_cpus") == os.cpu_count() and hw.get("platform") == _platform.platform())
-
-
-def _cpuinfo() -> list[dict[str, str]]:
-    """One dict per processor entry of /proc/cpuinfo."""
-    blocks: list[dict[str, str]] = [{}]
-    for line in CPUINFO.read_text().splitlines():
-        key, sep, value = line.partition(":")
-        if not sep:
-            if blocks[-1]:
-                blocks.append({})
-            continue
-        blocks[-1][key.strip()] = value.strip()
-    return [b for b in blocks if b]
-
-
-def _local_host() -> dict[str, str]:
-    out: dict[str, str] = {}
-    try:
-        procs = _cpuinfo()
-    except OSError:
-        procs = []
-    # Sockets and physical cores come from the (physical id, core id) pairs; some kernels (e.g. many ARM
-    # ones) omit them, and then there is nothing honest to say.
-    if procs and all("physical id" in p and "core id" in p for p in procs):
-        sockets = {p["physical id"] for p in procs}
-        cores = {(p["physical id"], p["core id"]) for p in procs}
-        out["sockets"] = str(len(sockets))
-        if len(cores) % len(sockets) == 0:
-            out["cores_per_socket"] = str(len(cores) // len(sockets))
-    out["virtual_machine"] = "yes" if procs and "hypervisor" in procs[0].get("flags", "").split() else "no"
-    try:
-        khz = int((SYS_CPU / "cpu0" / "cpufreq" / "cpuinfo_max_freq").read_text())
-        out["max_mhz"] = f"{khz / 1000:.0f} MHz (maximum, from cpufreq)"
-    except (OSError, ValueError):
-        pass
-    caches = _caches()
-    if caches:
-        out["caches"] = caches
-    distro = _distro()
-    if distro:
-        out["distro"] = distro
-    return out
-
-
-def _caches() -> str | None:
-    """Cache sizes as cpu0 sees them in sysfs; /proc/cpuinfo's single 'cache size' is L2 on AMD, L3 on Intel."""
-    parts = []
-    for index in sorted((SYS_CPU / "cpu0" / "cache").glob("index*")):
-        try:
-            level = (index / "level").read_text().strip()
-            kind = (index / "type").read_text().strip()
-            size = (index / "size").read_text().strip()
-        except OSError:
-            continue
-        suffix = {"Data": "d", "Instruction": "i"}.get(kind, "")
-        parts.append(f"L{level}{suffix} {_size_text(size)}")
-    return ", ".join(parts) + " (as seen by cpu0)" if parts else None
-
-
-def _size_text(size: str) -> str:
-    m = re.fullmatch(r"(\d+)K", size)
-    if not m:
-        return size
-    kib = int(m.group(1))
-    return f"{kib // 1024} MiB" if kib >= 1024 and kib % 1024 == 0 else f"{kib} KiB"
-
-
-def _distro() -> str | None:
-    try:
-        for line in OS_RELEASE.read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                return line.split("=", 1)[1].strip().strip('"') or None
-    except OSError:
-        pass
-    return None
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _hw_notes(host: dict | None) -> str:
     notes = ["Generated by harness.mlperf.system_desc from the run's recorded environment; see harness_autofilled."
              " host_processor_core_count is physical cores per processor, host_processor_vcpu_count is logical"
              " CPUs per node."]
-    if host and host.get("virtual_machine") == "yes":
+    if host and host.get("virtual_machine"):
         notes.append("The host is a virtual machine: CPU topology is as presented by the hypervisor.")
     return " ".join(notes)
 
@@ -316,8 +226,8 @@ def _hw_notes(host: dict | None) -> str:
 # ---- accelerators -----------------------------------------------------------------------------------------
 
 
-def _fill_accelerators(put: Put, devices: list[dict], nodes: int) -> None:
-    accel = [d for d in devices if d.get("platform") != "cpu"]
+def _fill_accelerators(put: Put, devices: tuple[Device, ...], nodes: int) -> None:
+    accel = [d for d in devices if d.platform != "cpu"]
     if not accel:
         # CPU-only run: there is no accelerator, which is a fact we know, not an unknown.
         put("accelerators_per_node", "0", _RESULT)
@@ -330,7 +240,7 @@ def _fill_accelerators(put: Put, devices: list[dict], nodes: int) -> None:
     # jax.devices() lists every device of every process, so per-node is the total split over the nodes.
     per_node = len(accel) // nodes if len(accel) % nodes == 0 else None
     put("accelerators_per_node", str(per_node) if per_node is not None else None, _RESULT)
-    kinds = Counter(str(d.get("kind") or "unknown") for d in accel)
+    kinds = Counter(str(d.kind or "unknown") for d in accel)
     name = next(iter(kinds)) if len(kinds) == 1 else ", ".join(f"{n}x {k}" for k, n in kinds.items())
     put("accelerator_model_name", name, _RESULT)
     for field in ("accelerator_host_interconnect", "accelerator_frequency", "accelerator_on-chip_memories",
@@ -344,7 +254,8 @@ def _fill_accelerators(put: Put, devices: list[dict], nodes: int) -> None:
 # ---- software ---------------------------------------------------------------------------------------------
 
 
-def _fill_software(put: Put, hw: dict, sw: dict, host: dict | None, used: dict | None) -> None:
+def _fill_software(put: Put, hw: Hardware, sw: Mapping[str, Any], host: dict | None,
+                   used: Mapping[str, Any] | None) -> None:
     packages = {k: v for k, v in (sw.get("packages") or {}).items() if v}
     if used and used.get("framework") == "tensorflow":
         framework = f"TensorFlow {used.get('version')} (XLA, tf.function(jit_compile=True))"
@@ -355,7 +266,7 @@ def _fill_software(put: Put, hw: dict, sw: dict, host: dict | None, used: dict |
     others = [f"Python {sw['python']}"] if sw.get("python") else []
     others += [f"{name} {ver}" for name, ver in packages.items() if name not in framework_names]
     put("other_software_stack", ", ".join(others) or None, _RESULT)
-    os_text = _os_text(hw.get("platform"), hw.get("machine"))
+    os_text = _os_text(hw.platform, hw.machine)
     distro = (host or {}).get("distro")
     if distro and os_text:
         put("operating_system", f"{distro}; {os_text}", _HOST)
@@ -364,9 +275,8 @@ def _fill_software(put: Put, hw: dict, sw: dict, host: dict | None, used: dict |
     notes = [f"harness {packages['harness']}" if "harness" in packages else "harness",
              f"git commit {sw.get('git_commit') or 'unknown'}",
              f"XLA_FLAGS={sw.get('xla_flags') or '(empty)'}"]
-    backend = hw.get("backend") or hw.get("jax_backend")  # results before the framework seam say jax_backend
-    if backend:
-        notes.append(f"backend {backend}")
+    if hw.backend:
+        notes.append(f"backend {hw.backend}")
     put("sw_notes", "; ".join(notes), _RESULT)
 
 

@@ -10,74 +10,104 @@ import base64
 import html
 import json
 import statistics
+from collections import Counter
 from pathlib import Path
 
 from harness.errors import UsageError
 from harness.report import plots
-from harness.report.stats import compare, paired_ratio_ci
+from harness.report.stats import paired_comparison, paired_ratio_ci
 from harness.results.files import atomic_write_text
-from harness.results.reader import read_result, read_study
+from harness.results.reader import read_records, read_study
+from harness.results.schema import CommandRecord, Record, RunRecord, Status
 
 Block = tuple
 
 
-def _collect(paths: list[Path]) -> tuple[dict[str, list[dict]], list[dict]]:
-    """Results grouped by workload (and corpus when several), plus the studies the paths named."""
-    grouped: dict[str, list[dict]] = {}
+def _collect(paths: list[Path]) -> tuple[dict[str, list[RunRecord]], list[dict], list[CommandRecord]]:
+    """Runs grouped by workload (and corpus), the studies the paths named, and metered commands. A path is a
+    campaign folder (what `harness study` prints), a study folder, a run's folder, or any folder of runs."""
+    grouped: dict[str, list[RunRecord]] = {}
     studies: list[dict] = []
+    commands: list[CommandRecord] = []
+    study_dirs: list[Path] = []
+    loose: list[Record] = []
     for path in paths:
-        if (path / "study.json").is_file():
-            study, results = read_study(path)
-            studies.append(study)
-            for name, runs in results.items():
-                grouped.setdefault(f"{name} [{study['corpus']}]", []).extend(runs)
-        elif (path / "result.json").is_file():
-            r = read_result(path) | {"_dir": str(path)}
-            corpus = r["data"].get("corpus", r["data"]["kind"])
-            framework = (r["training"].get("framework") or {}).get("framework", "jax")
-            label = r["workload"] if framework == "jax" else f"{r['workload']}@{framework}"
-            grouped.setdefault(f"{label} [{corpus}]", []).append(r)
+        if (path / "campaign.json").is_file():
+            study_dirs += sorted(s.parent for s in path.glob("*/study.json"))
+        elif (path / "study.json").is_file():
+            study_dirs.append(path)
         else:
-            raise UsageError(f"{path}: neither a run directory (result.json) nor a study directory (study.json)")
-    return grouped, studies
+            loose += read_records(path)
+    for study_dir in study_dirs:
+        study, results = read_study(study_dir)
+        studies.append(study)
+        for name, runs in results.items():
+            grouped.setdefault(f"{name} [{study['corpus']}]", []).extend(runs)
+    for r in loose:
+        if isinstance(r, CommandRecord):
+            commands.append(r)
+            continue
+        label = r.workload if r.framework == "jax" else f"{r.workload}@{r.framework}"
+        grouped.setdefault(f"{label} [{r.corpus}]", []).append(r)
+    return grouped, studies, commands
 
 
 def _fmt(x: float | None, spec: str = ".1f") -> str:
     return "—" if x is None else format(x, spec)
 
 
-def _summary_table(grouped: dict[str, list[dict]]) -> Block:
+def _median(values: list[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return statistics.median(kept) if kept else None
+
+
+def _outcomes(runs: list[Record]) -> str:
+    """'3: 2 converged, 1 interrupted (no final record)': every run counted, each status said."""
+    counts = Counter(str(r.status) for r in runs)
+    words = [f"{n} {s}" + (" (no final record)" if s == Status.INTERRUPTED else "") for s, n in counts.items()]
+    return f"{len(runs)}: " + ", ".join(words)
+
+
+def _summary_table(grouped: dict[str, list[RunRecord]]) -> Block:
     rows = []
     for name, runs in grouped.items():
-        ok = [r for r in runs if r["status"] == "converged"]
-
-        def med(get, ok=ok):
-            return statistics.median(get(r) for r in ok) if ok else None
-
-        rows.append([name, f"{len(ok)}/{len(runs)}", _fmt(med(lambda r: r["timing"]["run_s"])),
-                     _fmt(med(lambda r: r["energy"]["total_j"])), _fmt(med(lambda r: r["training"]["steps"]), ".0f"),
-                     _fmt(med(lambda r: r["training"]["tokens"] / r["energy"]["total_j"]), ",.0f"),
-                     _fmt(med(lambda r: r["carbon"]["co2e_gross_kg"] * 1000), ".4f"), runs[0]["energy"]["method"]])
-    header = ["workload [corpus]", "converged", "time to target, median (s)", "energy to target, median (J)",
+        incomplete = sum(1 for r in runs if r.converged and r.energy_to_target_j is None)
+        method = " + ".join(sorted({r.energy.method for r in runs}))
+        rows.append([name, _outcomes(runs), _fmt(_median([r.time_to_target_s for r in runs])),
+                     _fmt(_median([r.energy_to_target_j for r in runs])),
+                     _fmt(_median([r.training.steps for r in runs if r.converged]), ".0f"),
+                     _fmt(_median([r.tokens_per_j for r in runs if r.converged]), ",.0f"),
+                     _fmt(_median([(r.co2e_to_target_kg or 0) * 1000 if r.co2e_to_target_kg is not None else None
+                                   for r in runs]), ".4f"),
+                     method + (f" ({incomplete} converged run(s) with an INCOMPLETE figure, not ranked)"
+                               if incomplete else "")])
+    header = ["workload [corpus]", "runs", "time to target, median (s)", "energy to target, median (J)",
               "steps, median", "tokens per J, median", "CO2e gross, median (g)", "energy method"]
     return ("table", header, rows)
 
 
-def _sweep_points(grouped: dict[str, list[dict]], sweep: dict) -> list[tuple[int, float, float, float]]:
+def _commands_table(commands: list[CommandRecord]) -> Block:
+    rows = [[c.workload, f"{c.status} (exit {c.exit_code})", _fmt(c.timing.run_s, ".2f"), _fmt(c.energy.total_j),
+             _fmt(c.co2e_gross_kg * 1000 if c.co2e_gross_kg is not None else None, ".4f"), c.energy.label]
+            for c in commands]
+    return ("table", ["command", "status", "time (s)", "energy (J)", "CO2e gross (g)", "energy method"], rows)
+
+
+def _sweep_points(grouped: dict[str, list[RunRecord]], sweep: dict) -> list[tuple[int, float, float, float]]:
     points = []
     for e in sweep["values"]:
         runs = next((v for k, v in grouped.items() if k.startswith(f"{sweep['base']}-e{e} ")), [])
-        energies = [r["energy"]["total_j"] for r in runs if r["status"] == "converged"]
+        energies = [r.energy_to_target_j for r in runs if r.energy_to_target_j is not None]
         if energies:
             ci = paired_ratio_ci(energies, [1.0] * len(energies))  # ratio to 1 = the mean, with its CI
             points.append((e, ci.ratio, ci.lo, ci.hi))
     return points
 
 
-def _method_caveat(method: str) -> str:
+def _method_caveat(methods: set[str]) -> str:
     """What a reader must know about the energy method: all of it modelled, or which part."""
-    parts = method.split("+")
-    modelled = [p for p in parts if p.startswith("modelled:")]
+    parts = {p for m in methods for p in m.split("+") if p}
+    modelled = sorted(p for p in parts if p.startswith("modelled:"))
     if not modelled:
         return ""
     if len(modelled) == len(parts):
@@ -87,24 +117,33 @@ def _method_caveat(method: str) -> str:
 
 
 def build_report(paths: list[Path], out_dir: Path) -> tuple[Path, Path]:
-    grouped, studies = _collect(paths)
-    if not grouped:
+    grouped, studies, commands = _collect(paths)
+    if not grouped and not commands:
         raise UsageError("no runs found in the given paths")
     out_dir.mkdir(parents=True, exist_ok=True)
-    method = next(iter(grouped.values()))[0]["energy"]["method"]
+    records: list[Record] = [r for runs in grouped.values() for r in runs] + list(commands)
+    methods = {r.energy.method for r in records}
+    method = " + ".join(sorted(methods))
     blocks: list[Block] = [("h1", "harness report"),
                            ("p", f"Energy method: **{method}**. "
-                                 + _method_caveat(method)
+                                 + _method_caveat(methods)
                                  + "Times and energies are for the MLPerf timed window (run_start..run_stop); "
-                                   "init is excluded. Runs that did not converge are counted, never averaged in."),
-                           ("h2", "Runs"), _summary_table(grouped)]
+                                   "init is excluded. Runs that did not converge, and converged runs whose energy "
+                                   "figure is incomplete, are counted, never averaged in.")]
+    if grouped:
+        blocks += [("h2", "Runs"), _summary_table(grouped)]
+    unfinished = [r for r in records if not r.status.final]
+    if unfinished:
+        blocks.append(("list", [f"{r.run_id}: {r.status_text}" for r in unfinished]))
+    if commands:
+        blocks += [("h2", "Metered commands (harness meter)"), _commands_table(commands)]
 
     comparisons = []
     for study in studies:
         labels = study["workloads"]
         names = [f"{w} [{study['corpus']}]" for w in labels]
         for label, other in zip(labels[1:], names[1:], strict=True):
-            comparisons.append(compare(grouped[names[0]], grouped[other], (labels[0], label))
+            comparisons.append(paired_comparison(grouped[names[0]], grouped[other], (labels[0], label))
                                | {"corpus": study["corpus"]})
     if comparisons:
         blocks.append(("h2", "Comparisons (baseline ÷ other, paired by seed)"))
@@ -118,26 +157,29 @@ def build_report(paths: list[Path], out_dir: Path) -> tuple[Path, Path]:
                                  f"({c['pairs_converged']}/{c['pairs_total']} seeds where both converged{excluded})"))
             verdicts = [c[k]["verdict"] for k in ("energy_to_target", "time_to_target", "steps_to_target",
                                                    "tokens_per_joule_other_over_baseline") if k in c]
-            blocks.append(("list", verdicts or [c.get("verdict", "")]))
+            blocks.append(("list", (verdicts or [c.get("verdict", "")]) + ([c["contention"]] if "contention" in c
+                                                                           else [])))
         atomic_write_text(out_dir / "comparisons.json", json.dumps(comparisons, indent=2) + "\n")
 
-    images = [("Eval loss vs energy", plots.loss_curves(grouped, "energy_j", out_dir / "loss_vs_energy.png")),
+    images = [] if not grouped else [
+              ("Eval loss vs energy", plots.loss_curves(grouped, "energy_j", out_dir / "loss_vs_energy.png")),
               ("Eval loss vs wall time", plots.loss_curves(grouped, "elapsed_s", out_dir / "loss_vs_time.png")),
               ("Power over time", plots.power_trace(grouped, out_dir / "power.png"))]
-    routing = plots.routing(grouped, out_dir / "routing.png")
+    routing = plots.routing(grouped, out_dir / "routing.png") if grouped else None
     if routing:
         images.append(("Switch routing: dropped tokens and expert load", routing))
     for study in studies:
         if study.get("sweep"):
-            dense = [v for k, v in grouped.items() if v[0]["spec"]["model"]["num_experts"] == 0]
-            dense_j = (statistics.mean(r["energy"]["total_j"] for r in dense[0] if r["status"] == "converged")
-                       if dense and any(r["status"] == "converged" for r in dense[0]) else None)
+            dense = next((v for v in grouped.values() if v[0].num_experts == 0), [])
+            dense_energies = [r.energy_to_target_j for r in dense if r.energy_to_target_j is not None]
+            dense_j = statistics.mean(dense_energies) if dense_energies else None
             points = _sweep_points(grouped, study["sweep"])
             if points:
                 images.append(("Energy to target vs experts",
                                plots.sweep(points, method, dense_j, out_dir / "sweep_experts.png")))
-    blocks.append(("h2", "Figures"))
-    blocks.extend(("img", title, path) for title, path in images)
+    if images:
+        blocks.append(("h2", "Figures"))
+        blocks.extend(("img", title, path) for title, path in images)
 
     md, page = out_dir / "report.md", out_dir / "report.html"
     atomic_write_text(md, _markdown(blocks))

@@ -51,8 +51,10 @@ def whatif_lines(outs: list[dict[str, Any]]) -> list[str]:
         m, rp = o["measured"], o["repriced"]
         was = m["carbon"] or {}
         before = "n/a" if was.get("co2e_gross_kg") is None else f"{was['co2e_gross_kg'] * 1000:.4f} g"
-        lines.append(f"{o['workload']} {o['run_id']}: {m['energy_j']:,.1f} J ({m['method']}); CO2e gross {before} in "
-                     f"{was.get('region')} -> {rp['co2e_gross_kg'] * 1000:.4f} g ({rp['label']})")
+        lines.append(f"{o['workload']} {o['run_id']} ({o['status']}): {m['energy_j']:,.1f} J ({m['method_word']}: "
+                     f"{m['method']}); CO2e gross {before} in {was.get('region')} -> "
+                     f"{rp['co2e_gross_kg'] * 1000:.4f} g ({rp['label']})")
+        lines += [f"  note: {c}" for c in o["caveats"]]
         if "processor" in o:
             lines.append(f"  {o['processor']['label']}")
     return lines

@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from harness.results.schema import RunRecord  # noqa: E402
+
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
@@ -37,23 +39,23 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _target_line(ax, results: dict[str, list[dict]]) -> None:
-    targets = {round(r["target"]["target_loss"], 6) for runs in results.values() for r in runs}
+def _target_line(ax, results: dict[str, list[RunRecord]]) -> None:
+    targets = {round(r.target.target_loss, 6) for runs in results.values() for r in runs}
     for t in sorted(targets):
         ax.axhline(t, color="black", linestyle="--", linewidth=1, label=f"target {t:.3f}")
 
 
-def loss_curves(results: dict[str, list[dict]], x: str, out: Path) -> Path:
+def loss_curves(results: dict[str, list[RunRecord]], x: str, out: Path) -> Path:
     """Eval loss against energy (x='energy_j') or wall time (x='elapsed_s') for every run, one colour a workload."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (name, runs) in enumerate(results.items()):
         for j, r in enumerate(runs):
             # An eval window too short for a counter has no energy (None): left out, never drawn at 0 J.
-            trace = [p for p in r["eval_trace"] if p[x] is not None and p["eval_loss"] is not None]
-            ax.plot([p[x] for p in trace], [p["eval_loss"] for p in trace], color=_COLORS[i % len(_COLORS)],
+            trace = [p for p in r.eval_trace if getattr(p, x) is not None and p.eval_loss is not None]
+            ax.plot([getattr(p, x) for p in trace], [p.eval_loss for p in trace], color=_COLORS[i % len(_COLORS)],
                     alpha=0.8, linewidth=1.2, label=name if j == 0 else None)
     _target_line(ax, results)
-    method = next(iter(results.values()))[0]["energy"]["method"]
+    method = next(iter(results.values()))[0].energy.method
     ax.set_xscale("log")
     return _finish(fig, ax, out,
                    f"energy since run_start (J, {method})" if x == "energy_j" else "wall time since run_start (s)",
@@ -61,16 +63,16 @@ def loss_curves(results: dict[str, list[dict]], x: str, out: Path) -> Path:
                    "Eval loss vs " + ("energy" if x == "energy_j" else "time") + " (each line one seed)")
 
 
-def power_trace(results: dict[str, list[dict]], out: Path) -> Path:
+def power_trace(results: dict[str, list[RunRecord]], out: Path) -> Path:
     """Power by meter component over the first seed's run of each workload."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (name, runs) in enumerate(results.items()):
         r = runs[0]
         # Mark samples can fall milliseconds after a periodic one; watts over such slivers are noise.
-        raw = _read_csv(Path(r["_dir"]) / "power.csv")
+        raw = _read_csv(r.directory / "power.csv") if r.directory else []
         rows = [row for prev, row in zip([None, *raw], raw, strict=False)
                 if prev is None or row["time_unix_s"] - prev["time_unix_s"] >= 0.02]
-        t0 = r["timing"]["marks_unix_s"].get("run_start", rows[0]["time_unix_s"] if rows else 0.0)
+        t0 = r.timing.marks_unix_s.get("run_start", rows[0]["time_unix_s"] if rows else 0.0)
         columns = [c for c in (rows[0] if rows else {}) if c.endswith("_w")]
         # A counter that moves every ~100 ms, differenced at 20 Hz, zigzags between 0 and twice the power; where
         # the same component has an instant-power gauge, that gauge is the trace to draw.
@@ -78,26 +80,26 @@ def power_trace(results: dict[str, list[dict]], out: Path) -> Path:
         for k, key in enumerate(c for c in columns if c not in gauged):
             ax.plot([row["time_unix_s"] - t0 for row in rows], [row[key] for row in rows], linewidth=0.8,
                     color=_COLORS[(i + k) % len(_COLORS)], label=f"{name}: {key[:-2]}")
-    method = next(iter(results.values()))[0]["energy"]["method"]
+    method = next(iter(results.values()))[0].energy.method
     ax.axvline(0, color="black", linestyle=":", linewidth=1, label="run_start")
     ylabel = "power (W, " + method.replace("+", " +\n") + ")"  # one method per line: combined labels are long
     return _finish(fig, ax, out, "time since run_start (s); negative = init", ylabel,
                    "Power by component (seed 0 of each workload)")
 
 
-def routing(results: dict[str, list[dict]], out: Path) -> Path | None:
+def routing(results: dict[str, list[RunRecord]], out: Path) -> Path | None:
     """Dropped-token fraction and the busiest expert's load over training, for Switch runs (seed 0)."""
-    switch = {n: runs[0] for n, runs in results.items() if runs[0]["training"]["dropped_fraction_mean"] is not None}
+    switch = {n: runs[0] for n, runs in results.items() if runs[0].training.dropped_fraction_mean is not None}
     if not switch:
         return None
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
     for i, (name, r) in enumerate(switch.items()):
-        rows = _read_csv(Path(r["_dir"]) / "steps.csv")
+        rows = _read_csv(r.directory / "steps.csv") if r.directory else []
         steps = [row["step"] for row in rows]
         color = _COLORS[i % len(_COLORS)]
         ax1.plot(steps, [100 * row["dropped_fraction"] for row in rows], color=color, linewidth=0.6, label=name)
         ax2.plot(steps, [row["expert_load_max"] for row in rows], color=color, linewidth=0.6, label=name)
-        experts = r["spec"]["model"]["num_experts"]
+        experts = r.num_experts
         ax2.axhline(1.0 / experts, color=color, linestyle="--", linewidth=1, label=f"balanced (1/{experts})")
     ax1.set_ylabel("dropped tokens (%)")
     ax1.set_title("Switch routing over training (seed 0)")

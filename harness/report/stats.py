@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.results.schema import RunRecord
+
 MIN_SEEDS_FOR_CLAIM = 3
 BOOTSTRAP_FROM = 10
 T_METHOD = "Student t interval on per-seed log ratios (n-1 df)"
@@ -80,30 +82,37 @@ def paired_ratio_ci(numer: Sequence[float], denom: Sequence[float], level: float
     return RatioCI(ratio, float(min(lo, ratio)), float(max(hi, ratio)), n, level, method)
 
 
-def compare(baseline: list[dict], other: list[dict], names: tuple[str, str] | None = None) -> dict[str, Any]:
-    """Baseline ÷ other for energy, time and steps to target over seeds both converged on; tokens per joule."""
-    converged = [(a, b) for a, b in zip(baseline, other, strict=False)
-                 if a["status"] == "converged" and b["status"] == "converged"]
+def paired_comparison(baseline: list[RunRecord], other: list[RunRecord],
+                      names: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Baseline ÷ other for energy, time and steps to target over the seeds both converged on, with a ranked
+    energy figure on both sides; tokens per joule other ÷ baseline. Pairs whose CPU was shared with other work
+    are counted and said (a CPU meter charges that work to the run)."""
+    converged = [(a, b) for a, b in zip(baseline, other, strict=False) if a.converged and b.converged]
     # A pair with an incomplete energy figure is not ranked: it is counted, and left out.
-    pairs = [(a, b) for a, b in converged if a["energy"].get("complete", True) and b["energy"].get("complete", True)]
-    names = names or (baseline[0]["workload"], other[0]["workload"])
+    pairs = [(a, b) for a, b in converged if a.energy_to_target_j is not None and b.energy_to_target_j is not None]
+    names = names or (baseline[0].workload, other[0].workload)
+    contended = [r.run_id for a, b in pairs for r in (a, b) if r.energy.contention and r.energy.contention.flagged]
     out: dict[str, Any] = {"baseline": names[0], "other": names[1],
                            "pairs_energy_incomplete": len(converged) - len(pairs),
                            "pairs_converged": len(pairs), "pairs_total": min(len(baseline), len(other)),
-                           "energy_method": baseline[0]["energy"]["method"]}
+                           "energy_method": baseline[0].energy.method, "runs_contended": contended}
     if not pairs:
-        out["verdict"] = "no seed where both converged: no ratio"
+        out["verdict"] = "no seed where both converged with a complete energy figure: no ratio"
         return out
     metrics = {
-        "energy_to_target": lambda r: r["energy"]["total_j"],
-        "time_to_target": lambda r: r["timing"]["run_s"],
-        "steps_to_target": lambda r: r["training"]["steps"],
+        "energy_to_target": lambda r: r.energy_to_target_j,
+        "time_to_target": lambda r: r.time_to_target_s,
+        "steps_to_target": lambda r: r.training.steps,
     }
     for key, get in metrics.items():
         ci = paired_ratio_ci([get(a) for a, _ in pairs], [get(b) for _, b in pairs])
         out[key] = ci.to_dict() | {"verdict": ci.verdict(f"{key.replace('_', ' ')} ratio")}
     # Tokens per joule: other ÷ baseline, so > 1 means the other model does more work per joule.
-    tpj = paired_ratio_ci([b["training"]["tokens"] / b["energy"]["total_j"] for _, b in pairs],
-                          [a["training"]["tokens"] / a["energy"]["total_j"] for a, _ in pairs])
+    tpj = paired_ratio_ci([b.training.tokens / b.energy_to_target_j for _, b in pairs],
+                          [a.training.tokens / a.energy_to_target_j for a, _ in pairs])
     out["tokens_per_joule_other_over_baseline"] = tpj.to_dict() | {"verdict": tpj.verdict("tokens/J ratio")}
+    if contended:
+        out["contention"] = (f"{len(contended)} of the {2 * len(pairs)} runs compared shared their CPU with other "
+                             "work (over 10 % of the machine): a CPU meter charges it to the run, so their energy "
+                             "ratios are less certain than the interval says")
     return out

@@ -13,53 +13,62 @@ from typing import Any
 from harness.carbon.accounting import CarbonInputError, footprint, positive_number
 from harness.carbon.paper import FourM, four_m
 from harness.carbon.processors import Processor, energy_ratio, get_processor, match_processor
-from harness.carbon.regions import get_region
-from harness.results.environment import main_device
+from harness.carbon.regions import DEFAULT_REGION, get_region
+from harness.results.schema import Record, RunRecord
 
 
-def result_processor(result: dict[str, Any]) -> Processor | None:
-    return match_processor(main_device(result["environment"]["hardware"]))
+def result_processor(record: Record) -> Processor | None:
+    return match_processor(record.environment.hardware.main_device)
 
 
-def reprice(result: dict[str, Any], region: str, pue: float | None = None, processor: str | None = None,
+def reprice(record: Record, region: str, pue: float | None = None, processor: str | None = None,
             from_processor: str | None = None) -> dict[str, Any]:
-    """The result's measured energy under another facility and grid, and optionally on another processor."""
-    energy_j = result["energy"]["total_j"]
+    """The record's energy under another facility and grid, and optionally on another processor. The energy
+    keeps its own word: measured, modelled or partly modelled, and incomplete or unfinished where it is."""
+    energy = record.energy
+    energy_j = energy.total_j
     if energy_j is None:
-        raise CarbonInputError(f"result {result['run_id']} has no energy figure to re-price")
+        raise CarbonInputError(f"result {record.run_id} has no energy figure to re-price")
+    was = record.footprint
+    caveats = []
+    if not record.status.final:
+        caveats.append(f"{record.status_text}: the energy is only what was spent up to its last record")
+    if not energy.complete:
+        caveats.append("energy figure INCOMPLETE: " + "; ".join(energy.incomplete_reasons))
     out: dict[str, Any] = {
-        "run_id": result["run_id"], "workload": result["workload"],
-        "measured": {"energy_j": energy_j, "method": result["energy"]["method"], "carbon": result["carbon"]},
+        "run_id": record.run_id, "workload": record.workload, "status": str(record.status), "caveats": caveats,
+        "measured": {"energy_j": energy_j, "method": energy.method, "method_word": energy.method_word,
+                     "carbon": was.to_dict() if was else None},
     }
-    energy = energy_j
+    repriced_j = energy_j
     if processor is not None:
-        source = get_processor(from_processor) if from_processor else result_processor(result)
+        source = get_processor(from_processor) if from_processor else result_processor(record)
         if source is None:
             raise CarbonInputError("the result's processor is not in processors.csv; give --from-processor NAME")
         target = get_processor(processor)
         ratio = energy_ratio(source, target)
-        energy = energy_j * ratio
-        out["processor"] = {"from": source.name, "to": target.name, "energy_ratio": ratio, "energy_j": energy,
+        repriced_j = energy_j * ratio
+        out["processor"] = {"from": source.name, "to": target.name, "energy_ratio": ratio, "energy_j": repriced_j,
                             "label": f"modelled: energy x {ratio:.4g} ({target.name} / {source.name} energy per work, "
                                      "processors.csv); the ratio was published for another model",
                             "sources": [source.source, target.source]}
-    fp = footprint(energy, region, pue).to_dict()
-    out["repriced"] = fp | {"label": "what-if: same energy under region " + fp["region"] + " and PUE "
-                            f"{fp['pue']:g}" + (" (energy modelled for another processor)" if processor else
-                                                " (energy still measured)")}
+    fp = footprint(repriced_j, region, pue).to_dict()
+    kept = (" (energy modelled for another processor)" if processor else
+            f" (energy still {energy.method_word}: {energy.method})")
+    out["repriced"] = fp | {"label": f"what-if: same energy under region {fp['region']} and PUE {fp['pue']:g}{kept}"}
     return out
 
 
-def energy_to_target(results: list[dict[str, Any]]) -> tuple[float, str, int]:
-    """Median energy of the converged runs, their method, and how many there were."""
-    converged = [r for r in results if r["status"] == "converged" and r["energy"]["total_j"] is not None]
-    if not converged:
-        raise CarbonInputError("no converged run with an energy figure among the results given")
-    methods = sorted({r["energy"]["method"] for r in converged})
-    return statistics.median(r["energy"]["total_j"] for r in converged), "+".join(methods), len(converged)
+def energy_to_target(results: list[Record]) -> tuple[float, str, int]:
+    """Median energy to target of the converged runs with a ranked figure, their method, and how many."""
+    ranked = [r for r in results if isinstance(r, RunRecord) and r.energy_to_target_j is not None]
+    if not ranked:
+        raise CarbonInputError("no converged run with a complete energy figure among the results given")
+    methods = sorted({r.energy.method for r in ranked})
+    return statistics.median(r.energy_to_target_j for r in ranked), "+".join(methods), len(ranked)
 
 
-def four_m_results(dense: list[dict[str, Any]], sparse: list[dict[str, Any]], from_region: str | None = None,
+def four_m_results(dense: list[Record], sparse: list[Record], from_region: str | None = None,
                    to_region: str | None = None, from_pue: float | None = None, to_pue: float | None = None,
                    machine_factor: float | None = None, machine_source: str | None = None, net: bool = False,
                    from_processor: str | None = None, to_processor: str | None = None) -> FourM:
@@ -85,8 +94,8 @@ def four_m_results(dense: list[dict[str, Any]], sparse: list[dict[str, Any]], fr
         if not machine_source:
             raise CarbonInputError("--machine-factor needs --machine-source TEXT naming where the ratio comes from")
         machine_label = f"{machine_factor:g}, modelled: {machine_source}"
-    before = get_region(from_region or dense[0]["carbon"]["region"])
-    after = get_region(to_region or sparse[0]["carbon"]["region"])
+    before = get_region(from_region or _region(dense))
+    after = get_region(to_region or _region(sparse))
     pue_b = before.pue if from_pue is None else from_pue
     pue_a = after.pue if to_pue is None else to_pue
     kind = "net" if net else "gross"
@@ -107,5 +116,9 @@ def four_m_results(dense: list[dict[str, Any]], sparse: list[dict[str, Any]], fr
     return four_m(dense_j / 3.6e6, sparse_j / 3.6e6, machine_factor, pue_b, pue_a, kg_b, kg_a, labels)
 
 
-def workload(results: list[dict[str, Any]]) -> str:
-    return "+".join(sorted({r["workload"] for r in results}))
+def workload(results: list[Record]) -> str:
+    return "+".join(sorted({r.workload for r in results}))
+
+
+def _region(results: list[Record]) -> str:
+    return next((r.carbon.region for r in results if r.carbon is not None), DEFAULT_REGION)

@@ -6,8 +6,12 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from harness import machine
+from harness.results.schema import Device, Hardware
 
 PACKAGES = ("harness", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "nvidia-ml-py", "rich", "mlperf-logging",
             "tensorflow", "tensorflow-cpu", "keras")
@@ -28,47 +32,16 @@ def software() -> dict[str, Any]:
     }
 
 
-def main_device(hardware: dict[str, Any]) -> str:
-    """What a recorded run trained on: its first accelerator's kind, else the CPU model."""
-    accel = [d["kind"] for d in hardware["devices"] if d["platform"] != "cpu"]
-    return accel[0] if accel else hardware["cpu_model"]
+def hardware(devices: list[Device]) -> Hardware:
+    """This host, and the devices the run trained on (as the framework lists them; across every process of a
+    multi-process run)."""
+    host = machine.describe()
+    return Hardware(platform=host["platform"], machine=host["machine"], host=host["host"], cpu_model=host["cpu_model"],
+                    logical_cpus=host["logical_cpus"], memory_gib=host["memory_gib"], cpu=host["cpu"],
+                    backend=devices[0].platform if devices else None, devices=tuple(devices))
 
 
-def hardware(devices: list[dict[str, Any]]) -> dict[str, Any]:
-    """This host, and the devices the run trained on ({"kind", "platform", "id", ...} as the framework lists
-    them; across every process of a multi-process run)."""
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "host": platform.node(),
-        "cpu_model": _cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "memory_gib": _memory_gib(),
-        "backend": devices[0]["platform"] if devices else None,
-        "devices": devices,
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _memory_gib() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
-
-
+@cache
 def _git_commit() -> str | None:
     """Commit of the harness checkout, with '+dirty' if it has local changes; None outside git."""
     root = Path(__file__).resolve().parents[2]

@@ -1,9 +1,11 @@
-"""The one reader of recorded results: result.json, run directories, --runs sets, studies and packages.
+"""The one reader of recorded results: result.json, run directories, --runs sets, studies, campaigns and packages.
 
-It owns the schema (`harness.result/1`) and says in one line what is wrong with a damaged record: missing,
-truncated (not valid JSON), the wrong shape, a schema version this harness does not know (a newer one is
-refused by name), or a trace whose hash differs from the one recorded. It also says what a record means:
-a result still `running` whose process is gone is `interrupted` (no final record), never a finished run.
+Every record goes through `load()`, which reads every shape the harness ever wrote (harness/results/versions.py
+upgrades the old ones) into the typed record of harness/results/schema.py, and says in one line what is wrong
+with a damaged one: missing, truncated (not valid JSON), the wrong shape, a schema version this harness does
+not know (a newer one is refused by name), or a trace whose hash differs from the one recorded. It also says
+what a record means: one still `running` whose process is gone is `interrupted` (no final record), never a
+finished run.
 """
 
 from __future__ import annotations
@@ -11,17 +13,28 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness.results import versions
 from harness.results.files import sha256_file
+from harness.results.schema import (
+    INTERRUPTED_NOTE,
+    SCHEMA,
+    SCHEMA_FAMILY,
+    CommandRecord,
+    Record,
+    RunRecord,
+    SchemaError,
+    Status,
+    from_json,
+)
 from workloads.errors import InputError
 
-SCHEMA = "harness.result/1"
-SCHEMA_FAMILY = "harness.result/"
-REQUIRED = ("run_id", "workload", "status", "energy")  # what every reader relies on
-INTERRUPTED = "interrupted"
-INTERRUPTED_NOTE = "no final record: the run's process is gone (killed?); figures are up to its last evaluation"
+__all__ = ["ResultReadError", "load", "read_json", "read_record", "read_records", "read_study", "runs_only",
+           "tampered_files"]
 
 
 class ResultReadError(InputError):
@@ -43,38 +56,46 @@ def read_json(path: Path, what: str = "file") -> Any:
         raise ResultReadError(f"{path}: damaged: not valid JSON ({e.msg} at line {e.lineno}{hint})") from None
 
 
-def check_result(data: Any, path: Path) -> dict[str, Any]:
-    """`data` (read from `path`) as a harness result, or one line saying why it is not one."""
+def is_record(data: Any) -> bool:
+    """Whether JSON content claims to be a harness record (of any version, readable or not)."""
+    schema = data.get("schema") if isinstance(data, dict) else None
+    return isinstance(schema, str) and (schema.startswith(SCHEMA_FAMILY) or schema == versions.COMMAND_1)
+
+
+def load(data: Any, path: Path) -> Record:
+    """`data` (read from `path`) as a typed record of the current schema, or one line saying why it is not one."""
     if not isinstance(data, dict):
         raise ResultReadError(f"{path}: not a harness result (a JSON {type(data).__name__}, not an object)")
     schema = data.get("schema")
-    if not isinstance(schema, str) or not schema.startswith(SCHEMA_FAMILY):
+    if not is_record(data):
         raise ResultReadError(f"{path}: not a harness result (schema {schema!r}; expected {SCHEMA})")
-    if schema != SCHEMA:
-        raise ResultReadError(f"{path}: schema {schema} is not one this harness reads ({SCHEMA}); "
-                              "a newer harness wrote it: upgrade harness to read it")
-    missing = [k for k in REQUIRED if k not in data]
-    if missing:
-        raise ResultReadError(f"{path}: damaged harness result: missing {', '.join(missing)}")
-    return _with_effective_status(data)
+    if schema not in versions.READABLE:
+        raise ResultReadError(f"{path}: schema {schema} is not one this harness reads "
+                              f"({', '.join(versions.READABLE)}); a newer harness wrote it: upgrade harness to read it")
+    try:
+        record = from_json(versions.upgrade(data))
+    except (SchemaError, KeyError, TypeError, AttributeError) as e:
+        what = e.args[0] if isinstance(e, KeyError) and e.args else e
+        raise ResultReadError(f"{path}: damaged harness result: {what}") from None
+    return _as_read(replace(record, source=Path(path)))
 
 
-def read_result(path: Path, verify_files: bool = False) -> dict[str, Any]:
+def read_record(path: Path, verify_files: bool = False) -> Record:
     """A result.json (or the run directory holding one), checked; with verify_files, every trace it lists must
     still hash as recorded."""
     path = Path(path)
     file = path / "result.json" if path.is_dir() else path
-    result = check_result(read_json(file, "result.json"), file)
+    record = load(read_json(file, "result.json"), file)
     if verify_files:
-        for problem in tampered_files(result, file.parent):
+        for problem in tampered_files(record, file.parent):
             raise ResultReadError(problem)
-    return result
+    return record
 
 
-def tampered_files(result: dict[str, Any], run_dir: Path) -> list[str]:
+def tampered_files(record: Record, run_dir: Path) -> list[str]:
     """The traces listed in result.json that are missing or no longer hash as recorded."""
     problems = []
-    for name, digest in (result.get("files") or {}).items():
+    for name, digest in record.files.items():
         f = run_dir / name
         if not f.is_file():
             problems.append(f"{f}: missing, but result.json lists it")
@@ -83,60 +104,73 @@ def tampered_files(result: dict[str, Any], run_dir: Path) -> list[str]:
     return problems
 
 
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """Every result under `path`: a result.json, a run directory, a --runs set, a study, a package, or any
-    folder of them (reference folders also hold results copied out of their run directories). Each carries
-    "_source", the file it was read from."""
+def read_records(path: Path) -> list[Record]:
+    """Every record under `path`: a result.json, a run directory, a --runs set, a study, a package, or any
+    folder of them (reference folders also hold results copied out of their run directories, under other
+    names). Files that are not records (emissions.csv, study.json, ...) are passed over; a damaged result.json
+    is an error."""
     path = Path(path)
     if path.is_file():
-        return [read_result(path) | {"_source": str(path)}]
+        return [read_record(path)]
     if not path.is_dir():
         raise ResultReadError(f"{path}: missing (not a result.json or a directory)")
     if (path / "result.json").is_file():
-        return [read_result(path) | {"_source": str(path / "result.json")}]
-    results = []
+        return [read_record(path)]
+    records = []
     for f in sorted(path.rglob("*.json")):
         if f.name == "result.json":
-            results.append(read_result(f) | {"_source": str(f)})
+            records.append(read_record(f))
             continue
         try:
             data = json.loads(f.read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):
             continue  # another kind of file (a damaged result.json is an error, above)
-        if isinstance(data, dict) and str(data.get("schema", "")).startswith(SCHEMA_FAMILY):
-            results.append(check_result(data, f) | {"_source": str(f)})
-    if not results:
+        if is_record(data):
+            records.append(load(data, f))
+    if not records:
         raise ResultReadError(f"{path}: no harness results (result.json) found")
-    return results
+    return records
 
 
-def read_study(study_dir: Path) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """study.json, and each entry's results (each with "_dir", its run directory)."""
+def runs_only(records: list[Record], say: Callable[[str], None] | None = None,
+              why: str = "not training runs") -> list[RunRecord]:
+    """The training runs among `records`; metered commands are passed over, and `say` is told so in one line."""
+    runs = [r for r in records if isinstance(r, RunRecord)]
+    commands = [r for r in records if isinstance(r, CommandRecord)]
+    if commands and say is not None:
+        names = ", ".join(sorted({r.workload for r in commands}))
+        say(f"skipped {len(commands)} metered command record(s) (harness meter: {names}): {why}")
+    return runs
+
+
+def read_study(study_dir: Path) -> tuple[dict[str, Any], dict[str, list[RunRecord]]]:
+    """study.json, and each entry's runs."""
     study = read_json(Path(study_dir) / "study.json", "study.json")
     if not isinstance(study, dict) or not str(study.get("schema", "")).startswith("harness.study/"):
         raise ResultReadError(f"{study_dir / 'study.json'}: not a harness study")
-    results = {label: [read_result(Path(study_dir) / d) | {"_dir": str(Path(study_dir) / d)} for d in dirs]
-               for label, dirs in study["runs"].items()}
+    results: dict[str, list[RunRecord]] = {}
+    for label, dirs in study["runs"].items():
+        results[label] = []
+        for d in dirs:
+            r = read_record(Path(study_dir) / d)
+            if not isinstance(r, RunRecord):
+                raise ResultReadError(f"{r.source}: a metered command record, not a run of the study")
+            results[label].append(r)
     return study, results
 
 
-def status_text(result: dict[str, Any]) -> str:
-    """The status as people should read it."""
-    note = result.get("status_note")
-    return f"{result['status']} ({note})" if note else result["status"]
-
-
-def _with_effective_status(result: dict[str, Any]) -> dict[str, Any]:
+def _as_read(record: Record) -> Record:
     """A record still `running` is `interrupted` once its process is gone; one written on another host stays
     `running` (its process cannot be asked), and is not final either way."""
-    if result["status"] != "running":
-        return result
-    process = result.get("process") or {}
+    if record.status != Status.RUNNING:
+        return record
+    process = record.process or {}
     if process.get("host") not in (None, platform.node()):
-        return result | {"status_note": f"on host {process['host']}: running, or interrupted with no final record"}
+        return replace(record, status_note=f"on host {process['host']}: running, or interrupted with no final "
+                                           "record")
     if _alive(process):
-        return result | {"status_note": f"still running (pid {process['pid']})"}
-    return result | {"status": INTERRUPTED, "recorded_status": "running", "status_note": INTERRUPTED_NOTE}
+        return replace(record, status_note=f"still running (pid {process['pid']})")
+    return replace(record, status=Status.INTERRUPTED, recorded_status=Status.RUNNING, status_note=INTERRUPTED_NOTE)
 
 
 def _alive(process: dict[str, Any]) -> bool:

@@ -2,9 +2,9 @@
 
 The command runs in its own process group; Ctrl-C, SIGTERM and SIGHUP sent to the harness are passed on to
 that group, and its exit status is passed back (128 + N for a command killed by signal N, as shells do).
-Whether it succeeds, fails or is interrupted, the record is written: result.json (schema
-harness.command/1, with the energy and carbon sections of a run's), power.csv, the MLPerf-format power log,
-and a row of emissions.csv.
+Whether it succeeds, fails or is interrupted, its record is written: result.json (a command record of the
+harness.result schema, with the energy and carbon sections of a run's), power.csv, the MLPerf-format power
+log, and a row of emissions.csv; a file that cannot be written is listed in the record and said.
 """
 
 from __future__ import annotations
@@ -12,18 +12,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import carbon, meters
+from harness import carbon
 from harness.errors import UsageError
-from harness.monitor import accelerators
-from harness.results import record
-from harness.results.files import atomic_write_text, check_writable, sha256_file, write_csv, write_json
+from harness.results.files import check_writable
+from harness.results.writer import new_folder
+from harness.session import DEFAULT_SAMPLE_HZ, Metering, accelerators
 
-SCHEMA = "harness.command/1"
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -36,28 +35,31 @@ class CommandOptions:
     pue: float | None = None
     carbon_intensity: float | None = None
     net_intensity: float | None = None
-    sample_hz: float = 20.0
+    sample_hz: float = DEFAULT_SAMPLE_HZ
     output_dir: str = "results"
     name: str | None = None
 
+    def metering(self) -> Metering:
+        return Metering(meter=self.meter, meter_options=self.meter_options, sample_hz=self.sample_hz,
+                        region=self.region, pue=self.pue, carbon_intensity=self.carbon_intensity,
+                        net_intensity=self.net_intensity)
 
-def meter_command(opts: CommandOptions) -> tuple[Path, dict[str, Any], int]:
+
+def meter_command(opts: CommandOptions):
     """Run the command under the meters; returns the record's folder, the record and the exit code to pass on."""
+    from harness import meters
+    from harness.meters.contention import cpu_snapshot
+
     if not opts.argv:
         raise UsageError("harness meter needs a command after --, e.g. harness meter -- python train.py")
-    if opts.sample_hz < 10:
-        raise UsageError(f"--sample-hz must be >= 10 (power traces need 10 Hz or more), got {opts.sample_hz}")
-    carbon.footprint(0.0, opts.region, opts.pue, opts.carbon_intensity, opts.net_intensity)
+    metering = opts.metering()
+    pricing = metering.check()
     check_writable(Path(opts.output_dir), "--output-dir")
-    request = meters.MeterRequest(meters.parse_meter_names(opts.meter), **opts.meter_options)
-    meters.check_request(request)
     accels = accelerators(None)
-    chosen, unavailable = meters.select_meters(request, accels)
-    if not chosen:
-        raise UsageError("no energy meter is available: " + "; ".join(u["reason"] for u in unavailable))
+    chosen, unavailable = metering.choose(accels)
     name = opts.name or Path(opts.argv[0]).name
-    run_dir = record.new_run_dir(Path(opts.output_dir), f"meter-{_safe(name)}")
-    sampler = meters.Sampler(chosen, hz=opts.sample_hz)
+    run_dir = new_folder(Path(opts.output_dir), f"meter-{_safe(name)}")
+    sampler = meters.Sampler(chosen, hz=opts.sample_hz, accounting=cpu_snapshot)
     sampler.start()
     marks = {"run_start": sampler.mark("run_start")}
     forwarded: list[int] = []
@@ -84,15 +86,15 @@ def meter_command(opts: CommandOptions) -> tuple[Path, dict[str, Any], int]:
         marks["run_stop"] = sampler.mark("run_stop")
         sampler.stop()
     status, exit_code = _outcome(returncode, forwarded)
-    result = _record(opts, name, run_dir, sampler, chosen, unavailable, accels, marks, status, returncode, forwarded,
-                     software)
-    return run_dir, result, exit_code
+    record = _record(opts, name, run_dir, sampler, chosen, unavailable, accels, marks, status, returncode,
+                     forwarded, software, pricing)
+    return run_dir, record, exit_code
 
 
 def _outcome(returncode: int, forwarded: list[int]) -> tuple[str, int]:
     exit_code = 128 - returncode if returncode < 0 else returncode
     if forwarded:
-        return "interrupted", exit_code
+        return "aborted", exit_code
     if returncode < 0:
         return "killed", exit_code
     return ("completed" if returncode == 0 else "failed"), exit_code
@@ -102,48 +104,45 @@ def _prepare_the_record() -> dict[str, Any]:
     """What the record needs that does not depend on the command: the modules that write it (the MLPerf log
     pulls in numpy) and the software versions (a git call). Tens of milliseconds, spent while it runs."""
     import harness.mlperf.runlog  # noqa: F401
+    import harness.results.build  # noqa: F401
     import harness.results.emissions  # noqa: F401
-    import harness.runner.assemble  # noqa: F401
     from harness.results import environment
 
     return environment.software()
 
 
 def _record(opts: CommandOptions, name: str, run_dir: Path, sampler, chosen: list, unavailable: list,
-            accels: list, marks: dict[str, float], status: str, returncode: int,
-            forwarded: list[int], software: dict[str, Any]) -> dict[str, Any]:
-    from harness.mlperf.runlog import render_power_log
-    from harness.results import environment
-    from harness.results.emissions import EMISSIONS_CSV, append_row, row_from_result
-    from harness.runner.assemble import measure_process
-    from harness.runner.training import LoopResult
+            accels: list, marks: dict[str, float], status: str, returncode: int, forwarded: list[int],
+            software: dict[str, Any], pricing):
+    from dataclasses import replace
 
-    energy = measure_process(sampler, chosen, unavailable, LoopResult(), opts.sample_hz)["energy"]
-    total = energy["total_j"]
-    rows = sampler.power_rows()
-    write_csv(run_dir / "power.csv", rows, list(rows[0]) if rows else None)
-    devices = [{"kind": a.kind, "platform": a.platform, "id": a.index} for a in accels]
-    result: dict[str, Any] = {
-        "schema": SCHEMA,
-        "run_id": run_dir.name,
-        "created_unix_s": time.time(),
-        "workload": name,
-        "command": opts.argv,
-        "status": status,
-        "exit_code": returncode,
-        "signals_forwarded": [signal.Signals(s).name for s in forwarded],
-        "timing": {"run_s": marks["run_stop"] - marks["run_start"], "marks_unix_s": marks},
-        "energy": energy,
-        "carbon": (carbon.footprint(total, opts.region, opts.pue, opts.carbon_intensity, opts.net_intensity)
-                   .to_dict() if total is not None else None),
-        "environment": {"hardware": environment.hardware(devices), "software": software},
-        "files": {"power.csv": sha256_file(run_dir / "power.csv")},
-    }
-    atomic_write_text(run_dir / "power_mllog.txt", render_power_log(result, run_dir))
-    result["files"]["power_mllog.txt"] = sha256_file(run_dir / "power_mllog.txt")
-    write_json(run_dir / "result.json", result)
-    append_row(Path(opts.output_dir) / EMISSIONS_CSV, row_from_result(result, name, run_dir / "result.json"))
-    return result
+    from harness.meters.contention import cpu_between
+    from harness.meters.window import measure_window, session_facts
+    from harness.mlperf.runlog import render_power_log
+    from harness.results.build import command_record, energy_from_windows
+    from harness.results.emissions import ROW, append_record
+    from harness.results.schema import Device, Status
+    from harness.results.writer import RecordFiles
+
+    energy = energy_from_windows(
+        measure_window(sampler, chosen, "run_start", "run_stop"), None, stop_label="run_stop",
+        facts=session_facts(sampler, chosen), unavailable=unavailable,
+        cpu=cpu_between(sampler.accounts.get("run_start"), sampler.accounts.get("run_stop")))
+    record = command_record(
+        run_id=run_dir.name, name=name, argv=opts.argv, status=Status(status), exit_code=returncode,
+        signals=[signal.Signals(s).name for s in forwarded], marks=marks, energy=energy, pricing=pricing,
+        devices=[Device(kind=a.kind, platform=a.platform, id=a.index) for a in accels], software=software)
+    record = replace(record, source=run_dir / "result.json")
+    files = RecordFiles(run_dir)
+    files.csv("power.csv", sampler.power_rows())
+    files.expect("power_mllog.txt", ROW)
+    record, _ = files.record(record)
+    files.text("power_mllog.txt", lambda: render_power_log(record, run_dir))
+    note = append_record(files, Path(opts.output_dir), record)
+    if note:
+        print(f"harness meter: {note}", file=sys.stderr)
+    record, _ = files.record(record)
+    return record
 
 
 def _safe(name: str) -> str:

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from harness.errors import UsageError
 from harness.meters import Accelerator
 from harness.runner.cluster import Cluster, HostInfo
+from harness.session import local_accelerators
 from workloads.framework import Device
-from workloads.spec import MeshError, MeshShape, WorkloadSpec, check_mesh, default_mesh, parse_mesh
+from workloads.mesh import MeshError, MeshShape, check_mesh, default_mesh, parse_mesh
+from workloads.specs import WorkloadSpec
 from workloads.trainers import runtime
 
 
@@ -44,7 +46,7 @@ class Placement:
 
     def accelerators(self) -> list[Accelerator]:
         """This process's accelerators in the run: what its meters must see."""
-        return [Accelerator(d.platform, d.local_index, d.kind) for d in self.local_devices if d.platform != "cpu"]
+        return local_accelerators(self.devices, self.process)
 
 
 def place(spec: WorkloadSpec, mesh_text: str | None, framework: str = "jax") -> Placement:
@@ -81,10 +83,3 @@ def _hosts(rt) -> list[HostInfo]:
     if not _HOSTS:
         _HOSTS.extend(Cluster(rt, "harness/session").hosts())
     return _HOSTS
-
-
-def all_accelerators(framework: str = "jax") -> list[Accelerator]:
-    """Every non-CPU device this process drives (for `harness meters`)."""
-    rt = runtime(framework)
-    return [Accelerator(d.platform, d.local_index, d.kind) for d in rt.devices()
-            if d.platform != "cpu" and d.process == rt.process_index()]

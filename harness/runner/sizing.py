@@ -14,7 +14,8 @@ from dataclasses import replace
 import numpy as np
 
 from workloads.corpus import MarkovMixture
-from workloads.spec import WorkloadSpec, train_flops_per_token
+from workloads.flops import train_flops_per_token
+from workloads.specs import WorkloadSpec
 from workloads.trainers import build_trainer
 
 PROBE_STEPS = 3

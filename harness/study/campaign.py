@@ -19,41 +19,52 @@ from harness.errors import UsageError
 from harness.report.build import build_report
 from harness.results.files import check_writable, write_json
 from harness.results.reader import ResultReadError, read_json
-from harness.results.record import new_run_dir
-from harness.runner.run import RunOptions
-from harness.study.run import resolve_specs, run_study
+from harness.results.schema import RunRecord
+from harness.results.writer import new_folder
+from harness.runner.plan import RunOptions, check
+from harness.study.run import USER_DATA, resolve_specs, run_study
 from workloads.registry import CORPUS_NAMES
 from workloads.trainers import FRAMEWORKS, runtime
 
 SCHEMA = "harness.campaign/1"
 DEFAULTS = {"workloads": ["dense-small", "switch-small"], "seeds": 3, "corpora": ["default", "control"],
             "sweep": None, "frameworks": ["jax"]}
-RECORDED_OPTIONS = ("meter", "meter_options", "region", "mesh")
+# Everything a resumed campaign must run with again, as first asked.
+RECORDED_OPTIONS = ("meter", "meter_options", "region", "pue", "carbon_intensity", "net_intensity", "sample_hz",
+                    "mesh", "data", "target_loss")
 
 
 def study_and_report(asked: dict[str, Any], out: Path, base: RunOptions,
-                     on_run: Callable[[dict[str, Any]], None] | None = None,
-                     resume: Path | None = None) -> tuple[list[Path], Path, Path]:
+                     on_run: Callable[[RunRecord], None] | None = None,
+                     resume: Path | None = None) -> tuple[Path, Path, Path]:
     """`asked`: workloads, seeds, corpora, sweep, frameworks as given (None: default, or the campaign's on
-    resume). Returns the study directories and the report's markdown and html paths."""
+    resume). Returns the campaign's folder (one study a corpus inside) and the report's markdown and html."""
     if resume is not None:
         campaign_dir = Path(resume)
         plan, base = _resumed(campaign_dir, asked, base)
     else:
         plan = {k: DEFAULTS[k] if asked.get(k) is None else asked[k] for k in DEFAULTS}
+        if base.data is not None:
+            if asked.get("corpora") is not None:
+                raise UsageError("--data is the study's corpus: give --data FILE --target-loss X or --corpus, "
+                                 "not both")
+            plan["corpora"] = [USER_DATA]
         _validate(plan)
-        check_writable(out, "--output-dir")
-        campaign_dir = new_run_dir(out, "study")
-        write_json(campaign_dir / "campaign.json", {"schema": SCHEMA, **plan, "options": {
-            k: getattr(base, k) for k in RECORDED_OPTIONS}})
     specs, sweep_info = resolve_specs(plan["workloads"], plan["sweep"])
     base = dataclasses.replace(base, workload=specs[0].name)
+    check(base)  # the carbon, meter and data options, before anything is written or run
     for f in plan["frameworks"]:
         runtime(f)  # a framework that is not installed fails here, in one line, before any run
-    study_dirs = [run_study(specs, plan["seeds"], c, campaign_dir / c, base, on_run=on_run, sweep=sweep_info,
-                            frameworks=plan["frameworks"]) for c in plan["corpora"]]
-    md, page = build_report(study_dirs, campaign_dir)
-    return study_dirs, md, page
+    if resume is None:
+        check_writable(out, "--output-dir")
+        campaign_dir = new_folder(out, "study")
+        write_json(campaign_dir / "campaign.json", {"schema": SCHEMA, **plan, "options": {
+            k: getattr(base, k) for k in RECORDED_OPTIONS}})
+    for c in plan["corpora"]:
+        run_study(specs, plan["seeds"], c, campaign_dir / c, base, on_run=on_run, sweep=sweep_info,
+                  frameworks=plan["frameworks"])
+    md, page = build_report([campaign_dir], campaign_dir)
+    return campaign_dir, md, page
 
 
 def _validate(plan: dict[str, Any]) -> None:
@@ -63,7 +74,7 @@ def _validate(plan: dict[str, Any]) -> None:
     if len(plan["workloads"]) * len(plan["frameworks"]) < 2 and not plan["sweep"]:
         raise UsageError("a study compares at least two things: give two --workloads, two --frameworks or a --sweep")
     for corpus in plan["corpora"]:
-        if corpus not in CORPUS_NAMES:
+        if corpus not in (*CORPUS_NAMES, USER_DATA):
             raise UsageError(f"--corpus must be among {', '.join(CORPUS_NAMES)}, got {corpus!r}")
     if plan["seeds"] < 1:
         raise UsageError(f"--seeds must be >= 1, got {plan['seeds']}")

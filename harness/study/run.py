@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from harness.errors import UsageError
 from harness.results.files import sha256_file, write_json
 from harness.results.reader import read_json
-from harness.runner.run import RunOptions, execute, plan
+from harness.results.schema import RunRecord, Status
+from harness.runner.execute import execute
+from harness.runner.plan import RunOptions, plan
 from workloads.registry import WorkloadSpec, get_workload
 
 SCHEMA = "harness.study/1"
@@ -47,11 +48,13 @@ def entries(specs: list[WorkloadSpec], frameworks: list[str]) -> dict[str, tuple
     return {f"{s.name}@{f}" if several else s.name: (s, f) for s in specs for f in frameworks}
 
 
-FINAL = ("converged", "not_converged", "diverged")  # a run with one of these is not run again on --resume
+# A run that ended one of these ways is not run again on --resume (an aborted one is).
+FINAL = (Status.CONVERGED, Status.NOT_CONVERGED, Status.DIVERGED)
+USER_DATA = "user-data"  # the study's "corpus" when it runs on the user's own --data
 
 
 def run_study(specs: list[WorkloadSpec], seeds: int, corpus: str, study_dir: Path, base_opts: RunOptions,
-              on_run: Callable[[dict[str, Any]], None] | None = None, sweep: dict | None = None,
+              on_run: Callable[[RunRecord], None] | None = None, sweep: dict | None = None,
               frameworks: list[str] | None = None) -> Path:
     """Every (entry, seed) of the study in interleaved order, into `study_dir`; runs already recorded there
     as finished, whose result.json still hashes as recorded, are kept and not run again."""
@@ -68,11 +71,12 @@ def run_study(specs: list[WorkloadSpec], seeds: int, corpus: str, study_dir: Pat
         key = f"{label}/seed{seed}"
         if key not in done:
             spec, framework = by_label[label]
-            opts = dataclasses.replace(base_opts, workload=spec.name, seed=seed, corpus=corpus, framework=framework,
-                                       output_dir=str(study_dir / "runs"), spec=spec)
+            opts = dataclasses.replace(base_opts, workload=spec.name, seed=seed, framework=framework,
+                                       output_dir=str(study_dir / "runs"), spec=spec,
+                                       corpus=base_opts.corpus if corpus == USER_DATA else corpus)
             run_dir, result = execute(opts, plan(opts))
             done[key] = {"dir": str(run_dir.relative_to(study_dir)),
-                         "sha256": sha256_file(run_dir / "result.json"), "status": result["status"]}
+                         "sha256": sha256_file(run_dir / "result.json"), "status": str(result.status)}
             if on_run:
                 on_run(result)
         study["runs"] = _runs_in_order(by_label, seeds, done)

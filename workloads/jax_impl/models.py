@@ -1,7 +1,7 @@
 """Decoder-only pre-LN Transformer LM; with `num_experts > 0` every other FFN is a Switch layer.
 
 Read top to bottom: parameter counting on a built tree, rotary positions, the blocks, the model. The config
-and the FLOP accounting are framework-free (workloads/spec.py).
+and the FLOP accounting are framework-free (workloads/specs.py, workloads/flops.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from workloads.jax_impl.switch import SwitchFFN
-from workloads.spec import ModelConfig, attention_implementation
+from workloads.specs import ModelConfig, attention_implementation
 
 __all__ = ["TransformerLM", "count_params"]
 

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from workloads.spec import expert_capacity
+from workloads.flops import expert_capacity
 
 __all__ = ["SwitchFFN", "expert_capacity", "route_top1"]
 

@@ -19,9 +19,10 @@ from jax.sharding import PartitionSpec as P
 
 from workloads.framework import EvalResult, eval_batches
 from workloads.jax_impl.models import count_params
+from workloads.jax_impl.steps import make_steps
 from workloads.jax_impl.switch import BATCH_AXES, DATA, EXPERT
-from workloads.jax_impl.train import make_steps
-from workloads.spec import MeshShape, WorkloadSpec, attention_implementation, precision_of
+from workloads.mesh import MeshShape
+from workloads.specs import WorkloadSpec, attention_implementation, precision_of
 
 EXPERT_LEAVES = ("w_in", "b_in", "w_out", "b_out")
 

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from workloads.spec import WorkloadSpec
+from workloads.specs import WorkloadSpec
 
 
 def initial_weights(spec: WorkloadSpec, seed: int, example_batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The decoder-only LM of workloads/spec.py in TensorFlow, written as functions over a dict of variables.
+"""The decoder-only LM of workloads/specs.py in TensorFlow, written as functions over a dict of variables.
 
 Why tf.Module and functions, not Keras layers: the variables are named exactly as the Flax parameter tree
 ("block_1/switch_ffn/w_in"), so the JAX initial weights load name for name, and the computation reads top to
@@ -14,7 +14,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from workloads.spec import ModelConfig, expert_capacity
+from workloads.flops import expert_capacity
+from workloads.specs import ModelConfig
 
 LAYER_NORM_EPS = 1e-6  # Flax's default
 

@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from workloads.flops import param_counts
 from workloads.framework import EvalResult, FrameworkUnavailableError, eval_batches
-from workloads.spec import MeshShape, WorkloadSpec, attention_implementation, param_counts, precision_of
+from workloads.mesh import MeshShape
+from workloads.specs import WorkloadSpec, attention_implementation, precision_of
 from workloads.tf_impl.models import TransformerLM
-from workloads.tf_impl.train import AdamW, make_steps
+from workloads.tf_impl.steps import AdamW, make_steps
 
 
 class TfTrainer:

@@ -16,8 +16,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from harness.results.schema import Status
 from harness.runner.prefetch import Prefetcher, chunk_for
-from workloads.spec import MeshShape, WorkloadSpec, forward_flops_per_token, train_flops_per_token
+from workloads.flops import forward_flops_per_token, train_flops_per_token
+from workloads.mesh import MeshShape
+from workloads.specs import WorkloadSpec
 from workloads.trainers import build_trainer
 
 # The live display reads the loss at most this often: each read waits for that step to finish.
@@ -38,15 +41,17 @@ class Marks(Protocol):
 
 @dataclass
 class LoopResult:
-    status: str = "aborted"
+    """What the loop did so far (harness/results/build.py's LoopFacts): filled as it goes, so that an
+    interrupted run still leaves a record."""
+
+    status: str = Status.ABORTED
     error: str | None = None
     steps: int = 0
     eval_trace: list[dict[str, float]] = field(default_factory=list)
     step_metrics: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, int] = field(default_factory=dict)
     train_flops_per_token: float = 0.0
-    eval_flops: float = 0.0  # forward FLOPs of every evaluation in the timed window
-    eval_tokens: int = 0  # tokens in one pass over the eval set
+    eval_flops_each: float = 0.0  # forward FLOPs of one pass over the eval set
     framework: dict[str, Any] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
 
@@ -92,12 +97,11 @@ def train_to_target(
     result.params = trainer.param_counts
     result.framework = trainer.describe()
     result.train_flops_per_token = train_flops_per_token(spec.model, spec.seq_len)
-    result.eval_tokens = int(eval_set.shape[0]) * spec.seq_len
-    eval_flops_each = forward_flops_per_token(spec.model, spec.seq_len) * result.eval_tokens
+    result.eval_flops_each = forward_flops_per_token(spec.model, spec.seq_len) * int(eval_set.shape[0]) * spec.seq_len
     result.marks["init_stop"] = marks.mark("init_stop")
 
     result.marks["run_start"] = marks.mark("run_start")
-    result.status = "running"
+    result.status = Status.RUNNING
     if checkpoint:
         checkpoint()
     t0 = time.perf_counter()
@@ -121,7 +125,6 @@ def train_to_target(
                 # Wall-clock time, for the :::MLLOG eval_start record; the step work before it may still be queued.
                 eval_start = time.time()
                 ev = trainer.evaluate()  # waits for every queued step, then for the eval itself
-                result.eval_flops += eval_flops_each
                 fetched = trainer.host_metrics([h for _, h in pending])
                 result.step_metrics.extend(step_row(s, m) for (s, _), m in zip(pending, fetched, strict=True))
                 pending.clear()
@@ -138,7 +141,7 @@ def train_to_target(
                             if not math.isfinite(r["loss"])), None)
                 if bad is not None or not math.isfinite(ev.loss):
                     # Diverged: nothing after a NaN or inf is training; stop with what was spent up to here.
-                    result.status = "diverged"
+                    result.status = Status.DIVERGED
                     result.error = (f"training loss non-finite at step {bad}" if bad is not None
                                     else f"eval loss non-finite at step {step}")
                     if checkpoint:
@@ -147,10 +150,10 @@ def train_to_target(
                 if checkpoint:
                     checkpoint()
                 if ev.loss <= target_loss:
-                    result.status = "converged"
+                    result.status = Status.CONVERGED
                     break
         else:
-            result.status = "not_converged"
+            result.status = Status.NOT_CONVERGED
     trainer.sync()
     result.marks["run_stop"] = marks.mark("run_stop")
     return result

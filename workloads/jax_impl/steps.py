@@ -9,23 +9,16 @@ import jax.numpy as jnp
 import optax
 
 from workloads.jax_impl.models import TransformerLM
-from workloads.spec import ModelConfig, OptimizerConfig
+from workloads.specs import ModelConfig, OptimizerConfig
 
 
 def make_optimizer(cfg: OptimizerConfig, max_steps: int) -> optax.GradientTransformation:
-    if cfg.schedule == "constant":
-        schedule = optax.join_schedules(
-            [optax.linear_schedule(0.0, cfg.learning_rate, max(1, cfg.warmup_steps)),
-             optax.constant_schedule(cfg.learning_rate)],
-            [max(1, cfg.warmup_steps)],
-        )
-    elif cfg.schedule == "cosine":
-        schedule = optax.warmup_cosine_decay_schedule(
-            0.0, cfg.learning_rate, max(1, cfg.warmup_steps), max(max_steps, cfg.warmup_steps + 1),
-            end_value=0.1 * cfg.learning_rate,
-        )
-    else:
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; valid: constant, cosine")
+    # workloads/specs.py's one schedule (SCHEDULES): linear warmup, then constant.
+    schedule = optax.join_schedules(
+        [optax.linear_schedule(0.0, cfg.learning_rate, max(1, cfg.warmup_steps)),
+         optax.constant_schedule(cfg.learning_rate)],
+        [max(1, cfg.warmup_steps)],
+    )
     return optax.chain(
         optax.clip_by_global_norm(cfg.grad_clip_norm),
         optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.epsilon, weight_decay=cfg.weight_decay),

@@ -1,4 +1,5 @@
-"""Workload specs as plain data, and the arithmetic on them (FLOPs, parameters, capacity, precision).
+"""Workload specs as plain data: the model, its corpus, the optimiser and the target (the arithmetic on them
+is in workloads/flops.py, meshes in workloads/mesh.py).
 
 Nothing here imports a framework: `harness list`, `package`, `check` and the carbon tools read specs
 without loading JAX or TensorFlow, and every framework implementation builds from the same numbers.
@@ -7,7 +8,6 @@ without loading JAX or TensorFlow, and every framework implementation builds fro
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from workloads.corpus import CorpusConfig, entropy_floor
@@ -15,7 +15,16 @@ from workloads.errors import InputError
 
 ATTENTION_KINDS = ("plain", "fused")
 DTYPES = ("float32", "bfloat16")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant",)
+
+
+class SpecError(InputError):
+    """A spec whose dtype, attention or schedule no implementation has."""
+
+
+def _one_of(what: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise SpecError(f"{what} must be one of {', '.join(valid)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,10 @@ class ModelConfig:
     # boundaries and computes exactly what one device computes.
     group_sequences: int = 0
 
+    def __post_init__(self) -> None:
+        _one_of("dtype", self.dtype, DTYPES)
+        _one_of("attention", self.attention, ATTENTION_KINDS)
+
     def is_switch_layer(self, layer: int) -> bool:
         return self.num_experts > 0 and layer % 2 == 1
 
@@ -55,12 +68,15 @@ class OptimizerConfig:
 
     learning_rate: float
     warmup_steps: int
-    schedule: str = "constant"  # "constant" after warmup, or "cosine" decay to 10% over max_steps
+    schedule: str = "constant"  # linear warmup over warmup_steps, then constant
     b1: float = 0.9
     b2: float = 0.98
     weight_decay: float = 0.0
     grad_clip_norm: float = 1.0
     epsilon: float = 1e-8
+
+    def __post_init__(self) -> None:
+        _one_of("schedule", self.schedule, SCHEDULES)
 
 
 @dataclass(frozen=True)
@@ -162,141 +178,12 @@ def _defaults(spec: WorkloadSpec) -> dict[tuple[str, ...], object]:
     return out
 
 
-@dataclass(frozen=True)
-class MeshShape:
-    """Devices on each mesh axis: the batch is split over data x expert devices, the experts over expert."""
-
-    data: int = 1
-    expert: int = 1
-
-    @property
-    def devices(self) -> int:
-        return self.data * self.expert
-
-    def __str__(self) -> str:
-        return f"data={self.data},expert={self.expert}"
-
-
-class MeshError(InputError):
-    """A --mesh that cannot run this workload; the message says why and what would."""
-
-
-def parse_mesh(text: str) -> MeshShape:
-    """'data=D,expert=E' (either may be left out: 1)."""
-    sizes = {"data": 1, "expert": 1}
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        name, _, value = part.partition("=")
-        if name.strip() not in sizes or not value.strip().isdigit() or int(value) < 1:
-            raise MeshError(f"--mesh must look like data=D,expert=E with positive integers, got {text!r}")
-        sizes[name.strip()] = int(value)
-    return MeshShape(**sizes)
-
-
-def max_batch_split(spec: WorkloadSpec) -> int:
-    """The most devices the batch can be split over: whole routing groups for Switch, sequences for dense."""
-    unit = (spec.model.group_sequences or spec.batch_size) if spec.model.num_experts else 1
-    return spec.batch_size // unit
-
-
-def check_mesh(spec: WorkloadSpec, mesh: MeshShape, devices: int) -> None:
-    """Raise MeshError unless `mesh` can run `spec` on `devices` devices and compute the 1-device function."""
-    if mesh.devices != devices:
-        raise MeshError(f"--mesh {mesh} asks for {mesh.devices} devices but {devices} are visible; "
-                        f"data x expert must equal {devices}")
-    problem = mesh_problem(spec, mesh)
-    if problem:
-        raise MeshError(f"--mesh {mesh}: {problem}")
-
-
-def mesh_problem(spec: WorkloadSpec, mesh: MeshShape) -> str | None:
-    """Why `spec` cannot run on `mesh` (whatever the device count), or None."""
-    experts = spec.model.num_experts
-    if mesh.expert > 1 and not experts:
-        return f"{spec.name} is dense and has no experts to shard; put every device on data"
-    if experts and experts % mesh.expert:
-        return f"{spec.name}'s {experts} experts do not split evenly over {mesh.expert} devices"
-    split = max_batch_split(spec)
-    if split % mesh.devices:
-        if experts:
-            group = spec.model.group_sequences or spec.batch_size
-            return (f"{spec.name} routes its batch of {spec.batch_size} in groups of {group} sequences ({split} "
-                    f"group(s)) and a group cannot be split: data x expert must divide {split}")
-        return f"{spec.name}'s batch of {spec.batch_size} sequences does not split over {mesh.devices} devices"
-    unit = (spec.model.group_sequences or spec.batch_size) * mesh.devices if experts else mesh.devices
-    eval_batch = spec.eval_batch_size or spec.corpus.eval_sequences
-    if eval_batch % unit:
-        return (f"{spec.name}'s eval batch of {eval_batch} sequences does not split into {mesh.devices} equal "
-                "shards of whole routing groups")
-    return None
-
-
-def default_mesh(spec: WorkloadSpec, devices: int) -> MeshShape:
-    """Data parallelism over as many of the devices as the workload allows (all of them where it can)."""
-    return MeshShape(data=max(d for d in range(1, devices + 1) if mesh_problem(spec, MeshShape(data=d)) is None))
-
-
-# -- arithmetic on a model config ----------------------------------------------------------------------
-
-
-def expert_capacity(num_tokens: int, num_experts: int, capacity_factor: float) -> int:
-    """capacity = capacity_factor * tokens / experts, rounded up, at least one slot."""
-    return max(1, math.ceil(capacity_factor * num_tokens / num_experts))
-
-
-def forward_flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
-    """Matmul FLOPs of one forward pass per token (2 per multiply-add), activated experts only.
-
-    Attention scores count the full L x L product, as the PaLM / MLPerf convention does. The router's
-    d x E matmul is counted; it is the only FLOP difference between Switch and dense at equal shapes.
-    """
-    d, f = cfg.d_model, cfg.d_ff
-    per_layer = 2 * 4 * d * d + 2 * 2 * seq_len * d + 2 * 2 * d * f
-    router = 2 * d * cfg.num_experts * cfg.num_switch_layers
-    logits = 2 * d * cfg.vocab_size
-    return float(cfg.num_layers * per_layer + router + logits)
-
-
-def train_flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
-    """Forward plus backward (twice the forward): the usual 3x."""
-    return 3.0 * forward_flops_per_token(cfg, seq_len)
-
-
-def param_counts(cfg: ModelConfig) -> dict[str, int]:
-    """Total parameters, those one token activates (one expert per Switch layer), and the experts' share.
-
-    Counted from the architecture, so every framework's implementation is held to the same numbers.
-    """
-    d, f, e = cfg.d_model, cfg.d_ff, cfg.num_experts
-    ffn = 2 * d * f + f + d  # w_in, b_in, w_out, b_out
-    layer_norm = 2 * d
-    per_layer = 4 * d * d + 2 * layer_norm  # qkv + out (no biases), two layer norms
-    total = cfg.vocab_size * d + layer_norm  # tied embedding, final layer norm
-    expert = 0
-    for layer in range(cfg.num_layers):
-        total += per_layer
-        if cfg.is_switch_layer(layer):
-            total += d * e + e * ffn  # router + experts
-            expert += e * ffn
-        else:
-            total += ffn
-    activated = total - expert + (expert // e if e else 0)
-    return {"total": total, "activated": activated, "expert": expert}
-
-
 def learning_rate(opt: OptimizerConfig, count: int, max_steps: int) -> float:
     """The learning rate of update number `count` (0 for the first): linear warmup from 0 over warmup_steps,
-    then constant, or cosine decay to 10% at max_steps. This is the schedule every framework implements
-    (the JAX one through optax; tests hold them to each other)."""
+    then constant. This is the schedule every framework implements (the JAX one through optax; tests hold
+    them to each other). `max_steps` is the run's budget, for schedules that decay over it."""
     warmup = max(1, opt.warmup_steps)
-    if count < warmup:
-        return opt.learning_rate * count / warmup
-    if opt.schedule == "constant":
-        return opt.learning_rate
-    if opt.schedule == "cosine":
-        span = max(max_steps, warmup + 1) - warmup
-        cosine = 0.5 * (1 + math.cos(math.pi * min(count - warmup, span) / span))
-        return opt.learning_rate * (0.9 * cosine + 0.1)
-    raise ValueError(f"unknown schedule {opt.schedule!r}; valid: {', '.join(SCHEDULES)}")
+    return opt.learning_rate * count / warmup if count < warmup else opt.learning_rate
 
 
 def attention_implementation(kind: str, dtype: str, backend: str) -> str:

@@ -3,14 +3,14 @@
 AdamW is written out here rather than taken from Keras because the two frameworks must run the same
 optimiser: optax's chain of global-norm clipping, Adam with bias correction (epsilon outside the square
 root), decoupled weight decay, and the learning rate of update n taken at n (0 for the first update), from
-the one schedule in workloads/spec.py. Keras's AdamW orders decay and schedule differently.
+the one schedule in workloads/specs.py. Keras's AdamW orders decay and schedule differently.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from workloads.spec import OptimizerConfig, learning_rate
+from workloads.specs import OptimizerConfig, learning_rate
 from workloads.tf_impl.models import TransformerLM
 
 
