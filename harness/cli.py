@@ -352,6 +352,7 @@ def _run_options(args: argparse.Namespace):
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     from harness.report.summary import plan_lines, run_summary
+    from harness.results.schema import Status
     from harness.runner.execute import PeerLost, RunAborted, execute, leave_now
     from harness.runner.plan import plan
 
@@ -374,7 +375,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if where.process != 0:
         console.print(f"process {where.process}: {record['status']}; its figures went to process 0, which writes "
                       f"{run_dir / 'result.json'}", highlight=False)
-        return 0 if record["status"] == "converged" else 1
+        return 0 if record["status"] == Status.CONVERGED else 1
     console.print(run_summary(record, str(run_dir / "result.json")))
     for line in (*record.energy.warnings, *record.energy.flags):
         console.print(f"  warning: {line}", highlight=False, style="yellow")

@@ -19,8 +19,8 @@ import time
 from dataclasses import replace
 
 from benchlib import add_timing_args, compiled, interleaved, line, ratio, seconds_per_step, spec_named
-from harness.runner.training import LoopResult, train_to_target
 
+from harness.runner.loop import LoopResult, train_to_target
 from harness.runner.prefetch import Prefetcher, chunk_for
 
 

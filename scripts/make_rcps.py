@@ -14,10 +14,8 @@ import sys
 from pathlib import Path
 
 from harness.mlperf.runlog import division
-from harness.mlperf.runset import samples_to_target
-from harness.results.environment import main_device
 from harness.results.files import write_json
-from harness.results.reader import read_results
+from harness.results.reader import read_records, runs_only
 
 OUT = Path(__file__).resolve().parents[1] / "harness" / "mlperf" / "rcps.json"
 
@@ -28,14 +26,14 @@ def main() -> int:
     args = ap.parse_args()
     entries: dict[str, dict] = {}
     for folder in args.folders:
-        for r in read_results(folder):
-            if division(r) != "closed" or samples_to_target(r) is None:
+        for r in runs_only(read_records(folder)):
+            if division(r) != "closed" or r.samples_to_target is None:
                 continue
-            device = main_device(r["environment"]["hardware"])
-            e = entries.setdefault(r["workload"], {"batch_size": r["spec"]["batch_size"], "runs": {}})
-            e["runs"].setdefault(f"{device}/seed{r['seed']}", {"seed": r["seed"], "device": device,
-                                                                "samples_to_target": samples_to_target(r),
-                                                                "source": r["_source"]})
+            device = r.environment.hardware.main_device
+            e = entries.setdefault(r.workload, {"batch_size": r.batch_size, "runs": {}})
+            e["runs"].setdefault(f"{device}/seed{r.seed}", {"seed": r.seed, "device": device,
+                                                             "samples_to_target": r.samples_to_target,
+                                                             "source": str(r.source)})
     workloads = {}
     for name, e in sorted(entries.items()):
         runs = sorted(e["runs"].values(), key=lambda x: (x["device"], x["seed"]))

@@ -31,15 +31,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.runner.run import RunAborted, RunOptions, execute, plan  # noqa: E402
-
-from harness.results.reader import read_result  # noqa: E402
+from harness.results.reader import read_record  # noqa: E402
+from harness.results.schema import RunRecord  # noqa: E402
+from harness.runner.execute import RunAborted, execute  # noqa: E402
+from harness.runner.plan import RunOptions, plan  # noqa: E402
 from workloads.registry import at_tiny_width, get_workload  # noqa: E402
 from workloads.specs import WorkloadSpec  # noqa: E402
 
 
 def train(spec: WorkloadSpec, lr: float, args: argparse.Namespace, out: str, max_steps: int | None,
-          seconds: float | None = None) -> dict:
+          seconds: float | None = None) -> RunRecord:
     """One run of `spec` at `lr`; with `seconds`, stopped (recorded `aborted`) once they are spent."""
     variant = replace(spec, optimizer=replace(spec.optimizer, learning_rate=lr))
     opts = RunOptions(workload=spec.name, spec=variant, corpus=args.corpus, max_steps=max_steps, output_dir=out,
@@ -52,15 +53,13 @@ def train(spec: WorkloadSpec, lr: float, args: argparse.Namespace, out: str, max
         _, r = execute(opts, plan(opts))
     except RunAborted:  # the time box: the runner wrote the record before re-raising
         (run_dir,) = _run_dirs(out) - before
-        r = read_result(run_dir / "result.json")
+        r = read_record(run_dir / "result.json")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-    eff = r.get("efficiency") or {}
-    t = r["training"]
-    print(f"{spec.name:>24} lr {lr:<8g} {r['status']:>13}  {_f(t.get('steps'), '>6')} steps  "
-          f"{_f(r['timing'].get('run_s'), '7.1f')} s  {_f(r['energy'].get('total_j'), '10.1f')} J  "
-          f"MFU {_f(eff.get('mfu') and 100 * eff['mfu'], '5.1f')} %  last eval {_f(t.get('final_eval_loss'), '.4f')}  "
-          f"best {_f(t.get('best_eval_loss'), '.4f')} (target {r['target']['target_loss']:.4f})", flush=True)
+    print(f"{spec.name:>24} lr {lr:<8g} {r.status:>13}  {_f(r.training.steps, '>6')} steps  "
+          f"{_f(r.timing.run_s, '7.1f')} s  {_f(r.energy.total_j, '10.1f')} J  "
+          f"MFU {_f(r.mfu and 100 * r.mfu, '5.1f')} %  last eval {_f(r.final_eval_loss, '.4f')}  "
+          f"best {_f(r.best_eval_loss, '.4f')} (target {r.target.target_loss:.4f})", flush=True)
     return r
 
 
@@ -101,10 +100,10 @@ def main() -> None:
         sweep = spec.calibration.lr_sweep or (spec.optimizer.learning_rate,)
         results = {lr: train(spec, lr, args, out, args.sweep_steps or args.max_steps) for lr in sweep}
         if args.sweep_steps:
-            best = min(results, key=lambda lr: results[lr]["training"]["final_eval_loss"])
+            best = min(results, key=lambda lr: results[lr].final_eval_loss or float("inf"))
             rule = f"lowest eval loss at step {args.sweep_steps}"
         else:
-            converged = {lr: r["training"]["steps"] for lr, r in results.items() if r["status"] == "converged"}
+            converged = {lr: r.training.steps for lr, r in results.items() if r.converged}
             best = min(converged, key=converged.get) if converged else None
             rule = "fewest steps to target"
         chosen[name] = (spec, best)

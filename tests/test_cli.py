@@ -167,11 +167,10 @@ def test_interrupted_run_leaves_valid_aborted_result(tmp_path, sig):
 
 
 @pytest.mark.e2e
-def test_a_run_priced_with_its_own_region_pue_and_intensities(tmp_path):
-    proc = harness("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir",
-                   str(tmp_path), "--region", "europe-north1", "--pue", "1.2", "--carbon-intensity", "0.2",
-                   "--net-carbon-intensity", "0.05")
-    assert proc.returncode == 0, proc.stderr
+def test_a_run_priced_with_its_own_region_pue_and_intensities(tmp_path, capsys):
+    assert main(["run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir", str(tmp_path),
+                 "--region", "europe-north1", "--pue", "1.2", "--carbon-intensity", "0.2",
+                 "--net-carbon-intensity", "0.05"]) == 0
     r = only_result(tmp_path)
     co, joules = r["carbon"], r["energy"]["total_j"]
     assert co["region"] == "europe-north1" and co["pue"] == 1.2
@@ -179,40 +178,40 @@ def test_a_run_priced_with_its_own_region_pue_and_intensities(tmp_path):
     assert co["overrides"] == {"pue": 1.2, "carbon_intensity": 0.2, "net_intensity": 0.05}
     assert co["co2e_gross_kg"] == pytest.approx(joules / 3.6e6 * 1.2 * 0.2)
     assert co["co2e_net_kg"] == pytest.approx(joules / 3.6e6 * 1.2 * 0.05)
-    assert "region europe-north1 (PUE 1.2, 0.2 kgCO2e/kWh)" in proc.stdout
+    assert "region europe-north1 (PUE 1.2, 0.2 kgCO2e/kWh)" in capsys.readouterr().out
     with open(tmp_path / "emissions.csv") as f:
         row = next(csv.DictReader(f))
     assert float(row["pue"]) == 1.2 and row["region"] == "europe-north1"
     # The region alone: its own PUE and intensities, with its source.
-    proc = harness("run", "--workload", "dense-tiny", "--meter", "fake", "--no-progress", "--output-dir",
-                   str(tmp_path / "region"), "--region", "europe-north1")
+    assert main(["run", "--workload", "dense-tiny", "--meter", "fake", "--no-progress", "--output-dir",
+                 str(tmp_path / "region"), "--region", "europe-north1"]) == 0
     co = only_result(tmp_path / "region")["carbon"]
-    assert proc.returncode == 0 and co["pue"] == 1.09 and co["overrides"] == {}
-    assert co["sources"]["pue"].startswith("region europe-north1:")
+    assert co["pue"] == 1.09 and co["overrides"] == {} and co["sources"]["pue"].startswith("region europe-north1:")
 
 
 @pytest.mark.e2e
-def test_compare_outside_a_checkout_uses_the_installed_references(tmp_path):
+def test_compare_outside_a_checkout_uses_the_installed_references(tmp_path, monkeypatch, capsys):
     # Outside a checkout it said "--reference reference_results: not a directory".
-    assert harness("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir",
-                   str(tmp_path / "results")).returncode == 0
-    proc = harness("compare", "results", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0] == f"reference: {REFERENCE}"
-    assert "reference run(s)" in proc.stdout
+    assert main(["run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir",
+                 str(tmp_path / "results")]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["compare", "results"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"reference: {REFERENCE}" and "reference run(s)" in out
 
 
 @pytest.mark.e2e
-def test_package_takes_a_shell_glob_of_a_results_folder(tmp_path):
+def test_package_takes_a_shell_glob_of_a_results_folder(tmp_path, capsys):
     # `results/*` also matches emissions.csv, which every run appends to: it is passed over, and said.
     for seed in (0, 1):
-        assert harness("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--seed", str(seed),
-                       "--output-dir", str(tmp_path / "results")).returncode == 0
-    assert harness("meter", "--meter", "fake", "--output-dir", str(tmp_path / "results"), "--", "true").returncode == 0
+        assert main(["run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--seed", str(seed),
+                     "--output-dir", str(tmp_path / "results")]) == 0
+    assert main(["meter", "--meter", "fake", "--output-dir", str(tmp_path / "results"), "--", "true"]) == 0
     paths = sorted(str(p) for p in (tmp_path / "results").iterdir())
-    proc = harness("package", *paths, "--org", "acme", "--system", "vm", "--output-dir", str(tmp_path / "pkg"))
-    assert proc.returncode == 0, proc.stderr
-    out = " ".join(proc.stdout.split())
+    capsys.readouterr()
+    assert main(["package", *paths, "--org", "acme", "--system", "vm", "--output-dir", str(tmp_path / "pkg")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
     assert "skipped 1 file(s) that are not run directories: emissions.csv" in out
     assert "skipped 1 metered command record(s) (harness meter: true): not MLPerf training runs" in out
     assert len(list((tmp_path / "pkg" / "acme" / "results" / "vm" / "switch-tiny").glob("result_*.txt"))) == 2

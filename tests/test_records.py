@@ -16,8 +16,9 @@ from harness.cli import main
 from harness.mlperf.runset import score_runs
 from harness.report.build import build_report
 from harness.report.whatif import reprice
+from harness.results.encoding import from_json, to_json
 from harness.results.reader import ResultReadError, load, read_record, read_records
-from harness.results.schema import SCHEMA, CommandRecord, RunRecord, Status, from_json, to_json
+from harness.results.schema import SCHEMA, CommandRecord, RunRecord, Status
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference_results"
 

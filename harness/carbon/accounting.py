@@ -65,28 +65,6 @@ def paper_tco2e(kwh: float, kg_per_kwh: float) -> float:
 
 
 @dataclass(frozen=True)
-class Footprint:
-    """Energy priced: node kWh, facility kWh (x PUE) and CO2e gross and net (x intensities)."""
-
-    node_kwh: float
-    pue: float
-    facility_kwh: float
-    gross_kg_per_kwh: float
-    net_kg_per_kwh: float
-    co2e_gross_kg: float
-    co2e_net_kg: float
-    region: str
-    overrides: dict  # user-supplied values only: {"pue": ..., "carbon_intensity": ..., "net_intensity": ...}
-    sources: dict  # provenance text for "pue", "gross_kg_per_kwh", "net_kg_per_kwh"
-
-    def to_dict(self) -> dict:
-        """Plain JSON-ready dict; nested dicts are copies so callers cannot mutate this record. (Written out
-        rather than dataclasses.asdict, whose deep copy costs 85 us: a price at every window edge adds up.)"""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        return out | {"overrides": dict(self.overrides), "sources": dict(self.sources)}
-
-
-@dataclass(frozen=True)
 class Pricing:
     """How a facility and its grid price energy: PUE and kg CO2e per kWh (gross, and net of carbon-free
     energy), for a region, with the user's overrides and the source of every factor. A result stores its
@@ -103,15 +81,25 @@ class Pricing:
         """Node energy (J) -> facility kWh (x PUE) -> gross and net kg CO2e (x intensities)."""
         node_kwh = _check_non_negative("node_joules", node_joules, "J") / J_PER_KWH
         facility_kwh = node_kwh * self.pue
-        return Footprint(node_kwh=node_kwh, pue=self.pue, facility_kwh=facility_kwh,
-                         gross_kg_per_kwh=self.gross_kg_per_kwh, net_kg_per_kwh=self.net_kg_per_kwh,
-                         co2e_gross_kg=facility_kwh * self.gross_kg_per_kwh,
-                         co2e_net_kg=facility_kwh * self.net_kg_per_kwh, region=self.region,
-                         overrides=self.overrides, sources=self.sources)
+        return Footprint(**{f.name: getattr(self, f.name) for f in fields(Pricing)}, node_kwh=node_kwh,
+                         facility_kwh=facility_kwh, co2e_gross_kg=facility_kwh * self.gross_kg_per_kwh,
+                         co2e_net_kg=facility_kwh * self.net_kg_per_kwh)
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {"overrides": dict(self.overrides),
-                                                                       "sources": dict(self.sources)}
+        """Plain JSON-ready dict; nested dicts are copies so callers cannot mutate this record. (Written out
+        rather than dataclasses.asdict, whose deep copy costs 85 us: a price at every window edge adds up.)"""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return out | {"overrides": dict(self.overrides), "sources": dict(self.sources)}
+
+
+@dataclass(frozen=True)
+class Footprint(Pricing):
+    """Energy priced: the pricing, and node kWh, facility kWh (x PUE) and CO2e gross and net (x intensities)."""
+
+    node_kwh: float
+    facility_kwh: float
+    co2e_gross_kg: float
+    co2e_net_kg: float
 
 
 def pricing(

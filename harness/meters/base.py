@@ -65,6 +65,7 @@ class Meter(abc.ABC):
     name: ClassVar[str]
     scope: ClassVar[str] = "device"
     part: ClassVar[str] = "cpu"
+    platforms: ClassVar[tuple[str, ...]] = ()  # the accelerator platforms it meters ("gpu", "tpu"), if any
     options: ClassVar[tuple[Option, ...]] = ()
     in_auto: ClassVar[bool] = False  # `--meter auto` takes it where it works
     instead_of: ClassVar[str | None] = None  # auto takes it only where that backend does not work

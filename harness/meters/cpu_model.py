@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from harness.machine import CPUINFO, cpu_model
 from harness.meters.base import Availability, Meter, MeterUnavailable, Option, positive
 from harness.tables import longest_match, read_table_file
 
@@ -43,13 +44,9 @@ def match_tdp(model: str, table: list[TdpRow]) -> TdpRow | None:
     return longest_match(model, table, lambda r: r.pattern)
 
 
-def read_cpu_model(cpuinfo_path: str | Path = "/proc/cpuinfo") -> str:
-    with open(cpuinfo_path) as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                return value.strip()
-    return ""
+def read_cpu_model(cpuinfo_path: str | Path = CPUINFO) -> str:
+    """The CPU's model name, from /proc/cpuinfo read where the rest of the harness reads it (harness/machine.py)."""
+    return cpu_model(cpuinfo_path)
 
 
 def read_proc_stat(stat_path: str | Path = "/proc/stat") -> tuple[int, int, int]:
@@ -121,7 +118,7 @@ class CpuModelMeter(Meter):
         threads_per_package: int | None = None,
         idle_fraction: float = DEFAULT_IDLE_FRACTION,
         stat_path: str | Path = "/proc/stat",
-        cpuinfo_path: str | Path = "/proc/cpuinfo",
+        cpuinfo_path: str | Path = CPUINFO,
         visible_cpus: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         table_path: str | Path = TDP_TABLE,
@@ -158,7 +155,7 @@ class CpuModelMeter(Meter):
         cls,
         tdp_w: float | None = None,
         stat_path: str | Path = "/proc/stat",
-        cpuinfo_path: str | Path = "/proc/cpuinfo",
+        cpuinfo_path: str | Path = CPUINFO,
         table_path: str | Path = TDP_TABLE,
     ) -> Availability:
         try:

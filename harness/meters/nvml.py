@@ -124,6 +124,7 @@ class _Gpu:
 class NvmlMeter(Meter):
     name: ClassVar[str] = "nvml"
     part: ClassVar[str] = "accelerator"
+    platforms: ClassVar[tuple[str, ...]] = ("gpu", "cuda")
     options: ClassVar[tuple[Option, ...]] = (Option("nvml", None, object),)  # a pynvml-like module (tests)
     in_auto: ClassVar[bool] = True
     description: ClassVar[tuple[str, str, str]] = (

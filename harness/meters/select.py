@@ -85,7 +85,7 @@ def _declare_unmetered(meters: list[Meter], accels: list[Accelerator], unused: l
     if "node" in used:
         return  # a node-level meter includes every accelerator
     for platform in sorted({a.platform for a in accels} - {"cpu"}):
-        meter = {"gpu": "nvml", "cuda": "nvml", "tpu": "tpu-model"}.get(platform)
+        meter = next((name for name, backend in BACKENDS.items() if platform in backend.platforms), None)
         if meter in used:
             continue
         why = checked[meter].reason if meter in checked else "no meter for this platform"

@@ -43,6 +43,7 @@ def match_power(device_kind: str, table: list[TpuPowerRow]) -> TpuPowerRow | Non
 class TpuModelMeter(Meter):
     name: ClassVar[str] = "tpu-model"
     part: ClassVar[str] = "accelerator"
+    platforms: ClassVar[tuple[str, ...]] = ("tpu",)
     options: ClassVar[tuple[Option, ...]] = (
         Option("tpu_watts", "--tpu-watts", float, "average system W per TPU chip (overrides the table)",
                positive("watts")),)

@@ -65,6 +65,9 @@ def build_package(paths: list[Path], out: Path, org: str, system: str, status: s
     runs = [(d, r) for d, r in records.items() if r.source in kept]
     if not runs:
         raise UsageError(f"no training runs to package under {', '.join(map(str, paths))}")
+    for run_dir, r in runs:
+        if say is not None and r.problems():
+            say(f"{run_dir.name} does not count (harness check fails it): {'; '.join(r.problems())}")
     root = out / org
     if root.exists():
         raise UsageError(f"{root} already exists; choose another --output-dir or remove it")

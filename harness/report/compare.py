@@ -82,6 +82,7 @@ def compare(yours: list[RunRecord], reference: list[RunRecord]) -> list[dict[str
         check = convergence_check(sub, list(ref_by_seed.values())) if sub and ref_by_seed else None
         out.append({"workload": workload, "corpus": corpus, "runs": len(runs), "reference_runs": len(refs),
                     "energy_incomplete": [r.run_id for r in runs + refs if not r.energy.complete],
+                    "unfinished": [f"{r.run_id}: {r.status_text}" for r in runs if not r.status.final],
                     "energy_methods": sorted({r.energy.method for r in runs}),
                     "reference_energy_methods": sorted({r.energy.method for r in refs}),
                     "reference_hardware": sorted({r.environment.hardware.machine_class for r in refs}),

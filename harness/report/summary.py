@@ -47,7 +47,7 @@ def run_summary(r: RunRecord, result_path: str) -> Table:
 
     t, tr, en = r.timing, r.training, r.energy
     status = r.status
-    error = f" ({r.error})" if r.error and status != "converged" else ""
+    error = f" ({r.error})" if r.error and not r.converged else ""
     table = Table(title=f"{r.workload}  seed {r.seed}  status: {str(status).upper()}{error}",
                   title_justify="left", show_header=False, show_edge=False)
     table.add_column("what", style="bold")

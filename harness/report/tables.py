@@ -71,6 +71,8 @@ def compare_lines(entries: list[dict[str, Any]]) -> list[tuple[Any, str | None]]
         out.append((table, None))
         out.append((f"  energy: yours {', '.join(e['energy_methods'])}; reference "
                     f"{', '.join(e['reference_energy_methods']) or '—'}", None))
+        for line in e["unfinished"]:
+            out.append((f"  not finished, not compared: {line}", "yellow"))
         if e["energy_incomplete"]:
             out.append((f"  not ranked on energy (incomplete figure): {', '.join(e['energy_incomplete'])}", "yellow"))
         conv = e["convergence"]

@@ -35,7 +35,6 @@ from harness.results.schema import (
     Training,
     Work,
 )
-from harness.results.versions import NO_EVALUATION_YET, aborted_without_sync
 
 # Other processes using more than this share of the machine's CPU over a window are flagged: at that level a
 # CPU meter's figure, which covers the whole package, holds a visible part of somebody else's work.
@@ -236,7 +235,7 @@ def work_window(loop: LoopFacts, status: Status, tokens_per_step: int, run_s: fl
         return Work(window="run_start..run_stop", seconds=run_s, tokens=tokens, peak_flops_per_s=peak_total,
                     peak=peak, model_flops=per_token * tokens + loop.eval_flops_each * len(loop.eval_trace))
     if not loop.eval_trace:
-        why = aborted_without_sync() if status == Status.ABORTED else NO_EVALUATION_YET
+        why = Work.ABORTED_UNSYNCED if status == Status.ABORTED else Work.NO_EVALUATION_YET
         return Work(window=None, seconds=None, tokens=0, model_flops=0.0, peak_flops_per_s=peak_total, peak=peak,
                     window_reason=why)
     last = loop.eval_trace[-1]
@@ -255,5 +254,6 @@ def command_record(*, run_id: str, name: str, argv: Sequence[str], status: Statu
     return CommandRecord(
         run_id=run_id, created_unix_s=time.time(), workload=name, command=tuple(argv), status=status,
         exit_code=exit_code, signals_forwarded=tuple(signals), process={"pid": os.getpid(), "host": platform.node()},
-        timing=Timing(run_s=marks["run_stop"] - marks["run_start"], marks_unix_s=dict(marks)), energy=energy,
+        timing=Timing(rules="the command's wall time, from its start to its exit (nothing untimed)",
+                      run_s=marks["run_stop"] - marks["run_start"], marks_unix_s=dict(marks)), energy=energy,
         carbon=pricing, environment=Environment(hardware=environment.hardware(devices), software=software))

@@ -19,18 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.results import versions
+from harness.results.encoding import SchemaError, from_json
 from harness.results.files import sha256_file
-from harness.results.schema import (
-    INTERRUPTED_NOTE,
-    SCHEMA,
-    SCHEMA_FAMILY,
-    CommandRecord,
-    Record,
-    RunRecord,
-    SchemaError,
-    Status,
-    from_json,
-)
+from harness.results.schema import INTERRUPTED_NOTE, SCHEMA, SCHEMA_FAMILY, CommandRecord, Record, RunRecord, Status
 from workloads.errors import InputError
 
 __all__ = ["ResultReadError", "load", "read_json", "read_record", "read_records", "read_study", "runs_only",

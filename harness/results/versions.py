@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from harness.results.schema import COMMAND, RUN, SCHEMA
+from harness.results.schema import ABORT_MARK, COMMAND, RUN, SCHEMA, Status, Work
 
 RESULT_1 = "harness.result/1"
 COMMAND_1 = "harness.command/1"
@@ -44,8 +44,8 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
 
 def _command_1(d: dict[str, Any]) -> dict[str, Any]:
     d["schema"], d["kind"] = SCHEMA, COMMAND
-    if d.get("status") == "interrupted":
-        d["status"] = "aborted"
+    if d.get("status") == "interrupted":  # /1's word for a signal passed on to the command
+        d["status"] = Status.ABORTED
     _energy_1(d)
     return d
 
@@ -88,7 +88,7 @@ def _window_seconds(d: dict[str, Any], window: str | None) -> float | None:
     if not window or "run_start" not in marks:
         return None
     stop = window.split("..", 1)[-1]
-    if stop in ("run_stop", "aborted"):
+    if stop in ("run_stop", ABORT_MARK):
         return d["timing"].get("run_s")
     point = next((p for p in d.get("eval_trace") or () if f"eval_{p.get('step')}" == stop), None)
     if point and point.get("eval_stop_unix_s") is not None:
@@ -105,15 +105,15 @@ def _work_1(d: dict[str, Any]) -> dict[str, Any] | None:
     work = {"window": d["energy"].get("window"), "seconds": _window_seconds(d, d["energy"].get("window")),
             "tokens": training["tokens"], "model_flops": eff["model_flops"],
             "peak_flops_per_s": eff.get("peak_flops_per_s"), "peak": eff.get("peak"), "window_reason": None}
-    if d["status"] != "aborted":
+    if d["status"] != Status.ABORTED:
         if work["window"] in (None, "run_start..run_stop"):
             work["window"], work["seconds"] = "run_start..run_stop", timing.get("run_s")
         if work["seconds"] is None:
-            return work | {"window": None, "window_reason": NO_EVALUATION_YET}
+            return work | {"window": None, "window_reason": Work.NO_EVALUATION_YET}
         return work
     trace = [p for p in d.get("eval_trace") or () if p.get("eval_stop_unix_s") is not None]
     if not trace:
-        return work | {"window": None, "seconds": None, "window_reason": aborted_without_sync()}
+        return work | {"window": None, "seconds": None, "window_reason": Work.ABORTED_UNSYNCED}
     last, evals = trace[-1], len(d.get("eval_trace") or ())
     per_token = training["train_flops_per_token"]
     eval_flops_each = (eff["model_flops"] - per_token * training["tokens"]) / evals
@@ -122,10 +122,3 @@ def _work_1(d: dict[str, Any]) -> dict[str, Any] | None:
                    "seconds": last["eval_stop_unix_s"] - timing["marks_unix_s"]["run_start"], "tokens": tokens,
                    "model_flops": per_token * tokens + eval_flops_each * len(trace)}
 
-
-NO_EVALUATION_YET = "written before the run's first evaluation: no synchronised window yet"
-
-
-def aborted_without_sync() -> str:
-    return ("aborted before its first evaluation: the steps it dispatched were never waited for, so no window "
-            "holds work the device is known to have done")

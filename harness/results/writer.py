@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.results import files
-from harness.results.schema import Record, to_json
+from harness.results.encoding import to_json
+from harness.results.schema import Record
 
 RESULT_JSON = "result.json"
 PENDING = "not yet written when the record was last saved"

@@ -23,9 +23,10 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workloads.framework import Runtime
+if TYPE_CHECKING:  # the type only: importing the seam loads numpy, and `harness meter` starts without it
+    from workloads.framework import Runtime
 
 HEARTBEAT_S = 1.0
 LOST_AFTER_S = 20.0

@@ -20,6 +20,7 @@ from typing import Any
 from harness import carbon
 from harness.errors import UsageError
 from harness.results.files import check_writable
+from harness.results.schema import Status
 from harness.results.writer import new_folder
 from harness.session import DEFAULT_SAMPLE_HZ, Metering, accelerators
 
@@ -91,13 +92,14 @@ def meter_command(opts: CommandOptions):
     return run_dir, record, exit_code
 
 
-def _outcome(returncode: int, forwarded: list[int]) -> tuple[str, int]:
+def _outcome(returncode: int, forwarded: list[int]) -> tuple[Status, int]:
+    """The record's status and the exit code to pass on (128 + N for a command killed by signal N)."""
     exit_code = 128 - returncode if returncode < 0 else returncode
     if forwarded:
-        return "aborted", exit_code
+        return Status.ABORTED, exit_code
     if returncode < 0:
-        return "killed", exit_code
-    return ("completed" if returncode == 0 else "failed"), exit_code
+        return Status.KILLED, exit_code
+    return (Status.COMPLETED if returncode == 0 else Status.FAILED), exit_code
 
 
 def _prepare_the_record() -> dict[str, Any]:
@@ -112,7 +114,7 @@ def _prepare_the_record() -> dict[str, Any]:
 
 
 def _record(opts: CommandOptions, name: str, run_dir: Path, sampler, chosen: list, unavailable: list,
-            accels: list, marks: dict[str, float], status: str, returncode: int, forwarded: list[int],
+            accels: list, marks: dict[str, float], status: Status, returncode: int, forwarded: list[int],
             software: dict[str, Any], pricing):
     from dataclasses import replace
 
@@ -121,7 +123,7 @@ def _record(opts: CommandOptions, name: str, run_dir: Path, sampler, chosen: lis
     from harness.mlperf.runlog import render_power_log
     from harness.results.build import command_record, energy_from_windows
     from harness.results.emissions import ROW, append_record
-    from harness.results.schema import Device, Status
+    from harness.results.schema import Device
     from harness.results.writer import RecordFiles
 
     energy = energy_from_windows(
@@ -129,7 +131,7 @@ def _record(opts: CommandOptions, name: str, run_dir: Path, sampler, chosen: lis
         facts=session_facts(sampler, chosen), unavailable=unavailable,
         cpu=cpu_between(sampler.accounts.get("run_start"), sampler.accounts.get("run_stop")))
     record = command_record(
-        run_id=run_dir.name, name=name, argv=opts.argv, status=Status(status), exit_code=returncode,
+        run_id=run_dir.name, name=name, argv=opts.argv, status=status, exit_code=returncode,
         signals=[signal.Signals(s).name for s in forwarded], marks=marks, energy=energy, pricing=pricing,
         devices=[Device(kind=a.kind, platform=a.platform, id=a.index) for a in accels], software=software)
     record = replace(record, source=run_dir / "result.json")

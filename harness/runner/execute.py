@@ -17,12 +17,12 @@ from typing import Any
 
 from harness import meters
 from harness.meters.contention import cpu_snapshot
-from harness.results.schema import RunRecord, Status
+from harness.results.schema import ABORT_MARK, RunRecord, Status
 from harness.results.writer import new_folder
 from harness.runner.cluster import HEARTBEAT_S, Cluster
 from harness.runner.finish import Finisher
 from harness.runner.loop import LoopResult, train_to_target
-from harness.runner.plan import Plan, RunOptions
+from harness.runner.plan import RunOptions, RunPlan
 from harness.runner.progress import Progress
 from workloads.trainers import runtime
 
@@ -43,7 +43,7 @@ class PeerLost(Exception):
         self.lost = lost
 
 
-def execute(opts: RunOptions, p: Plan) -> tuple[Path, RunRecord | dict[str, Any]]:
+def execute(opts: RunOptions, p: RunPlan) -> tuple[Path, RunRecord | dict[str, Any]]:
     """Run the plan; returns the run's folder and its record (a process other than 0: what it sent)."""
     cluster = (Cluster(runtime(opts.framework), f"harness/run{next(_RUN_NUMBERS)}", opts.peer_timeout_s)
                if p.placement.processes > 1 else None)
@@ -75,7 +75,7 @@ def execute(opts: RunOptions, p: Plan) -> tuple[Path, RunRecord | dict[str, Any]
             if lost:
                 loop.error = f"process(es) {', '.join(map(str, lost))} lost; {loop.error}"
         if "run_stop" not in loop.marks:
-            loop.marks["run_stop"] = sampler.mark("aborted")
+            loop.marks["run_stop"] = sampler.mark(ABORT_MARK)
         if lost:
             raise PeerLost(lost) from e
         raise

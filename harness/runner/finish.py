@@ -24,11 +24,12 @@ from harness.mlperf.runlog import render_power_log, render_run_log, run_log_name
 from harness.results.build import energy_from_windows, eval_energy_sum, eval_points, merge_hosts, run_record
 from harness.results.emissions import ROW as EMISSIONS_ROW
 from harness.results.emissions import append_record
-from harness.results.schema import Device, Energy, RunRecord, Status, energy_from_json, energy_to_json
+from harness.results.encoding import energy_from_json, energy_to_json
+from harness.results.schema import ABORT_MARK, Device, Energy, EvalPoint, RunRecord, Status
 from harness.results.writer import RecordFiles
 from harness.runner.cluster import GATHER_TIMEOUT_S, Cluster
 from harness.runner.loop import LoopResult
-from harness.runner.plan import Plan, RunOptions
+from harness.runner.plan import RunOptions, RunPlan
 from workloads.specs import precision_of
 
 CHECKPOINT_MIN_S = 1.0
@@ -38,7 +39,7 @@ def measure_process(sampler, meters: list, unavailable: list[dict[str, str]], lo
                     stop_label: str | None = None) -> tuple[Energy, dict[str, float | None]]:
     """This process's energy over run_start..stop_label (a record written during the run: its latest
     evaluation; else run_stop or the abort), and the energy since run_start at each evaluation."""
-    stop_label = stop_label or ("run_stop" if "run_stop" in sampler.marks else "aborted")
+    stop_label = stop_label or ("run_stop" if "run_stop" in sampler.marks else ABORT_MARK)
 
     def window(start: str, stop: str) -> dict[str, Any] | None:
         ok = start in sampler.marks and stop in sampler.marks and start != stop
@@ -59,7 +60,7 @@ def measure_process(sampler, meters: list, unavailable: list[dict[str, str]], lo
 class Finisher:
     """Writes a run's record: `checkpoint()` while it goes, `write()` once at the end."""
 
-    def __init__(self, opts: RunOptions, p: Plan, loop: LoopResult, sampler, run_dir: Path,
+    def __init__(self, opts: RunOptions, p: RunPlan, loop: LoopResult, sampler, run_dir: Path,
                  cluster: Cluster | None) -> None:
         self.opts, self.p, self.loop, self.sampler = opts, p, loop, sampler
         self.run_dir, self.cluster = run_dir, cluster
@@ -82,7 +83,7 @@ class Finisher:
         if self.cluster is not None:
             energy = replace(energy, flags=(*energy.flags, "partial record: process 0's energy only; every host's "
                                                            "comes at the end of the run"))
-        record = self._build(energy, eval_energy)
+        record = self._build(energy, eval_points(loop.eval_trace, eval_energy))
         with self._lock:
             if self._record is not None:  # never over the final record
                 return
@@ -101,7 +102,7 @@ class Finisher:
         self.loop.error = (f"process(es) {', '.join(map(str, lost))} lost (no heartbeat for "
                            f"{self.cluster.lost_after_s:g} s)")
         if "run_stop" not in self.loop.marks:
-            self.loop.marks["run_stop"] = self.sampler.mark("aborted")
+            self.loop.marks["run_stop"] = self.sampler.mark(ABORT_MARK)
         self.write(emergency=True)
         leave()
 
@@ -148,7 +149,7 @@ class Finisher:
         files.csv("power.csv", rows)
         files.csv("quality.csv", [asdict(p) for p in points])
         files.csv("steps.csv", self.loop.step_metrics)
-        record = self._build(energy, eval_energy, points)
+        record = self._build(energy, points)
         logs = run_log_names(record)
         files.expect(*logs, EMISSIONS_ROW)
         record, _ = files.record(record)  # first: nothing below may cost the run its record
@@ -162,13 +163,12 @@ class Finisher:
         record, _ = files.record(record)
         return record
 
-    def _build(self, energy: Energy, eval_energy: dict[str, float | None], points=None) -> RunRecord:
+    def _build(self, energy: Energy, points: list[EvalPoint]) -> RunRecord:
         p, opts, spec = self.p, self.opts, self.p.spec
         record = run_record(
             self.loop, run_id=self.run_dir.name, seed=opts.seed, spec=spec.to_dict(), data=p.data_info,
             target_loss=p.target_loss, max_steps=p.max_steps, batch_size=spec.batch_size, seq_len=spec.seq_len,
-            dtype=spec.model.dtype, precision=precision_of(spec.model), energy=energy,
-            eval_trace=points if points is not None else eval_points(self.loop.eval_trace, eval_energy),
+            dtype=spec.model.dtype, precision=precision_of(spec.model), energy=energy, eval_trace=points,
             pricing=p.pricing, devices=self._devices(), parallelism=self._parallelism())
         return replace(record, source=self.run_dir / "result.json")
 

@@ -60,7 +60,7 @@ class RunOptions:
 
 
 @dataclass
-class Plan:
+class RunPlan:
     spec: WorkloadSpec
     data: Any
     data_info: dict[str, Any]
@@ -90,7 +90,7 @@ def check(opts: RunOptions) -> tuple[WorkloadSpec, Pricing]:
     return spec, pricing
 
 
-def plan(opts: RunOptions) -> Plan:
+def plan(opts: RunOptions) -> RunPlan:
     """Check everything a run needs, then join the processes of a multi-process run (the one side effect:
     devices cannot be listed before it), place the run on its devices and choose its meters."""
     spec, pricing = check(opts)
@@ -119,7 +119,7 @@ def plan(opts: RunOptions) -> Plan:
     if spec.sized_for == "accelerator" and not placement.accelerators() and not opts.allow_cpu:
         steps = typical_steps(reference_samples(spec.name, spec.batch_size) or [], spec.batch_size)
         raise UsageError(cpu_refusal(spec, steps))
-    return Plan(spec, data, info, target, opts.max_steps or spec.max_steps, chosen, unavailable, placement, pricing)
+    return RunPlan(spec, data, info, target, opts.max_steps or spec.max_steps, chosen, unavailable, placement, pricing)
 
 
 def _join_processes(opts: RunOptions) -> None:
