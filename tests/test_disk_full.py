@@ -89,8 +89,5 @@ def test_a_real_full_filesystem(small_tmpfs):
     proc = harness("meter", "--meter", "fake", "--output-dir", str(small_tmpfs), "--", sys.executable, "-c", "pass")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "NOT WRITTEN:" in proc.stderr and "No space left on device" in proc.stderr
+    # A failed emissions.csv append leaves no empty file behind.
     assert not (small_tmpfs / "emissions.csv").exists() or (small_tmpfs / "emissions.csv").stat().st_size > 0
-    proc = harness("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir",
-                   str(small_tmpfs))
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
-    assert "NOT WRITTEN:" in proc.stdout and "CONVERGED" in proc.stdout

@@ -66,15 +66,18 @@ def test_every_host_is_metered_once_and_the_total_is_their_sum(two_process_run):
 
 
 def _wait_for_training(out: Path, timeout_s: float = 120) -> None:
-    """Until process 0 has made its run directory (at the start of the run), then a little longer: past init,
-    into training."""
+    """Until process 0's running record says steps were taken (it is rewritten after every evaluation): past
+    init, into training, however long init takes on a loaded machine."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if any(out.glob("*")):
-            time.sleep(8)  # the run directory exists at the start of execute: leave init time, then steps
-            return
+        for f in out.glob("*/result.json"):
+            try:
+                if json.loads(f.read_text())["training"]["steps"] > 0:
+                    return
+            except (ValueError, KeyError):
+                pass  # replaced atomically, but read before the first write finished its rename: look again
         time.sleep(0.2)
-    raise AssertionError("the run never started")
+    raise AssertionError("the run never started training")
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP])
