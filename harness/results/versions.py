@@ -3,10 +3,11 @@
 - harness.result/1 (runs, 2026-11-26..30): grew over that time; the oldest lack the efficiency figures, the
   energy section's completeness and cross-checks, the framework and precision, `parallelism`, evaluation
   timestamps and the spec's AdamW epsilon; hardware said `jax_backend`. Its derived figures (efficiency,
-  CO2e) are dropped and worked out again from the stored ones. An aborted run's efficiency window is cut
-  back to its last evaluation, the last point where its device work was synchronised (a /1 record of a run
-  aborted before any evaluation gets none: reference_results/nvidia-h100/base/failed-prefetch-thread-1.json
-  claimed an MFU of 1.005 over steps that were dispatched but never waited for).
+  CO2e) are dropped and worked out again from the stored ones; where it has none, its model FLOPs are counted
+  from its spec, steps and evaluations as the runner counts them now (workloads/flops.py). An aborted run's
+  efficiency window is cut back to its last evaluation, the last point where its device work was synchronised
+  (a /1 record of a run aborted before any evaluation gets none: reference_results/nvidia-h100/base/
+  failed-prefetch-thread-1.json claimed an MFU of 1.005 over steps that were dispatched but never waited for).
 - harness.command/1 (`harness meter`): a command record; its status `interrupted` (a signal passed on to the
   command) is `aborted` now, as for a run, since `interrupted` means a record with no final version.
 
@@ -19,7 +20,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from harness.results.schema import ABORT_MARK, COMMAND, RUN, SCHEMA, Status, Work
+from harness.results.efficiency import devices_peak
+from harness.results.schema import ABORT_MARK, COMMAND, RUN, SCHEMA, Device, Status, Work
 
 RESULT_1 = "harness.result/1"
 COMMAND_1 = "harness.command/1"
@@ -83,6 +85,26 @@ def _energy_1(d: dict[str, Any]) -> None:
     e.setdefault("seconds", _window_seconds(d, e.get("window")))
 
 
+def _efficiency_of_old(d: dict[str, Any]) -> dict[str, Any] | None:
+    """For a /1 record from before efficiency figures: its model FLOPs worked out from what it recorded (the spec,
+    the steps, the evaluations) as the runner counts them today, and its devices' peak from the table."""
+    from workloads.flops import forward_flops_per_token  # here: the specs load numpy, new records never need it
+    from workloads.specs import ModelConfig
+
+    try:
+        spec = d["spec"]
+        model = ModelConfig(**spec["model"])
+        seq_len = spec["corpus"]["seq_len"]
+        eval_tokens = (d["data"].get("eval_sequences") or spec["corpus"]["eval_sequences"]) * seq_len
+        flops = (d["training"]["train_flops_per_token"] * d["training"]["tokens"]
+                 + forward_flops_per_token(model, seq_len) * eval_tokens * len(d.get("eval_trace") or ()))
+        devices = [Device(kind=x["kind"], platform=x["platform"]) for x in d["environment"]["hardware"]["devices"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    peak, row = devices_peak(devices, model.dtype)
+    return {"model_flops": flops, "peak_flops_per_s": peak, "peak": row}
+
+
 def _window_seconds(d: dict[str, Any], window: str | None) -> float | None:
     marks = (d.get("timing") or {}).get("marks_unix_s") or {}
     if not window or "run_start" not in marks:
@@ -98,7 +120,7 @@ def _window_seconds(d: dict[str, Any], window: str | None) -> float | None:
 
 def _work_1(d: dict[str, Any]) -> dict[str, Any] | None:
     """The efficiency inputs of a /1 record, over its synchronised window."""
-    eff = d.get("efficiency")
+    eff = d.get("efficiency") or _efficiency_of_old(d)
     if not eff:
         return None
     training, timing = d["training"], d["timing"]
