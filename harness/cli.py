@@ -210,6 +210,22 @@ def _build_parser() -> argparse.ArgumentParser:
     meter.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
                        help="the command and its arguments, after --")
 
+    claim = sub.add_parser("claim", help="judge an efficiency claim (CLAIM.toml) on measured runs: SUPPORTED, NOT "
+                                         "SUPPORTED, INCONCLUSIVE or CANNOT BE ASSESSED")
+    claim.add_argument("claim_file", help="the claim, TOML: text, metric, workload, subject, baseline, relation, value")
+    _output_arg(claim, None, "claim.json and claim.md (default: the claim file's folder)")
+    _json_arg(claim)
+
+    proj = sub.add_parser("project", help="the seed paper's training runs (Table 4) projected onto this system's "
+                                          "measured efficiency: energy, device-days and CO2e, labelled projected")
+    proj.add_argument("path", help="a result.json, a run directory, a --runs set or a folder of runs")
+    proj.add_argument("--to", default="all", help="all, or comma-separated: gpt3, switch, gshard, t5, meena")
+    proj.add_argument("--region", help="carbon region to price the projection in (default: the run's own)")
+    proj.add_argument("--pue", type=float, help="datacenter PUE (default: the run's own, or the region's)")
+    proj.add_argument("--allow-modelled", action="store_true",
+                      help="project from modelled energy too (refused otherwise); every such line is stamped")
+    _json_arg(proj)
+
     report = sub.add_parser("report", help="report.md and report.html from runs, studies or study campaigns")
     report.add_argument("paths", nargs="+", help="study campaign folders (what harness study prints), study "
                                                  "folders, run directories or folders of runs")
@@ -539,6 +555,36 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _claim(args: argparse.Namespace, console: Console) -> int:
+    import json
+    from pathlib import Path
+
+    from harness.report.claims.assess import SUPPORTED, judge
+    from harness.report.claims.render import lines
+
+    result, json_path, md_path = judge(Path(args.claim_file), Path(args.output_dir) if args.output_dir else None)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _say(console, [*lines(result), f"written: {json_path} and {md_path}"])
+    return 0 if result["verdict"] == SUPPORTED else 1
+
+
+def _project(args: argparse.Namespace, console: Console) -> int:
+    from pathlib import Path
+
+    from harness.report.project import lines, project
+    from harness.results.reader import read_records, runs_only
+
+    notes: list[str] = []
+    out = project(runs_only(read_records(Path(args.path)), notes.append), args.to, args.region, args.pue,
+                  args.allow_modelled)
+    if args.json:
+        return _emit(args, console, out["rows"], list)
+    _say(console, [*notes, *lines(out)])
+    return 0
+
+
 def _meter(args: argparse.Namespace, console: Console | None) -> int:
     from harness.report.summary import command_lines
     from harness.runner.command import CommandOptions, meter_command
@@ -556,7 +602,8 @@ def _meter(args: argparse.Namespace, console: Console | None) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "list": _list, "regions": _regions, "run": _run, "study": _study, "report": _report, "footprint": _footprint,
     "whatif": _whatif, "schedule": _schedule, "compare": _compare, "package": _package, "check": _check,
-    "meters": _meters, "import-power": _import_power, "meter": _meter,
+    "meters": _meters, "import-power": _import_power, "meter": _meter, "claim": _claim,
+    "project": _project,
 }
 
 

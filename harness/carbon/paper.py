@@ -31,6 +31,8 @@ class PaperRun:
     published_net_t: float | None
     source: str
     published_places: dict[str, int]  # decimal places the paper printed, per published figure
+    total_flops: float | None = None  # the run's total computation (FLOPs), Table 4
+    tflops_per_chip: float | None = None  # measured system TFLOP/s per chip, Table 4
 
     def it_kwh(self) -> float:
         """Energy at the processors (PUE 1): what the 'model' and 'machine' factors compare."""
@@ -62,7 +64,8 @@ def load_runs() -> dict[str, PaperRun]:
             float(row["watts_per_chip"]), float(row["pue"]), float(row["gross_kg_per_kwh"]),
             float(row["net_kg_per_kwh"]), _optional(row["published_mwh"]), _optional(row["published_gross_t"]),
             _optional(row["published_net_t"]), row["source"],
-            {k: _places(row[f"published_{k}"]) for k in ("mwh", "gross_t", "net_t")})
+            {k: _places(row[f"published_{k}"]) for k in ("mwh", "gross_t", "net_t")},
+            _optional(row["total_flops"]), _optional(row["tflops_per_chip"]))
     return runs
 
 

@@ -21,6 +21,16 @@ MIN_SEEDS_FOR_CLAIM = 3
 BOOTSTRAP_FROM = 10
 T_METHOD = "Student t interval on per-seed log ratios (n-1 df)"
 BOOTSTRAP_METHOD = "percentile bootstrap of the mean per-seed log ratio (10,000 resamples)"
+WELCH_METHOD = "Welch t interval on the difference of mean log values (unpaired; Welch-Satterthwaite df)"
+LOG_MEAN_METHOD = "Student t interval on the mean log value (a geometric mean; n-1 df)"
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile (scipy.special's, the same function scipy.stats.t.ppf calls; scipy.stats takes ~0.6 s
+    to import, which `harness claim` would spend on every call)."""
+    from scipy import special
+
+    return float(special.stdtrit(df, p))
 
 
 @dataclass(frozen=True)
@@ -56,8 +66,6 @@ class RatioCI:
 def paired_ratio_ci(numer: Sequence[float], denom: Sequence[float], level: float = 0.95, resamples: int = 10_000,
                     seed: int = 0) -> RatioCI:
     """CI of the paired ratio numer_s / denom_s over seeds s (geometric mean of the per-seed ratios)."""
-    from scipy import stats
-
     a, b = np.asarray(numer, dtype=float), np.asarray(denom, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or a.size == 0:
         raise ValueError(f"need two equal-length non-empty sequences, got {a.shape} and {b.shape}")
@@ -71,7 +79,7 @@ def paired_ratio_ci(numer: Sequence[float], denom: Sequence[float], level: float
         return RatioCI(ratio, ratio, ratio, n, level, T_METHOD if n < BOOTSTRAP_FROM else BOOTSTRAP_METHOD)
     if n < BOOTSTRAP_FROM:
         spread = float(logs.std(ddof=1)) / np.sqrt(n)
-        half = float(stats.t.ppf(0.5 + level / 2.0, n - 1)) * spread
+        half = t_quantile(0.5 + level / 2.0, n - 1) * spread
         lo, hi, method = np.exp(mean - half), np.exp(mean + half), T_METHOD
     else:
         idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
@@ -80,6 +88,48 @@ def paired_ratio_ci(numer: Sequence[float], denom: Sequence[float], level: float
         method = BOOTSTRAP_METHOD
     # Clamp float noise so that identical ratios give an interval of exactly that ratio.
     return RatioCI(ratio, float(min(lo, ratio)), float(max(hi, ratio)), n, level, method)
+
+
+def welch_ratio_ci(numer: Sequence[float], denom: Sequence[float], level: float = 0.95) -> RatioCI:
+    """CI of the ratio of geometric means numer / denom from two unpaired samples (log values, Welch's t).
+    n is the smaller sample's size; each side needs at least 2 values."""
+    a, b = np.log(np.asarray(numer, dtype=float)), np.log(np.asarray(denom, dtype=float))
+    if a.size < 2 or b.size < 2:
+        raise ValueError(f"Welch's interval needs >= 2 values a side, got {a.size} and {b.size}")
+    diff = float(a.mean() - b.mean())
+    va, vb = float(a.var(ddof=1)) / a.size, float(b.var(ddof=1)) / b.size
+    ratio = float(np.exp(diff))
+    if va + vb < 1e-24:  # no spread on either side: the interval is the ratio
+        return RatioCI(ratio, ratio, ratio, int(min(a.size, b.size)), level, WELCH_METHOD)
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = t_quantile(0.5 + level / 2.0, df) * float(np.sqrt(va + vb))
+    return RatioCI(ratio, float(np.exp(diff - half)), float(np.exp(diff + half)), int(min(a.size, b.size)), level,
+                   WELCH_METHOD)
+
+
+def log_mean_ci(values: Sequence[float], level: float = 0.95) -> RatioCI:
+    """CI of the geometric mean of `values` (t on the log values): an absolute bound's interval."""
+    ones = [1.0] * len(values)
+    ci = paired_ratio_ci(values, ones, level)
+    return RatioCI(ci.ratio, ci.lo, ci.hi, ci.n, level, LOG_MEAN_METHOD if ci.method == T_METHOD else ci.method)
+
+
+def runs_to_settle(log_values: Sequence[Sequence[float]], estimate: float, bound: float, level: float = 0.95,
+                   paired: bool = False) -> int | None:
+    """About how many runs a side would put the interval on one side of `bound`, if the spread stays what it
+    is: n with z * s * sqrt(k / n) < |log(bound / estimate)|, s the observed standard deviation of the log values
+    (of the per-seed log ratios when paired), k = 1 paired or for one side, 2 for two unpaired sides. None when
+    the estimate sits on the bound (no number of runs settles it)."""
+    from scipy import special
+
+    distance = abs(float(np.log(bound / estimate)))
+    spread = [float(np.std(v, ddof=1)) for v in log_values if len(v) >= 2]
+    if distance < 1e-12 or not spread:
+        return None
+    s = float(np.sqrt(np.mean(np.square(spread))))
+    k = 1 if paired or len(log_values) == 1 else 2
+    z = float(special.ndtri(0.5 + level / 2.0))
+    return max(2, int(np.ceil(k * (z * s / distance) ** 2)))
 
 
 def paired_comparison(baseline: list[RunRecord], other: list[RunRecord],

@@ -68,7 +68,7 @@ def load(data: Any, path: Path) -> Record:
     except (SchemaError, KeyError, TypeError, AttributeError) as e:
         what = e.args[0] if isinstance(e, KeyError) and e.args else e
         raise ResultReadError(f"{path}: damaged harness result: {what}") from None
-    return _as_read(replace(record, source=Path(path)))
+    return _as_read(replace(record, source=Path(path), read_schema=schema))
 
 
 def read_record(path: Path, verify_files: bool = False) -> Record:

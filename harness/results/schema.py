@@ -348,6 +348,7 @@ class Record:
     source: Path | None = field(default=None, compare=False)  # the file it was read from
     status_note: str | None = field(default=None, compare=False)
     recorded_status: Status | None = field(default=None, compare=False)  # what the file says, where it differs
+    read_schema: str | None = field(default=None, compare=False)  # the schema of the file it was read from
 
     @property
     def is_run(self) -> bool:
