@@ -39,6 +39,9 @@ VOCAB: dict[str, list[tuple[str, list[str]]]] = {
     "check": [("", PATHS)],
     "import-power": [("", PATHS), ("", PATHS), ("--utc-offset", NUMBERS)],
     "meters": [("--cpu-tdp", NUMBERS), ("--tpu-watts", NUMBERS), ("--json", [""])],
+    "claim": [("", PATHS), ("--output-dir", PATHS), ("--json", [""])],
+    "project": [("", PATHS), ("--to", ["all", "gpt3", "bert", ""]), ("--region", ["mars"]), ("--pue", NUMBERS),
+                ("--allow-modelled", [""]), ("--json", [""])],
     "list": [],
     "regions": [],
 }
@@ -48,7 +51,7 @@ VOCAB: dict[str, list[tuple[str, list[str]]]] = {
 # are exercised past argparse.
 REQUIRED = {"run": ["--workload"], "schedule": ["--hours", "--profile", "--watts"],
             "package": ["", "--org", "--system"], "import-power": ["", ""], "whatif": [""], "report": [""],
-            "compare": [""], "check": [""]}
+            "compare": [""], "check": [""], "claim": [""], "project": [""]}
 
 
 class ReachedTraining(Exception):

@@ -141,3 +141,12 @@ def test_schedule_command_on_the_shipped_example(capsys):
     assert out["best"]["energy_kwh"] == pytest.approx(60.0)
     assert main(["schedule", "--hours", "-2", "--profile", str(example_profile_path()), "--watts", "10"]) == 2
     assert main(["schedule", "--hours", "2", "--profile", "/nonexistent.csv", "--watts", "10"]) == 2
+
+
+def test_table_4_total_computation_is_chips_times_days_times_measured_rate():
+    from harness.carbon.paper import load_runs
+
+    runs = [r for r in load_runs().values() if r.total_flops is not None]
+    assert [r.run for r in runs] == ["t5", "meena", "gshard-600b", "switch-transformer", "gpt-3"]
+    for r in runs:
+        assert r.chips * r.days * 86400 * r.tflops_per_chip * 1e12 == pytest.approx(r.total_flops, rel=0.02), r.run
