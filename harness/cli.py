@@ -226,6 +226,11 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="project from modelled energy too (refused otherwise); every such line is stamped")
     _json_arg(proj)
 
+    site = sub.add_parser("site", help="a static results site across packages, sets, studies and runs (works "
+                                       "offline from file://)")
+    site.add_argument("paths", nargs="+", help="packages, --runs sets, study campaigns or folders of runs")
+    _output_arg(site, "site", "the site")
+
     report = sub.add_parser("report", help="report.md and report.html from runs, studies or study campaigns")
     report.add_argument("paths", nargs="+", help="study campaign folders (what harness study prints), study "
                                                  "folders, run directories or folders of runs")
@@ -585,6 +590,16 @@ def _project(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _site(args: argparse.Namespace, console: Console) -> int:
+    from pathlib import Path
+
+    from harness.report.site.build import build_site
+
+    index = build_site([Path(p) for p in args.paths], Path(args.output_dir))
+    console.print(f"site: {index} (open it in a browser; it needs no server)", highlight=False)
+    return 0
+
+
 def _meter(args: argparse.Namespace, console: Console | None) -> int:
     from harness.report.summary import command_lines
     from harness.runner.command import CommandOptions, meter_command
@@ -603,7 +618,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "list": _list, "regions": _regions, "run": _run, "study": _study, "report": _report, "footprint": _footprint,
     "whatif": _whatif, "schedule": _schedule, "compare": _compare, "package": _package, "check": _check,
     "meters": _meters, "import-power": _import_power, "meter": _meter, "claim": _claim,
-    "project": _project,
+    "project": _project, "site": _site,
 }
 
 

@@ -162,3 +162,34 @@ def write_run(folder: Path, record=None, **kwargs) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     return write_record(folder, record if record is not None else make_run(**kwargs))
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def chromium_driver(javascript: bool = True, log_network: bool = True):
+    """Headless Chromium from the distribution's packages, driven by Selenium; pytest.skip (or, with CI set,
+    pytest.fail) when it is not installed."""
+    import shutil
+
+    import pytest
+
+    chromium = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
+    driver = shutil.which("chromedriver") or (CHROMEDRIVER if Path(CHROMEDRIVER).exists() else None)
+    if not chromium or not driver:
+        why = "no Chromium here: install the distribution's chromium and chromium-driver packages"
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(why)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    # As this machine's probe starts it: no first-run, sync or background traffic (the network is closed).
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        opts.add_argument(flag)
+    if not javascript:
+        opts.add_argument("--blink-settings=scriptEnabled=false")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", **({"performance": "ALL"} if log_network else {})})
+    return webdriver.Chrome(service=Service(driver), options=opts)

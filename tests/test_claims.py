@@ -87,6 +87,15 @@ def test_unmatched_seeds_fall_back_to_welch(tmp_path):
                                                   math.exp(la.mean() - lb.mean() + half)))
 
 
+def test_a_seed_run_twice_is_two_runs(tmp_path):
+    """Runs keyed by seed would keep one of the two and drop the other: every run counts, unpaired."""
+    write_side(tmp_path / "a", A), write_side(tmp_path / "b", B)
+    write_run(tmp_path / "a" / "again", node_run(400.0, 0, prefix="again"))  # seed 0 once more, far off
+    ci = judge(tmp_path, value=0.7)["interval"]
+    assert ci["pairing"].startswith("unpaired") and ci["n"] == 3
+    assert ci["estimate"] == pytest.approx(math.exp(np.log([*A, 400.0]).mean() - np.log(B).mean()))
+
+
 def test_an_absolute_bound_and_a_higher_is_better_metric(tmp_path):
     write_side(tmp_path / "a", A)
     result = judge(tmp_path, metric="tokens_per_j", baseline=None, relation=">=", value=1.0)

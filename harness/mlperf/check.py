@@ -12,12 +12,12 @@ from pathlib import Path
 
 from harness.mlperf.compliance import check_log, read_log
 from harness.mlperf.package import MANIFEST
-from harness.mlperf.runset import reference_samples
+from harness.mlperf.runset import reference_for
 from harness.mlperf.scoring import convergence_check
 from harness.mlperf.system_desc import check_system_desc
 from harness.results.files import sha256_file
 from harness.results.reader import load, read_json, read_record, tampered_files
-from harness.results.schema import CommandRecord, Record
+from harness.results.schema import CommandRecord, Record, RunRecord
 
 MAX_GAP_S = 2.0
 MIN_HZ = 1.0
@@ -52,7 +52,7 @@ def check_convergence(workload_dir: Path) -> list[str]:
     samples = [s for s in (r.samples_to_target for r in results) if s is not None]
     if not results or not samples:
         return []
-    ref = reference_samples(results[0].workload, results[0].batch_size)
+    ref, _ = reference_for([r for r in results if isinstance(r, RunRecord)])
     if ref is None or len(ref) < 2:
         return []  # nothing to test against; `harness compare` says so in words
     check = convergence_check(samples, ref)

@@ -35,6 +35,22 @@ def reference_samples(workload: str, batch_size: int, rcps: dict[str, Any] | Non
     return entry["samples_to_target"]
 
 
+def reference_for(records: list[RunRecord], rcps: dict[str, Any] | None = None) -> tuple[list[int] | None, str]:
+    """The reference convergence points the records' samples to target may be tested against, or None and why:
+    they were made from closed-division runs (the registered workload, its default corpus and target), so only
+    such runs compare with them (a control-corpus run converges in a fraction of the samples, by design)."""
+    from harness.mlperf.runlog import division  # here: it loads mlperf_logging, which scoring alone does not need
+
+    first = records[0]
+    if any(division(r) != "closed" for r in records):
+        return None, (f"no reference convergence points for open-division runs ({first.workload} on "
+                      f"{first.corpus}): they were made from closed-division runs")
+    ref = reference_samples(first.workload, first.batch_size, rcps)
+    if ref is None:
+        return None, f"no reference convergence points for {first.workload} at batch {first.batch_size}"
+    return ref, ""
+
+
 def score_runs(results: list[RunRecord], run_dirs: list[str], rcps: dict[str, Any] | None = None
                ) -> dict[str, Any]:
     """The set's scores from its runs' records (in seed order). A run with an incomplete energy figure has a
@@ -44,10 +60,9 @@ def score_runs(results: list[RunRecord], run_dirs: list[str], rcps: dict[str, An
     unranked = [d for d, r in zip(run_dirs, results, strict=True) if r.converged and r.energy_to_target_j is None]
     first = results[0]
     samples = [s for s in (r.samples_to_target for r in results) if s is not None]
-    ref = reference_samples(first.workload, first.batch_size, rcps)
+    ref, why_not = reference_for(results, rcps)
     if ref is None:
-        convergence = {"verdict": f"no reference convergence points for {first.workload} at batch "
-                                  f"{first.batch_size}", "implausibly_fast": None}
+        convergence = {"verdict": why_not, "implausibly_fast": None}
     elif len(samples) < 1:
         convergence = {"verdict": "no run converged: nothing to compare", "implausibly_fast": None}
     else:

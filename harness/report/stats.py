@@ -107,6 +107,22 @@ def welch_ratio_ci(numer: Sequence[float], denom: Sequence[float], level: float 
                    WELCH_METHOD)
 
 
+def seeded_ratio_ci(numer: Sequence[tuple[int, float]], denom: Sequence[tuple[int, float]],
+                    level: float = 0.95) -> RatioCI:
+    """numer / denom from two sides' (seed, value) runs: paired by seed when both sides ran the same two or more
+    seeds, each once (a seed's own luck cancels); else Welch's on every value. A seed run twice is two runs:
+    keying by seed would keep one of them and drop the other silently."""
+    a, b = dict(numer), dict(denom)
+    if len(a) == len(numer) and len(b) == len(denom) and set(a) == set(b) and len(a) >= 2:
+        seeds = sorted(a)
+        return paired_ratio_ci([a[s] for s in seeds], [b[s] for s in seeds], level)
+    return welch_ratio_ci([v for _, v in numer], [v for _, v in denom], level)
+
+
+def is_paired(ci: RatioCI) -> bool:
+    return ci.method in (T_METHOD, BOOTSTRAP_METHOD)
+
+
 def log_mean_ci(values: Sequence[float], level: float = 0.95) -> RatioCI:
     """CI of the geometric mean of `values` (t on the log values): an absolute bound's interval."""
     ones = [1.0] * len(values)

@@ -21,7 +21,7 @@ from typing import Any
 from harness.mlperf.scoring import olympic
 from harness.report.claims.claim_file import Claim
 from harness.report.claims.rules import check_rules, differences
-from harness.report.stats import RatioCI, log_mean_ci, paired_ratio_ci, runs_to_settle, welch_ratio_ci
+from harness.report.stats import RatioCI, is_paired, log_mean_ci, runs_to_settle, seeded_ratio_ci
 from harness.results.files import sha256_file
 from harness.results.reader import ResultReadError, read_records, runs_only
 from harness.results.schema import RunRecord
@@ -45,8 +45,8 @@ def assess(claim: Claim, checker=None) -> dict[str, Any]:
     verdict = CANNOT if reasons else _verdict(claim, interval)
     more = None
     if verdict == INCONCLUSIVE:
-        logs = _log_spread(claim, values)
-        more = runs_to_settle(logs, interval.ratio, claim.value, claim.confidence, paired="paired" in _how(interval))
+        logs = _log_spread(values, is_paired(interval))
+        more = runs_to_settle(logs, interval.ratio, claim.value, claim.confidence, paired=is_paired(interval))
     n_now = min((len(v) for v in values.values()), default=0)
     return {
         "schema": SCHEMA, "verdict": verdict, "text": claim.text, "claim": claim.as_read(),
@@ -113,13 +113,13 @@ def _sides(claim: Claim, notes: list[str], reasons: list[str]) -> tuple[dict[str
     return {k: sorted(v, key=lambda r: (r.seed, r.run_id)) for k, v in sides.items()}, list(paths.values())
 
 
-def _values(claim: Claim, side: list[RunRecord]) -> dict[int, float]:
-    """seed -> the metric's figure, over the runs that converged and have it (a seed run twice: the first)."""
-    out: dict[int, float] = {}
+def _values(claim: Claim, side: list[RunRecord]) -> list[tuple[int, float]]:
+    """(seed, the metric's figure) of each run that converged and has it."""
+    out = []
     for r in side:
         v = claim.metric.value(r, claim.scope) if r.converged else None
-        if v is not None and v > 0 and math.isfinite(v) and r.seed not in out:
-            out[r.seed] = v
+        if v is not None and v > 0 and math.isfinite(v):
+            out.append((r.seed, v))
     return out
 
 
@@ -133,7 +133,7 @@ def _side_score(claim: Claim, side: list[RunRecord]) -> dict[str, Any]:
             "kept": [side[i].run_id for i in score.kept]}
 
 
-def _estimate(claim: Claim, sides: dict[str, list[RunRecord]], values: dict[str, dict[int, float]],
+def _estimate(claim: Claim, sides: dict[str, list[RunRecord]], values: dict[str, list[tuple[int, float]]],
               reasons: list[str]) -> tuple[dict[str, Any], RatioCI | None]:
     scores = {name: _side_score(claim, side) for name, side in sides.items()}
     for name, s in scores.items():
@@ -148,14 +148,9 @@ def _estimate(claim: Claim, sides: dict[str, list[RunRecord]], values: dict[str,
                 "of": f"{names[0]} / {names[1]}" if len(names) == 2 else names[0]}
     try:
         if len(names) == 1:
-            interval = log_mean_ci(list(values[names[0]].values()), claim.confidence)
+            interval = log_mean_ci([v for _, v in values[names[0]]], claim.confidence)
         else:
-            a, b = values[names[0]], values[names[1]]
-            if set(a) == set(b) and len(a) >= 2:
-                seeds = sorted(a)
-                interval = paired_ratio_ci([a[s] for s in seeds], [b[s] for s in seeds], claim.confidence)
-            else:
-                interval = welch_ratio_ci(list(a.values()), list(b.values()), claim.confidence)
+            interval = seeded_ratio_ci(values[names[0]], values[names[1]], claim.confidence)
     except ValueError as e:
         reasons.append(f"no interval: {e}")
         return estimate, None
@@ -166,7 +161,7 @@ def _how(interval: RatioCI | None) -> str:
     if interval is None:
         return ""
     if "Welch" in interval.method:
-        return f"unpaired (the sides' seeds differ): Welch, n >= {interval.n} a side"
+        return f"unpaired (the sides' seeds differ, or one repeats): Welch, n >= {interval.n} a side"
     if "mean log value" in interval.method:
         return f"one side: {interval.n} runs"
     return f"paired by seed: {interval.n} pairs"
@@ -181,12 +176,12 @@ def _verdict(claim: Claim, interval: RatioCI | None) -> str:
     return SUPPORTED if lo >= v else NOT_SUPPORTED if hi < v else INCONCLUSIVE
 
 
-def _log_spread(claim: Claim, values: dict[str, dict[int, float]]) -> list[list[float]]:
-    names = list(values)
-    if len(names) == 2 and set(values[names[0]]) == set(values[names[1]]):
-        a, b = values[names[0]], values[names[1]]
+def _log_spread(values: dict[str, list[tuple[int, float]]], paired: bool) -> list[list[float]]:
+    """The log values whose spread says how many runs would settle the claim: per-seed log ratios when paired."""
+    if paired:
+        a, b = (dict(side) for side in values.values())
         return [[math.log(a[s] / b[s]) for s in sorted(a)]]
-    return [[math.log(v) for v in side.values()] for side in values.values()]
+    return [[math.log(v) for _, v in side] for side in values.values()]
 
 
 def _cite(r: RunRecord, claim: Claim) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.mlperf.runset import reference_samples
+from harness.mlperf.runset import reference_for
 from harness.mlperf.scoring import convergence_check
 from harness.results.schema import SCHEMA, RunRecord
 from workloads.specs import RECORD_ONLY
@@ -89,9 +89,9 @@ def _convergence(sides: dict[str, list[RunRecord]]) -> Rule:
     details, ok = [], True
     for name, side in sides.items():
         samples = [r.samples_to_target for r in side if r.samples_to_target is not None]
-        ref = reference_samples(side[0].workload, side[0].batch_size) if side else None
+        ref, why_not = reference_for(side) if side else (None, "no runs")
         if not samples or not ref or len(ref) < 2:
-            details.append(f"{name}: no reference convergence points to test against")
+            details.append(f"{name}: {why_not or 'too few reference convergence points to test against'}")
             continue
         check = convergence_check(samples, ref)
         ok &= not check["implausibly_fast"]
