@@ -1,6 +1,7 @@
-"""The site's rows: one per (system, workload, framework), each figure from the typed record's own properties, the
-time and energy to target scored the MLPerf way (olympic, from 3 runs up), the energy method said, never merged.
-Also the dense-versus-sparse pairs of a system, and the rows as MLCommons' results summarizer names its columns.
+"""The site's rows: one per system, benchmark (a workload on one corpus with one spec) and framework, each figure
+from the typed record's own properties, the time and energy to target scored the MLPerf way (olympic, from 3 runs
+up), the energy method said, never merged. Also the dense-versus-sparse pairs of a system, and the rows as
+MLCommons' results summarizer names its columns.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 from harness.mlperf.runlog import division
 from harness.mlperf.scoring import olympic
-from harness.report.site.collect import UNPACKAGED, SiteRun, System
 from harness.report.claims.rules import spec_hash
+from harness.report.site.collect import UNPACKAGED, SiteRun, System
 from harness.report.stats import RatioCI, is_paired, seeded_ratio_ci
 from harness.results.schema import RunRecord
 
