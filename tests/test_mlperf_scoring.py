@@ -287,3 +287,23 @@ def test_check_leaves_root_logger_as_found(tmp_path) -> None:
     check_system_desc(_write(tmp_path, "x", {"submitter": "Acme"}))
     assert root.handlers == handlers and root.level == level
     assert RULESET == "6.0.0"
+
+
+def test_reference_convergence_points_judge_closed_division_runs_only():
+    """The RCPs were made on the registered corpus: a control-corpus set converges in a fraction of the samples by
+    design, and must not be called implausibly fast against them."""
+    from conftest import make_run
+
+    from harness.mlperf.runset import score_runs
+    from workloads.registry import WORKLOADS
+
+    target = WORKLOADS["switch-tiny"].target_loss()
+
+    def fast(corpus: str) -> list:
+        runs = [make_run("switch-tiny", seed=s, steps=10, corpus=corpus, run_id=f"{corpus}-{s}") for s in range(3)]
+        return [dataclasses.replace(r, target=dataclasses.replace(r.target, target_loss=target)) for r in runs]
+
+    closed = score_runs(fast("default"), ["a", "b", "c"])["convergence"]
+    assert closed["implausibly_fast"] is True  # 160 samples against the reference's 960
+    control = score_runs(fast("control"), ["a", "b", "c"])["convergence"]
+    assert control["implausibly_fast"] is None and "open-division" in control["verdict"]
