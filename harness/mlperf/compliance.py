@@ -12,9 +12,7 @@ from mlperf_logging.compliance_checker import mlp_compliance
 from mlperf_logging.compliance_checker.mlp_parser import ruleset_600
 
 from harness.mlperf import rules
-
-# The training ruleset whose log format (parser) we follow; our rules replace its per-benchmark YAML.
-RULESET = "6.0.0"
+from harness.mlperf.rules import RULESET
 
 
 class _ParsedOnce:

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.mlperf.rules import RULESET
 from harness.results.schema import Device, Hardware
 
-RULESET = "6.0.0"  # training ruleset whose system-description checker we run
 USAGE = "training"
 UNKNOWN = "unknown (not detectable from software; fill in by hand)"
 NOT_APPLICABLE = "N/A"
