@@ -50,7 +50,7 @@ def build_site(paths: list[Path], out: Path, check: bool = True) -> Path:
     for system_rows in _by_system(rows).values():
         _system_page(out / "systems" / system_rows[0].system.slug, system_rows)
     index = out / "index.html"
-    atomic_write_text(index, _index(found, rows, dense_sparse_pairs(rows), links, reports))
+    atomic_write_text(index, _index(found, rows, summary, dense_sparse_pairs(rows), links, reports))
     return index
 
 
@@ -69,8 +69,8 @@ HEADERS = ("System", "Accelerator", "Host CPU", "Workload", "Framework, precisio
            "FLOPs/J, node", "FLOPs/J, accelerators", "MFU", "CO2e to target (g)", "Energy method", "harness check")
 
 
-def _row_html(row: Row) -> str:
-    s = {k: v for k, v in summary_rows([row])[0].items()}
+def _row_html(row: Row, s: dict[str, Any]) -> str:
+    """A results row; `s` is the row's summary (summary_rows), so that the page shows what summary.csv holds."""
     status, problems = row.check
     attrs = (f'data-workload="{esc(row.benchmark)}" data-accelerator="{esc(row.accelerator)}" '
              f'data-framework="{esc(row.framework)}" data-method="{esc(row.method)}"')
@@ -95,8 +95,8 @@ def _row_html(row: Row) -> str:
     return f"<tr {attrs}>" + "".join(cells) + "</tr>"
 
 
-def _index(found: Collected, rows: list[Row], pairs: list[Pair], links: dict[str, str],
-           reports: list[tuple[str, str]]) -> str:
+def _index(found: Collected, rows: list[Row], summary: list[dict[str, Any]], pairs: list[Pair],
+           links: dict[str, str], reports: list[tuple[str, str]]) -> str:
     points = [(f"{row.benchmark}, {row.system.title}", row.scored(lambda r: r.time_to_target_s).value,
                row.scored(lambda r: r.energy_to_target_j).value, row.method) for row in rows]
     points = [p for p in points if p[1] and p[2]]
@@ -110,7 +110,8 @@ def _index(found: Collected, rows: list[Row], pairs: list[Pair], links: dict[str
         '<a href="#claims">Claims</a> · <a href="#reports">Study reports</a></nav></header>',
         '<section id="results"><h2>Results</h2>',
         pages.filters([r.benchmark for r in rows], [r.accelerator for r in rows], [r.framework for r in rows]),
-        pages.table(HEADERS, (_row_html(row) for row in rows), "results-table", sortable=True),
+        pages.table(HEADERS, (_row_html(row, s) for row, s in zip(rows, summary, strict=True)), "results-table",
+                    sortable=True),
         f'<p id="shown" class="muted">{len(rows)} rows</p></section>',
         '<section id="sparse"><h2>Dense versus sparse, per system</h2>',
         "<p>Dense ÷ sparse energy to target on one system, the geometric mean of the per-seed ratios with its 95 % "
