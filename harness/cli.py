@@ -87,154 +87,8 @@ def _meter_options(args: argparse.Namespace) -> dict:
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Energy benchmark harness for ML training.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    sub.add_parser("list", help="list workloads")
-
-    run = sub.add_parser("run", help="train a workload to its quality target, metered")
-    run.add_argument("--workload", required=True, help="workload name (see `harness list`)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order (default 0)")
-    run.add_argument("--runs", type=int, default=1,
-                     help="N runs on seeds seed..seed+N-1, olympic-scored for time and energy (N >= 3)")
-    run.add_argument("--corpus", default="default", help="default | control (procedural corpus variant)")
-    _data_args(run)
-    run.add_argument("--max-steps", type=int, help="step budget (default: the workload's)")
-    _output_arg(run)
-    _carbon_args(run)
-    _meter_args(run)
-    _sample_arg(run)
-    run.add_argument("--no-progress", action="store_true", help="no live display")
-    run.add_argument("--allow-cpu", action="store_true",
-                     help="run a workload sized for an accelerator (dense-base, switch-base) on the CPU anyway")
-    _mesh_arg(run)
-    run.add_argument("--framework", default="jax", help="jax | tensorflow (needs the tensorflow extra)")
-    run.add_argument("--coordinator", help="multi-process run: HOST:PORT of process 0 (jax.distributed)")
-    run.add_argument("--num-processes", type=int, help="multi-process run: how many processes")
-    run.add_argument("--process-id", type=int, help="multi-process run: this process's index, 0..N-1")
-    from harness.runner.cluster import LOST_AFTER_S
-
-    run.add_argument("--peer-timeout", type=float, default=LOST_AFTER_S,
-                     help=f"multi-process run: seconds without a heartbeat before a process counts as lost "
-                          f"(default {LOST_AFTER_S:g})")
-
-    sub.add_parser("regions", help="list carbon regions and processors, each with its source")
-
-    fp = sub.add_parser("footprint", help="energy and CO2e of a training job from its inputs (the paper's formula)")
-    fp.add_argument("--paper", action="store_true", help="recompute the seed paper's Table 4 and running example")
-    fp.add_argument("--chips", type=float, help="number of processors")
-    fp.add_argument("--hours", type=float, help="training time, hours (or --days)")
-    fp.add_argument("--days", type=float, help="training time, days (or --hours)")
-    fp.add_argument("--watts", type=float, help="average system W per processor")
-    _carbon_args(fp, region_default=None)
-    # The names of before the flags were made alike, still read.
-    fp.add_argument("--intensity", dest="carbon_intensity", type=float, help=argparse.SUPPRESS)
-    fp.add_argument("--net-intensity", dest="net_carbon_intensity", type=float, help=argparse.SUPPRESS)
-    fp.add_argument("--embodied", type=float, help="embodied carbon, kg CO2e per chip-year (reported apart)")
-    fp.add_argument("--embodied-source", help="where the --embodied figure comes from")
-    _json_arg(fp)
-
-    wi = sub.add_parser("whatif", help="re-price a measured result, or split a reduction into the paper's 4M")
-    wi.add_argument("results", nargs="+", help="RESULT, or with --4m: DENSE SPARSE (result.json, run or set dirs)")
-    wi.add_argument("--4m", dest="four_m", action="store_true", help="decompose DENSE -> SPARSE into 4 factors")
-    wi.add_argument("--region", help="region to re-price in (single RESULT)")
-    wi.add_argument("--pue", type=float, help="PUE to re-price with (default: the region's)")
-    wi.add_argument("--processor", help="another processor, through processors.csv (modelled)")
-    wi.add_argument("--from-processor", help="the processor the result ran on, if not detected")
-    wi.add_argument("--to-processor", help="with --4m and --from-processor: the machine factor from the table")
-    wi.add_argument("--from-region", help="--4m: the dense run's region (default: its result's)")
-    wi.add_argument("--to-region", help="--4m: the sparse run's region (default: its result's)")
-    wi.add_argument("--from-pue", type=float, help="--4m: the dense run's PUE (default: its region's)")
-    wi.add_argument("--to-pue", type=float, help="--4m: the sparse run's PUE (default: its region's)")
-    wi.add_argument("--machine-factor", type=float, help="--4m: energy on the old / the new machine")
-    wi.add_argument("--machine-source", help="where --machine-factor comes from")
-    wi.add_argument("--net", action="store_true", help="--4m: use net (after carbon-free energy) intensities")
-    _json_arg(wi)
-
-    sc = sub.add_parser("schedule", help="when and where to run a job for the least CO2e")
-    sc.add_argument("--hours", type=float, required=True, help="job length, hours")
-    sc.add_argument("--profile", required=True, help="CSV: timestamp,region,kg_per_kwh (hourly)")
-    sc.add_argument("--regions", help="comma-separated; the first is where 'now' is (default: all in the profile)")
-    sc.add_argument("--watts", type=float, required=True, help="average IT power of the whole job, W")
-    sc.add_argument("--pue", type=float, default=1.0, help="facility PUE (default 1.0)")
-    _json_arg(sc)
-
-    meters = sub.add_parser("meters", help="which energy meters work here, what they measure, and why not")
-    _json_arg(meters)
-    _meter_args(meters, choose=False)
-
-    cmp_ = sub.add_parser("compare", help="your results beside reference results, with ratios")
-    cmp_.add_argument("path", help="a result.json, a run directory, a --runs set or a folder of runs")
-    cmp_.add_argument("--reference", help="reference results folder (default: the reference_results/ of the "
-                                          "checkout harness is installed from, else ./reference_results)")
-    _json_arg(cmp_)
-
-    pkg = sub.add_parser("package", help="lay runs out as an MLPerf submission package")
-    pkg.add_argument("paths", nargs="+", help="run directories or folders holding them")
-    pkg.add_argument("--org", required=True, help="submitting organisation")
-    pkg.add_argument("--system", required=True, help="system name (systems/<system>.json)")
-    _output_arg(pkg, "submission", "the package (<org>/)")
-    pkg.add_argument("--output", dest="output_dir", help=argparse.SUPPRESS)  # the name before --output-dir
-    pkg.add_argument("--status", default="available", help="system status: available | preview | rdi")
-
-    chk = sub.add_parser("check", help="MLCommons checkers with our rules plus energy checks on a package")
-    chk.add_argument("path", help="a package folder (holding <org>/harness_manifest.json), a run directory, a "
-                                  "--runs set directory or a metered command's folder")
-
-    imp = sub.add_parser("import-power", help="attach a PTDaemon-style node power log to a finished run")
-    imp.add_argument("run_dir", help="run directory (holds result.json)")
-    imp.add_argument("log", help="power log: lines 'Time,<MM-DD-YYYY HH:MM:SS.fff or unix s>,Watts,<W>,...'")
-    imp.add_argument("--utc-offset", type=float, default=0.0,
-                     help="hours the log's clock is ahead of UTC, for date-form timestamps (default 0)")
-
-    study = sub.add_parser("study", help="several workloads over seeds, interleaved, with confidence intervals")
-    study.add_argument("--workloads", help="comma-separated; first is baseline (default dense-small,switch-small)")
-    study.add_argument("--seeds", type=int, help="seeds per workload (default 3)")
-    study.add_argument("--corpus",
-                       help="corpora, comma-separated (default: both, so the report shows where sparse does not win)")
-    _data_args(study)
-    study.add_argument("--sweep", help="experts=2,4,8,16,32: Switch variants at matched activated FLOPs")
-    _output_arg(study)
-    _carbon_args(study)
-    _meter_args(study)
-    _sample_arg(study)
-    study.add_argument("--frameworks",
-                       help="comma-separated: jax, tensorflow; every workload runs in each (the first is baseline)")
-    study.add_argument("--resume", help="finish an interrupted study: its folder (<output>/<utc>-study-<id>)")
-    _mesh_arg(study)
-
-    meter = sub.add_parser("meter", help="run any command under the meters: harness meter [options] -- CMD ARGS...")
-    _meter_args(meter)
-    _carbon_args(meter)
-    _sample_arg(meter)
-    _output_arg(meter)
-    meter.add_argument("--name", help="what to call it in the record and emissions.csv (default: the program)")
-    meter.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
-                       help="the command and its arguments, after --")
-
-    claim = sub.add_parser("claim", help="judge an efficiency claim (CLAIM.toml) on measured runs: SUPPORTED, NOT "
-                                         "SUPPORTED, INCONCLUSIVE or CANNOT BE ASSESSED")
-    claim.add_argument("claim_file", help="the claim, TOML: text, metric, workload, subject, baseline, relation, value")
-    _output_arg(claim, None, "claim.json and claim.md (default: the claim file's folder)")
-    _json_arg(claim)
-
-    proj = sub.add_parser("project", help="the seed paper's training runs (Table 4) projected onto this system's "
-                                          "measured efficiency: energy, device-days and CO2e, labelled projected")
-    proj.add_argument("path", help="a result.json, a run directory, a --runs set or a folder of runs")
-    proj.add_argument("--to", default="all", help="all, or comma-separated: gpt3, switch, gshard, t5, meena")
-    proj.add_argument("--region", help="carbon region to price the projection in (default: the run's own)")
-    proj.add_argument("--pue", type=float, help="datacenter PUE (default: the run's own, or the region's)")
-    proj.add_argument("--allow-modelled", action="store_true",
-                      help="project from modelled energy too (refused otherwise); every such line is stamped")
-    _json_arg(proj)
-
-    site = sub.add_parser("site", help="a static results site across packages, sets, studies and runs (works "
-                                       "offline from file://)")
-    site.add_argument("paths", nargs="+", help="packages, --runs sets, study campaigns or folders of runs")
-    _output_arg(site, "site", "the site")
-
-    report = sub.add_parser("report", help="report.md and report.html from runs, studies or study campaigns")
-    report.add_argument("paths", nargs="+", help="study campaign folders (what harness study prints), study "
-                                                 "folders, run directories or folders of runs")
-    _output_arg(report, None, "the report (default: the single path given)")
+    for add, _handler in _COMMANDS.values():  # each declares its own subparser, named as its key
+        add(sub)
     return parser
 
 
@@ -242,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     console = None if args.command == "meter" else _console()
     try:
-        return _COMMANDS[args.command](args, console)
+        _add, handler = _COMMANDS[args.command]
+        return handler(args, console)
     except InputError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return 2
@@ -281,6 +136,10 @@ def _pricing(args: argparse.Namespace) -> dict:
             "carbon_intensity": args.carbon_intensity, "net_intensity": args.net_carbon_intensity}
 
 
+def _add_list(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("list", help="list workloads")
+
+
 def _list(args: argparse.Namespace, console: Console) -> int:
     from harness.report.tables import workloads_table
     from workloads.registry import WORKLOADS
@@ -291,6 +150,10 @@ def _list(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _add_regions(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("regions", help="list carbon regions and processors, each with its source")
+
+
 def _regions(args: argparse.Namespace, console: Console) -> int:
     from harness.carbon import DEFAULT_REGION, load_regions
     from harness.carbon.processors import load_processors
@@ -299,6 +162,22 @@ def _regions(args: argparse.Namespace, console: Console) -> int:
     for table in regions_tables(load_regions(), load_processors(), DEFAULT_REGION):
         console.print(table)
     return 0
+
+
+def _add_footprint(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("footprint", help="energy and CO2e of a training job from its inputs (the paper's formula)")
+    p.add_argument("--paper", action="store_true", help="recompute the seed paper's Table 4 and running example")
+    p.add_argument("--chips", type=float, help="number of processors")
+    p.add_argument("--hours", type=float, help="training time, hours (or --days)")
+    p.add_argument("--days", type=float, help="training time, days (or --hours)")
+    p.add_argument("--watts", type=float, help="average system W per processor")
+    _carbon_args(p, region_default=None)
+    # The names of before the flags were made alike, still read.
+    p.add_argument("--intensity", dest="carbon_intensity", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--net-intensity", dest="net_carbon_intensity", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--embodied", type=float, help="embodied carbon, kg CO2e per chip-year (reported apart)")
+    p.add_argument("--embodied-source", help="where the --embodied figure comes from")
+    _json_arg(p)
 
 
 def _footprint(args: argparse.Namespace, console: Console) -> int:
@@ -325,6 +204,25 @@ def _footprint(args: argparse.Namespace, console: Console) -> int:
     return _emit(args, console, out, lambda: footprint_lines(out))
 
 
+def _add_whatif(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("whatif", help="re-price a measured result, or split a reduction into the paper's 4M")
+    p.add_argument("results", nargs="+", help="RESULT, or with --4m: DENSE SPARSE (result.json, run or set dirs)")
+    p.add_argument("--4m", dest="four_m", action="store_true", help="decompose DENSE -> SPARSE into 4 factors")
+    p.add_argument("--region", help="region to re-price in (single RESULT)")
+    p.add_argument("--pue", type=float, help="PUE to re-price with (default: the region's)")
+    p.add_argument("--processor", help="another processor, through processors.csv (modelled)")
+    p.add_argument("--from-processor", help="the processor the result ran on, if not detected")
+    p.add_argument("--to-processor", help="with --4m and --from-processor: the machine factor from the table")
+    p.add_argument("--from-region", help="--4m: the dense run's region (default: its result's)")
+    p.add_argument("--to-region", help="--4m: the sparse run's region (default: its result's)")
+    p.add_argument("--from-pue", type=float, help="--4m: the dense run's PUE (default: its region's)")
+    p.add_argument("--to-pue", type=float, help="--4m: the sparse run's PUE (default: its region's)")
+    p.add_argument("--machine-factor", type=float, help="--4m: energy on the old / the new machine")
+    p.add_argument("--machine-source", help="where --machine-factor comes from")
+    p.add_argument("--net", action="store_true", help="--4m: use net (after carbon-free energy) intensities")
+    _json_arg(p)
+
+
 def _whatif(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
@@ -345,6 +243,16 @@ def _whatif(args: argparse.Namespace, console: Console) -> int:
     outs = [reprice(r, args.region, args.pue, args.processor, args.from_processor)
             for r in read_records(Path(args.results[0]))]
     return _emit(args, console, outs, lambda: whatif_lines(outs))
+
+
+def _add_schedule(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("schedule", help="when and where to run a job for the least CO2e")
+    p.add_argument("--hours", type=float, required=True, help="job length, hours")
+    p.add_argument("--profile", required=True, help="CSV: timestamp,region,kg_per_kwh (hourly)")
+    p.add_argument("--regions", help="comma-separated; the first is where 'now' is (default: all in the profile)")
+    p.add_argument("--watts", type=float, required=True, help="average IT power of the whole job, W")
+    p.add_argument("--pue", type=float, default=1.0, help="facility PUE (default 1.0)")
+    _json_arg(p)
 
 
 def _schedule(args: argparse.Namespace, console: Console) -> int:
@@ -369,6 +277,34 @@ def _run_options(args: argparse.Namespace):
         meter_options=_meter_options(args), sample_hz=args.sample_hz, progress=not args.no_progress,
         allow_cpu=args.allow_cpu, mesh=args.mesh, coordinator=args.coordinator, num_processes=args.num_processes,
         process_id=args.process_id, peer_timeout_s=args.peer_timeout, framework=args.framework)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    from harness.runner.cluster import LOST_AFTER_S
+
+    p = sub.add_parser("run", help="train a workload to its quality target, metered")
+    p.add_argument("--workload", required=True, help="workload name (see `harness list`)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order (default 0)")
+    p.add_argument("--runs", type=int, default=1,
+                   help="N runs on seeds seed..seed+N-1, olympic-scored for time and energy (N >= 3)")
+    p.add_argument("--corpus", default="default", help="default | control (procedural corpus variant)")
+    _data_args(p)
+    p.add_argument("--max-steps", type=int, help="step budget (default: the workload's)")
+    _output_arg(p)
+    _carbon_args(p)
+    _meter_args(p)
+    _sample_arg(p)
+    p.add_argument("--no-progress", action="store_true", help="no live display")
+    p.add_argument("--allow-cpu", action="store_true",
+                   help="run a workload sized for an accelerator (dense-base, switch-base) on the CPU anyway")
+    _mesh_arg(p)
+    p.add_argument("--framework", default="jax", help="jax | tensorflow (needs the tensorflow extra)")
+    p.add_argument("--coordinator", help="multi-process run: HOST:PORT of process 0 (jax.distributed)")
+    p.add_argument("--num-processes", type=int, help="multi-process run: how many processes")
+    p.add_argument("--process-id", type=int, help="multi-process run: this process's index, 0..N-1")
+    p.add_argument("--peer-timeout", type=float, default=LOST_AFTER_S,
+                   help=f"multi-process run: seconds without a heartbeat before a process counts as lost "
+                        f"(default {LOST_AFTER_S:g})")
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
@@ -438,8 +374,15 @@ def _scored(score: dict, unit: str) -> str:
     return f"{score['value']:.2f} {unit}" if score["valid"] else "INVALID"
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="your results beside reference results, with ratios")
+    p.add_argument("path", help="a result.json, a run directory, a --runs set or a folder of runs")
+    p.add_argument("--reference", help="reference results folder (default: the reference_results/ of the "
+                                       "checkout harness is installed from, else ./reference_results)")
+    _json_arg(p)
+
+
 def _compare(args: argparse.Namespace, console: Console) -> int:
-    import json
     from pathlib import Path
 
     from harness.report.compare import compare, default_reference
@@ -453,15 +396,25 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     if not ref_dir.is_dir():
         raise UsageError(f"--reference {ref_dir}: not a directory (give a folder of reference runs)")
     notes: list[str] = []
-    entries = compare(runs_only(read_records(Path(args.path)), notes.append),
-                      runs_only(read_records(ref_dir), notes.append, why="not training runs (reference)"))
+    entries = compare(runs_only(read_records(Path(args.path), skipped=notes.append), notes.append),
+                      runs_only(read_records(ref_dir, skipped=lambda line: notes.append(f"reference: {line}")),
+                                notes.append, why="not training runs (reference)"))
     if args.json:
-        print(json.dumps(entries, indent=2))
-        return 0
+        return _emit(args, console, entries, list)
     _say(console, [f"reference: {ref_dir}", *notes])
     for item, style in compare_lines(entries):
         console.print(item, highlight=False, style=style)
     return 0
+
+
+def _add_package(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("package", help="lay runs out as an MLPerf submission package")
+    p.add_argument("paths", nargs="+", help="run directories or folders holding them")
+    p.add_argument("--org", required=True, help="submitting organisation")
+    p.add_argument("--system", required=True, help="system name (systems/<system>.json)")
+    _output_arg(p, "submission", "the package (<org>/)")
+    p.add_argument("--output", dest="output_dir", help=argparse.SUPPRESS)  # the name before --output-dir
+    p.add_argument("--status", default="available", help="system status: available | preview | rdi")
 
 
 def _package(args: argparse.Namespace, console: Console) -> int:
@@ -475,6 +428,12 @@ def _package(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="MLCommons checkers with our rules plus energy checks on a package")
+    p.add_argument("path", help="a package folder (holding <org>/harness_manifest.json), a run directory, a "
+                                "--runs set directory or a metered command's folder")
+
+
 def _check(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
@@ -484,16 +443,23 @@ def _check(args: argparse.Namespace, console: Console) -> int:
     if not path.is_dir():
         raise UsageError(f"{path}: not a directory (give a package, a run directory or a --runs set)")
     is_run = (path / "result.json").is_file() or (path / "score.json").is_file()
-    problems = check_run_or_set(path) if is_run else check_package(path)
+    notes: list[str] = []
+    problems = check_run_or_set(path, notes) if is_run else check_package(path, notes)
     for line in problems:
         print(line)
+    for line in notes:
+        print(f"note: {line}", file=sys.stderr)
     print(f"{len(problems)} problem(s)" if problems else "all checks passed", file=sys.stderr)
     return 1 if problems else 0
 
 
-def _meters(args: argparse.Namespace, console: Console) -> int:
-    import json
+def _add_meters(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("meters", help="which energy meters work here, what they measure, and why not")
+    _json_arg(p)
+    _meter_args(p, choose=False)
 
+
+def _meters(args: argparse.Namespace, console: Console) -> int:
     from harness.meters import MeterRequest
     from harness.meters.doctor import diagnose
     from harness.report.tables import meters_table
@@ -501,10 +467,17 @@ def _meters(args: argparse.Namespace, console: Console) -> int:
 
     rows = diagnose(MeterRequest(**_meter_options(args)), accelerators("jax"))
     if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
+        return _emit(args, console, rows, list)
     console.print(meters_table(rows))
     return 0
+
+
+def _add_import_power(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import-power", help="attach a PTDaemon-style node power log to a finished run")
+    p.add_argument("run_dir", help="run directory (holds result.json)")
+    p.add_argument("log", help="power log: lines 'Time,<MM-DD-YYYY HH:MM:SS.fff or unix s>,Watts,<W>,...'")
+    p.add_argument("--utc-offset", type=float, default=0.0,
+                   help="hours the log's clock is ahead of UTC, for date-form timestamps (default 0)")
 
 
 def _import_power(args: argparse.Namespace, console: Console) -> int:
@@ -516,6 +489,24 @@ def _import_power(args: argparse.Namespace, console: Console) -> int:
     record = import_power_log(Path(args.run_dir), Path(args.log), args.utc_offset)
     _say(console, import_lines(record))
     return 0
+
+
+def _add_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="several workloads over seeds, interleaved, with confidence intervals")
+    p.add_argument("--workloads", help="comma-separated; first is baseline (default dense-small,switch-small)")
+    p.add_argument("--seeds", type=int, help="seeds per workload (default 3)")
+    p.add_argument("--corpus",
+                   help="corpora, comma-separated (default: both, so the report shows where sparse does not win)")
+    _data_args(p)
+    p.add_argument("--sweep", help="experts=2,4,8,16,32: Switch variants at matched activated FLOPs")
+    _output_arg(p)
+    _carbon_args(p)
+    _meter_args(p)
+    _sample_arg(p)
+    p.add_argument("--frameworks",
+                   help="comma-separated: jax, tensorflow; every workload runs in each (the first is baseline)")
+    p.add_argument("--resume", help="finish an interrupted study: its folder (<output>/<utc>-study-<id>)")
+    _mesh_arg(p)
 
 
 def _study(args: argparse.Namespace, console: Console) -> int:
@@ -543,6 +534,13 @@ def _study(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="report.md and report.html from runs, studies or study campaigns")
+    p.add_argument("paths", nargs="+", help="study campaign folders (what harness study prints), study "
+                                            "folders, run directories or folders of runs")
+    _output_arg(p, None, f"the report (default: a new folder <utc>-report-<id> under {DEFAULT_OUTPUT}/)")
+
+
 def _report(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
@@ -552,27 +550,41 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     for p in paths:
         if not p.is_dir():
             raise UsageError(f"{p}: not a directory (give study campaign, study or run directories)")
-    out = Path(args.output_dir) if args.output_dir else (paths[0] if len(paths) == 1 else None)
-    if out is None:
-        raise UsageError("several paths need --output-dir for the report")
-    md, page = build_report(paths, out)
+    md, page = build_report(paths, Path(args.output_dir) if args.output_dir else None, root=Path(DEFAULT_OUTPUT),
+                            say=lambda line: console.print(f"skipped: {line}", highlight=False, style="yellow"))
     console.print(f"report: {md} and {page}", highlight=False)
     return 0
 
 
+def _add_claim(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("claim", help="judge an efficiency claim (CLAIM.toml) on measured runs: SUPPORTED, NOT "
+                                     "SUPPORTED, INCONCLUSIVE or CANNOT BE ASSESSED")
+    p.add_argument("claim_file", help="the claim, TOML: text, metric, workload, subject, baseline, relation, value")
+    _output_arg(p, None, "claim.json and claim.md (default: the claim file's folder)")
+    _json_arg(p)
+
+
 def _claim(args: argparse.Namespace, console: Console) -> int:
-    import json
     from pathlib import Path
 
     from harness.report.claims.assess import SUPPORTED, judge
     from harness.report.claims.render import lines
 
     result, json_path, md_path = judge(Path(args.claim_file), Path(args.output_dir) if args.output_dir else None)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        _say(console, [*lines(result), f"written: {json_path} and {md_path}"])
+    _emit(args, console, result, lambda: [*lines(result), f"written: {json_path} and {md_path}"])
     return 0 if result["verdict"] == SUPPORTED else 1
+
+
+def _add_project(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("project", help="the seed paper's training runs (Table 4) projected onto this system's "
+                                       "measured efficiency: energy, device-days and CO2e, labelled projected")
+    p.add_argument("path", help="a result.json, a run directory, a --runs set or a folder of runs")
+    p.add_argument("--to", default="all", help="all, or comma-separated: gpt3, switch, gshard, t5, meena")
+    p.add_argument("--region", help="carbon region to price the projection in (default: the run's own)")
+    p.add_argument("--pue", type=float, help="datacenter PUE (default: the run's own, or the region's)")
+    p.add_argument("--allow-modelled", action="store_true",
+                   help="project from modelled energy too (refused otherwise); every such line is stamped")
+    _json_arg(p)
 
 
 def _project(args: argparse.Namespace, console: Console) -> int:
@@ -582,12 +594,19 @@ def _project(args: argparse.Namespace, console: Console) -> int:
     from harness.results.reader import read_records, runs_only
 
     notes: list[str] = []
-    out = project(runs_only(read_records(Path(args.path)), notes.append), args.to, args.region, args.pue,
-                  args.allow_modelled)
+    out = project(runs_only(read_records(Path(args.path), skipped=notes.append), notes.append), args.to,
+                  args.region, args.pue, args.allow_modelled)
     if args.json:
         return _emit(args, console, out["rows"], list)
     _say(console, [*notes, *lines(out)])
     return 0
+
+
+def _add_site(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("site", help="a static results site across packages, sets, studies and runs (works "
+                                    "offline from file://)")
+    p.add_argument("paths", nargs="+", help="packages, --runs sets, study campaigns or folders of runs")
+    _output_arg(p, "site", "the site")
 
 
 def _site(args: argparse.Namespace, console: Console) -> int:
@@ -595,9 +614,21 @@ def _site(args: argparse.Namespace, console: Console) -> int:
 
     from harness.report.site.build import build_site
 
-    index = build_site([Path(p) for p in args.paths], Path(args.output_dir))
+    index = build_site([Path(p) for p in args.paths], Path(args.output_dir),
+                       say=lambda line: console.print(f"not in the site: {line}", highlight=False, style="yellow"))
     console.print(f"site: {index} (open it in a browser; it needs no server)", highlight=False)
     return 0
+
+
+def _add_meter(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("meter", help="run any command under the meters: harness meter [options] -- CMD ARGS...")
+    _meter_args(p)
+    _carbon_args(p)
+    _sample_arg(p)
+    _output_arg(p)
+    p.add_argument("--name", help="what to call it in the record and emissions.csv (default: the program)")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
+                   help="the command and its arguments, after --")
 
 
 def _meter(args: argparse.Namespace, console: Console | None) -> int:
@@ -614,11 +645,26 @@ def _meter(args: argparse.Namespace, console: Console | None) -> int:
     return code if code != 0 or not record.files_missing else 1
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
-    "list": _list, "regions": _regions, "run": _run, "study": _study, "report": _report, "footprint": _footprint,
-    "whatif": _whatif, "schedule": _schedule, "compare": _compare, "package": _package, "check": _check,
-    "meters": _meters, "import-power": _import_power, "meter": _meter, "claim": _claim,
-    "project": _project, "site": _site,
+# Every command: (declares its subparser and flags, runs it), in the order `harness --help` lists them.
+_COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None],
+                           Callable[[argparse.Namespace, Console], int]]] = {
+    "list": (_add_list, _list),
+    "run": (_add_run, _run),
+    "regions": (_add_regions, _regions),
+    "footprint": (_add_footprint, _footprint),
+    "whatif": (_add_whatif, _whatif),
+    "schedule": (_add_schedule, _schedule),
+    "meters": (_add_meters, _meters),
+    "compare": (_add_compare, _compare),
+    "package": (_add_package, _package),
+    "check": (_add_check, _check),
+    "import-power": (_add_import_power, _import_power),
+    "study": (_add_study, _study),
+    "meter": (_add_meter, _meter),
+    "claim": (_add_claim, _claim),
+    "project": (_add_project, _project),
+    "site": (_add_site, _site),
+    "report": (_add_report, _report),
 }
 
 

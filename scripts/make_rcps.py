@@ -20,12 +20,11 @@ from harness.results.reader import read_records, runs_only
 OUT = Path(__file__).resolve().parents[1] / "harness" / "mlperf" / "rcps.json"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folders", nargs="+", type=Path)
-    args = ap.parse_args()
+def build(folders: list[Path]) -> dict:
+    """rcps.json's content from the runs under `folders` (paths as given: the shipped file names them relative
+    to the checkout)."""
     entries: dict[str, dict] = {}
-    for folder in args.folders:
+    for folder in folders:
         for r in runs_only(read_records(folder)):
             if division(r) != "closed" or r.samples_to_target is None:
                 continue
@@ -39,9 +38,18 @@ def main() -> int:
         runs = sorted(e["runs"].values(), key=lambda x: (x["device"], x["seed"]))
         workloads[name] = {"batch_size": e["batch_size"], "samples_to_target": [x["samples_to_target"] for x in runs],
                            "runs": runs}
-        print(f"{name}: {len(runs)} runs, samples to target {[x['samples_to_target'] for x in runs]}")
-    write_json(OUT, {"note": "converged closed-division runs on the default corpus, one per seed and device; "
-                             "built by scripts/make_rcps.py", "workloads": workloads})
+    return {"note": "converged closed-division runs on the default corpus, one per seed and device; built by "
+                    "scripts/make_rcps.py", "workloads": workloads}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folders", nargs="+", type=Path)
+    args = ap.parse_args()
+    rcps = build(args.folders)
+    for name, w in rcps["workloads"].items():
+        print(f"{name}: {len(w['runs'])} runs, samples to target {w['samples_to_target']}")
+    write_json(OUT, rcps)
     return 0
 
 

@@ -19,6 +19,15 @@ from workloads.specs import WorkloadSpec  # noqa: E402
 
 RULES = Path(__file__).resolve().parents[1] / "harness" / "mlperf" / "rules"
 
+# Runs a closed set of each workload holds: MLPerf scores a benchmark, and applies its reference-convergence test,
+# over a set of this many runs (mlperf_logging's benchmark_meta: 5 for ResNet, 10 for BERT), more where the
+# samples to target spread more. The tiny pair converges at its first evaluation on every seed (960 samples):
+# the olympic minimum of 3 is enough. The small pair spreads ~10 % (switch-small 60,800-73,600 over 11 seeds,
+# dense-small 428,800-630,400 over 4 in harness/mlperf/rcps.json): 5, as MLPerf's lower-variance benchmarks. The
+# base pair has no reference runs yet: 5 until it has.
+RESULT_RUNS = {"dense-tiny": 3, "switch-tiny": 3, "dense-small": 5, "switch-small": 5, "dense-base": 5,
+               "switch-base": 5}
+
 
 def _exactly(key: str, value: object) -> str:
     return f"- KEY:\n    NAME:  {key}\n    REQ:   EXACTLY_ONE\n    CHECK: \" v['value'] == {value!r} \"\n"
@@ -48,6 +57,12 @@ def rules_text(spec: WorkloadSpec) -> str:
     if model.dtype != "float32":
         parts.append(f"# Mixed precision as registered: {model.dtype} matmuls (parameters, optimiser state, router "
                      "and loss float32).\n" + _exactly("lowest_numerical_precision_in_linear", model.dtype))
+    runs = RESULT_RUNS[spec.name]
+    parts.append("# MLPerf scores a benchmark over a set of runs and applies its reference-convergence test to the "
+                 f"set, never\n# to one run: a closed set of {spec.name} holds {runs} (mlperf_logging's "
+                 "benchmark_meta calls this the result\n# file count). MLCommons' compliance checker reads only KEY, "
+                 "BEGIN and END entries and passes over this one.\n"
+                 f"- RESULT_FILES:\n    COUNT: {runs}\n")
     parts.append("# Quality target: eval loss (nats/token) <= the corpus's exact entropy floor + "
                  f"{spec.target_margin}. MLPerf logs the\n# quality metric as eval_accuracy whatever its direction "
                  "(its LLM benchmarks log log-perplexity the same way).\n"

@@ -1,4 +1,5 @@
-"""Helpers shared by the test files: the CLI in a subprocess, a run's only result, a settable clock."""
+"""Helpers shared by the test files: the CLI in a subprocess, a run's only result, a settable clock, and trained
+runs shared by the tests that only read them."""
 
 from __future__ import annotations
 
@@ -22,16 +23,27 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 
+# XLA's CPU backend at LLVM -O0 for every test process: the tests check what the programs compute, not how
+# fast, and the tiny programs they run cost more to optimise than to execute (the 8-device mesh probe: 71 s at
+# the default level, 44 s at -O0 on 2 cores). Results agree to float32 rounding (the probe's losses to 5e-7).
+# Harness records XLA_FLAGS in each result, so a test run's records say so.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
     if _OWN_CACHE:
         import shutil
 
         shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
+import functools  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 
 def harness(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None
@@ -39,6 +51,42 @@ def harness(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict |
     """`python -m harness.cli ARGS` in a fresh process."""
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """`tiny_run(workload, framework)`: the folder of one converged run (`harness run --workload W --framework F
+    --meter fake --no-progress`, in this process), made the first time a test asks for it and shared by every
+    test that only reads it; the folder's parent is the run's output folder (with emissions.csv). Read-only: a
+    test that changes a run copies it first."""
+    from harness.cli import main
+
+    made: dict[tuple[str, str], Path] = {}
+
+    def get(workload: str = "switch-tiny", framework: str = "jax") -> Path:
+        if (workload, framework) not in made:
+            out = tmp_path_factory.mktemp(f"{workload}-{framework}-run")
+            assert main(["run", "--workload", workload, "--framework", framework, "--meter", "fake", "--no-progress",
+                         "--output-dir", str(out)]) == 0
+            made[workload, framework] = only_run_dir(out)
+        return made[workload, framework]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def switch_tiny_run(tiny_run) -> Path:
+    """The session's switch-tiny run in JAX (tiny_run): read-only."""
+    return tiny_run("switch-tiny", "jax")
+
+
+@functools.cache
+def markov(cfg):
+    """MarkovMixture(cfg), built once a session per corpus config (the base corpus's tables take seconds to
+    build, and a dense/Switch pair shares its corpus). Read-only: it is stateless once built."""
+    from workloads.corpus import MarkovMixture
+
+    return MarkovMixture(cfg)
 
 
 def only_result(out_dir: Path) -> dict:
@@ -70,7 +118,8 @@ class FakeClock:
         self.t += dt
 
 
-MESH_ENV = {"JAX_NUM_CPU_DEVICES": "8", "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+MESH_ENV = {"JAX_NUM_CPU_DEVICES": "8",
+            "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=8"}
 
 
 def with_env(extra: dict[str, str]) -> dict[str, str]:

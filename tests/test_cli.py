@@ -1,6 +1,7 @@
 """End-to-end `harness run` on the tiny workloads, and bad input: one line, exit code 2, no traceback."""
 
 import csv
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,11 @@ REFERENCE = Path(__file__).resolve().parents[1] / "reference_results"
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("workload", ["dense-tiny", "switch-tiny"])
-def test_run_tiny_end_to_end(tmp_path, workload):
-    proc = harness("run", "--workload", workload, "--output-dir", str(tmp_path), "--no-progress")
-    assert proc.returncode == 0, proc.stderr
+def test_run_tiny_end_to_end(tmp_path, capsys, workload):
+    # In-process: `python -m harness.cli run` in a fresh process is test_step_budget_gives_not_converged's.
+    code = main(["run", "--workload", workload, "--output-dir", str(tmp_path), "--no-progress"])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr
     r = only_result(tmp_path)
     run_dir = only_run_dir(tmp_path)
     assert r["schema"] == "harness.result/2" and r["kind"] == "run" and r["files_missing"] == {}
@@ -37,6 +40,8 @@ def test_run_tiny_end_to_end(tmp_path, workload):
         assert comp["method"] in ("measured:rapl", "modelled:cpu-tdp-utilization")
     if en["method"].startswith("modelled"):
         assert any(u["name"] == "rapl" for u in en["unavailable"])
+    for u in en["unavailable"]:  # each meter not used is said once, beside the energy it would have measured
+        assert stdout.count(f"not used: {u['name']}") == 1, stdout
     # CO2e follows from the energy: default region us-average, PUE 1.58, 0.429 kg/kWh.
     co = r["carbon"]
     assert co["facility_kwh"] == pytest.approx(en["total_j"] / 3.6e6 * 1.58)
@@ -74,9 +79,8 @@ def test_step_budget_gives_not_converged(tmp_path):
 def test_user_data_text_file(tmp_path):
     text = tmp_path / "corpus.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 400, encoding="utf-8")
-    proc = harness("run", "--workload", "dense-tiny", "--data", str(text), "--target-loss", "3.0",
-                   "--output-dir", str(tmp_path / "out"), "--no-progress", "--meter", "fake")
-    assert proc.returncode == 0, proc.stderr
+    assert main(["run", "--workload", "dense-tiny", "--data", str(text), "--target-loss", "3.0", "--output-dir",
+                 str(tmp_path / "out"), "--no-progress", "--meter", "fake"]) == 0
     r = only_result(tmp_path / "out")
     assert r["data"]["kind"] == "user-file" and r["data"]["vocab_size"] == 256
     assert r["target"]["target_loss"] == 3.0 and r["status"] == "converged"
@@ -86,9 +90,8 @@ def test_user_data_text_file(tmp_path):
 def test_user_data_npy(tmp_path):
     ids = np.tile(np.arange(20, dtype=np.int64), 300)
     np.save(tmp_path / "ids.npy", ids)
-    proc = harness("run", "--workload", "dense-tiny", "--data", str(tmp_path / "ids.npy"), "--target-loss", "1.5",
-                   "--output-dir", str(tmp_path / "out"), "--no-progress", "--meter", "fake")
-    assert proc.returncode == 0, proc.stderr
+    assert main(["run", "--workload", "dense-tiny", "--data", str(tmp_path / "ids.npy"), "--target-loss", "1.5",
+                 "--output-dir", str(tmp_path / "out"), "--no-progress", "--meter", "fake"]) == 0
     assert only_result(tmp_path / "out")["data"]["vocab_size"] == 20
 
 
@@ -138,13 +141,20 @@ def test_list_shows_every_workload():
         assert name in proc.stdout
 
 
+# `python -m harness.cli` with Ctrl-C's default handler put back first: a shell starts background jobs (`cmd &`,
+# some CI runners) with SIGINT ignored, Python keeps an inherited SIG_IGN, and a SIGINT sent to the run would do
+# nothing. Set in the child, before the harness arms its own handlers; the parent's handlers are left alone.
+CLI_WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                   "runpy.run_module('harness.cli', run_name='__main__', alter_sys=True)")
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
 def test_interrupted_run_leaves_valid_aborted_result(tmp_path, sig):
     import signal
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", "--workload", "dense-tiny", "--max-steps", "100000",
+        [sys.executable, "-c", CLI_WITH_CTRL_C, "run", "--workload", "dense-tiny", "--max-steps", "100000",
          "--target-loss", "0.01", "--output-dir", str(tmp_path), "--meter", "fake"],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
@@ -190,10 +200,9 @@ def test_a_run_priced_with_its_own_region_pue_and_intensities(tmp_path, capsys):
 
 
 @pytest.mark.e2e
-def test_compare_outside_a_checkout_uses_the_installed_references(tmp_path, monkeypatch, capsys):
+def test_compare_outside_a_checkout_uses_the_installed_references(tmp_path, monkeypatch, capsys, switch_tiny_run):
     # Outside a checkout it said "--reference reference_results: not a directory".
-    assert main(["run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir",
-                 str(tmp_path / "results")]) == 0
+    shutil.copytree(switch_tiny_run.parent, tmp_path / "results")  # a switch-tiny run's output folder
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     assert main(["compare", "results"]) == 0
@@ -202,11 +211,11 @@ def test_compare_outside_a_checkout_uses_the_installed_references(tmp_path, monk
 
 
 @pytest.mark.e2e
-def test_package_takes_a_shell_glob_of_a_results_folder(tmp_path, capsys):
+def test_package_takes_a_shell_glob_of_a_results_folder(tmp_path, capsys, switch_tiny_run):
     # `results/*` also matches emissions.csv, which every run appends to: it is passed over, and said.
-    for seed in (0, 1):
-        assert main(["run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--seed", str(seed),
-                     "--output-dir", str(tmp_path / "results")]) == 0
+    shutil.copytree(switch_tiny_run.parent, tmp_path / "results")  # seed 0's output folder; seed 1 joins it
+    assert main(["run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--seed", "1",
+                 "--output-dir", str(tmp_path / "results")]) == 0
     assert main(["meter", "--meter", "fake", "--output-dir", str(tmp_path / "results"), "--", "true"]) == 0
     paths = sorted(str(p) for p in (tmp_path / "results").iterdir())
     capsys.readouterr()

@@ -20,8 +20,6 @@ import harness.results.emissions as emissions
 import harness.results.files as files
 from harness.cli import main
 
-pytestmark = pytest.mark.e2e
-
 TARGETS = ["power.csv", "quality.csv", "steps.csv", "mllog.txt", "power_mllog.txt", "emissions.csv", "result.json"]
 
 
@@ -43,6 +41,7 @@ def _fail_writes_of(monkeypatch, name: str) -> None:
     monkeypatch.setattr(files, "atomic_write_text", full)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", TARGETS)
 def test_a_run_whose_file_cannot_be_written_says_so_and_fails(tmp_path, monkeypatch, capsys, name):
     _fail_writes_of(monkeypatch, name)
@@ -85,6 +84,7 @@ def small_tmpfs(tmp_path):
     subprocess.run(["umount", str(mount)], check=False)
 
 
+@pytest.mark.e2e
 def test_a_real_full_filesystem(small_tmpfs):
     proc = harness("meter", "--meter", "fake", "--output-dir", str(small_tmpfs), "--", sys.executable, "-c", "pass")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr

@@ -1,4 +1,4 @@
-"""The fault matrix: what the harness does when things go wrong, each row of README "Guarantees" tested.
+"""The fault matrix: what the harness does when things go wrong, each row of docs/timing.md "Guarantees" tested.
 
 Killed runs, a loss that turns NaN, meters that die, output paths that cannot be written, two runs into one
 folder, damaged records in front of every reader, and an interrupted study resumed.
@@ -6,7 +6,9 @@ folder, damaged records in front of every reader, and an interrupted study resum
 
 from __future__ import annotations
 
+import html
 import json
+import math
 import shutil
 import signal
 import subprocess
@@ -52,7 +54,7 @@ def test_sigkill_leaves_a_record_that_every_reader_calls_interrupted(tmp_path, c
     capsys.readouterr()
     assert main(["check", str(run_dir)]) == 1
     assert "interrupted (no final record" in capsys.readouterr().out
-    assert main(["report", str(run_dir)]) == 0
+    assert main(["report", str(run_dir), "--output-dir", str(run_dir)]) == 0
     report = (run_dir / "report.md").read_text()
     assert "| 1: 1 interrupted (no final record) |" in report  # counted, never as converged, and said
     assert main(["whatif", str(run_dir), "--region", "europe-north1"]) == 0
@@ -101,22 +103,25 @@ def test_a_meter_that_dies_mid_run_leaves_an_incomplete_flagged_figure(tmp_path,
     assert "energy figure incomplete" in capsys.readouterr().out
 
 
-def test_an_external_meter_that_stops_answering_is_incomplete_not_measured(tmp_path):
+def test_an_external_meter_that_stops_answering_is_incomplete_not_measured(tmp_path, capsys):
     counter = tmp_path / "calls"
     script = tmp_path / "bmc"
     # Answers its first 5 calls, then fails: the rest of the window would be a straight-line bridge.
     script.write_text(f"#!/bin/sh\nn=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}\n"
                       "[ $n -lt 5 ] && echo '150 W' && exit 0\nexit 1\n")
     script.chmod(0o755)
-    proc = harness("run", "--workload", "dense-tiny", "--max-steps", "1500", "--target-loss", "0.01",
-                   "--output-dir", str(tmp_path / "out"), "--no-progress", "--meter", "cpu-model,external",
-                   "--meter-command", str(script), "--meter-hz", "10", "--cpu-tdp", "10")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    # In-process: a subprocess adds nothing here. 400 steps (the dying meter's run above: the same compiled
+    # program): a window of ~2 s, twice what 5 answers at 10 Hz can cover.
+    code = main(["run", "--workload", "dense-tiny", "--max-steps", "400", "--target-loss", "0.01", "--output-dir",
+                 str(tmp_path / "out"), "--no-progress", "--meter", "cpu-model,external", "--meter-command",
+                 str(script), "--meter-hz", "10", "--cpu-tdp", "10"])
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
     e = only_result(tmp_path / "out")["energy"]
     assert e["method"] == "measured:external-command" and not e["complete"]
     assert e["components"]["external/node"]["coverage"] < 0.95
     assert any("bridged by interpolation" in why for why in e["incomplete_reasons"])
-    assert "INCOMPLETE" in proc.stdout
+    assert "INCOMPLETE" in out
 
 
 @pytest.mark.parametrize("where", ["/proc/harness-cannot-write-here", "{tmp}/a-file/below-it"])
@@ -143,11 +148,9 @@ def test_two_runs_into_one_output_dir_both_keep_their_record(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def good_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("good")
-    assert main(["run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--output-dir",
-                 str(out)]) == 0
-    return only_run_dir(out)
+def good_run(switch_tiny_run) -> Path:
+    """A converged switch-tiny run (the session's shared one, tests/conftest.py): every reader copies it first."""
+    return switch_tiny_run
 
 
 def _damage(run_dir: Path, kind: str) -> None:
@@ -167,39 +170,92 @@ def _damage(run_dir: Path, kind: str) -> None:
 
 DAMAGE = {"missing": "missing", "truncated": "not valid JSON", "list-shaped": "not an object",
           "future-schema": "harness.result/3", "tampered": "sha256 differs"}
+
+
+def _claim_on(run_dir: Path, tmp: Path) -> list[str]:
+    (tmp / "claim.toml").write_text(f'text = "t"\nmetric = "energy_to_target"\nworkload = "switch-tiny"\n'
+                                    f'subject = "{run_dir}"\nbaseline = "{run_dir}"\nrelation = "<="\nvalue = 1.0\n')
+    return ["claim", str(tmp / "claim.toml"), "--output-dir", str(tmp / "claim")]
+
+
 COMMANDS = {
     "report": lambda d, tmp: ["report", str(d), "--output-dir", str(tmp / "rep")],
     "compare": lambda d, tmp: ["compare", str(d / "result.json"), "--reference", str(tmp)],
     "whatif": lambda d, tmp: ["whatif", str(d / "result.json"), "--region", "europe-north1"],
     "package": lambda d, tmp: ["package", str(d), "--org", "acme", "--system", "vm", "--output-dir", str(tmp / "pkg")],
     "import-power": lambda d, tmp: ["import-power", str(d), str(tmp / "log.txt")],
+    "project": lambda d, tmp: ["project", str(d), "--allow-modelled"],
+    "check": lambda d, tmp: ["check", str(d)],
+    "site": lambda d, tmp: ["site", str(d), "--output-dir", str(tmp / "site")],
+    "claim": _claim_on,
 }
-# Readers that never touch the traces cannot see a tampered one; the packagers and importers check hashes.
-HASH_CHECKING = {"package", "import-power"}
+# Readers that never touch the traces cannot see a tampered one: the packagers, importers and checkers can.
+READS_TRACES = {"package", "import-power", "check", "site", "claim"}
+CASES = [(c, k) for c in COMMANDS for k in DAMAGE if k != "tampered" or c in READS_TRACES]
 
 
-@pytest.mark.parametrize("kind", list(DAMAGE))
-@pytest.mark.parametrize("command", list(COMMANDS))
-def test_every_reader_names_the_damage_in_one_line(good_run, tmp_path, capsys, kind, command):
-    if kind == "tampered" and command not in HASH_CHECKING:
-        pytest.skip("this reader does not read the traces")
+def _outcome(command: str, kind: str) -> tuple[int, str]:
+    """(exit code, where the damage is named): refused in one line on stderr, exit 2, unless the command's answer
+    is itself a finding: a claim that cannot be assessed (exit 1), a folder `check` finds no record in (exit 1),
+    a site that shows the run with `harness check` failing it (exit 0, said on the page)."""
+    if command == "claim":
+        return 1, "claim.json"
+    if command == "check" and kind == "missing":
+        return 1, "stdout"
+    if command == "site" and kind == "tampered":
+        return 0, "page"
+    return 2, "stderr"
+
+
+@pytest.mark.parametrize("command, kind", CASES)
+def test_every_reader_names_the_damage(good_run, tmp_path, capsys, command, kind):
     run_dir = tmp_path / "run"
     shutil.copytree(good_run, run_dir)
     (tmp_path / "log.txt").write_text("Time,1.0,Watts,100\n")
     _damage(run_dir, kind)
     capsys.readouterr()
-    assert main(COMMANDS[command](run_dir, tmp_path)) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("harness: error:")
-    assert DAMAGE[kind] in err[0] or (kind == "missing" and "result.json" in err[0]), err[0]
+    code, where = _outcome(command, kind)
+    assert main(COMMANDS[command](run_dir, tmp_path)) == code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    if where == "stderr":
+        err = err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("harness: error:")
+        said = err[0]
+    elif where == "stdout":
+        said = out
+    elif where == "claim.json":
+        result = json.loads((tmp_path / "claim" / "claim.json").read_text())
+        assert result["verdict"] == "CANNOT BE ASSESSED"
+        said = " ".join(result["reasons"])
+    else:
+        said = html.unescape((tmp_path / "site" / "index.html").read_text())
+        assert ">fail (" in said  # the row's harness check column
+        said = " ".join(p.read_text() for p in (tmp_path / "site").glob("systems/*/index.html"))
+    assert DAMAGE[kind] in said or (kind == "missing" and "result.json" in said), said[-2000:]
 
 
-def test_check_fails_a_tampered_trace(good_run, tmp_path, capsys):
-    run_dir = tmp_path / "run"
-    shutil.copytree(good_run, run_dir)
-    _damage(run_dir, "tampered")
-    assert main(["check", str(run_dir)]) == 2  # the reader refuses to package a tampered run
-    assert "sha256 differs" in capsys.readouterr().err
+def test_a_folder_with_one_damaged_record_is_read_and_the_damage_named(good_run, tmp_path, capsys):
+    """Readers of a folder pass over a record they cannot read, and name it with why; nothing is dropped silently."""
+    folder = tmp_path / "runs"
+    shutil.copytree(good_run, folder / "good")
+    shutil.copytree(good_run, folder / "bad")
+    _damage(folder / "bad", "truncated")
+    # A record copied out of its run folder under another name, then cut short: still a record, still named.
+    (folder / "copy.json").write_text((good_run / "result.json").read_text()[:300])
+    capsys.readouterr()
+    assert main(["site", str(folder), "--output-dir", str(tmp_path / "site")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    page = html.unescape((tmp_path / "site" / "index.html").read_text())
+    for named in (out, page):
+        assert "Not in the site" in page and f"{folder / 'bad' / 'result.json'}: damaged: not valid JSON" in named
+        assert f"{folder / 'copy.json'}: damaged: not valid JSON" in named
+    assert main(["report", str(folder), "--output-dir", str(tmp_path / "rep")]) == 0
+    assert "skipped: " in capsys.readouterr().out
+    assert "bad/result.json: damaged" in (tmp_path / "rep" / "report.md").read_text()
+    for argv in (["compare", str(folder), "--reference", str(good_run)], ["project", str(folder), "--allow-modelled"]):
+        assert main(argv) == 0
+        assert "bad/result.json: damaged: not valid JSON" in " ".join(capsys.readouterr().out.split())
 
 
 # -- an interrupted study, resumed ---------------------------------------------------------------------------
@@ -227,4 +283,12 @@ def test_an_interrupted_study_resumes_with_only_what_is_missing(tmp_path):
         assert resumed["done"][key]["dir"] == d  # finished and unchanged: kept, not run again
     assert resumed["done"]["dense-tiny/seed0"]["dir"] != done["dense-tiny/seed0"]["dir"]  # edited: run again
     assert len(run_dirs(campaign / "control" / "runs")) == 4 + 2
+    # The resumed study's report against its runs' figures worked out by hand: each seed's two runs, as recorded.
+    runs = {key: read_record(campaign / "control" / run["dir"]) for key, run in resumed["done"].items()}
+    (c,) = json.loads((campaign / "comparisons.json").read_text())
+    assert c["paired"] and c["pairs_converged"] == 2
+    for metric, get in (("energy_to_target", lambda r: r.energy.total_j), ("time_to_target", lambda r: r.timing.run_s),
+                        ("steps_to_target", lambda r: r.training.steps)):
+        logs = [math.log(get(runs[f"dense-tiny/seed{s}"]) / get(runs[f"switch-tiny/seed{s}"])) for s in (0, 1)]
+        assert c[metric]["ratio"] == pytest.approx(math.exp(sum(logs) / 2), rel=1e-12), metric
     assert main(["study", "--resume", str(campaign), "--seeds", "3"]) == 2  # a different study: refused

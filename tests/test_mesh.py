@@ -27,6 +27,7 @@ def switch_runs() -> dict:
     return probe("switch-tiny", "8x1", "2x4", "1x8")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mesh", ["8x1", "2x4", "1x8"])
 def test_switch_on_a_mesh_computes_the_one_device_function(switch_runs, mesh):
     one, sharded = switch_runs["1"], switch_runs[mesh]
@@ -38,6 +39,7 @@ def test_switch_on_a_mesh_computes_the_one_device_function(switch_runs, mesh):
     np.testing.assert_allclose(sharded["load"], one["load"], atol=1e-7)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mesh", ["8x1", "2x4", "1x8"])
 def test_shardings_are_as_intended(switch_runs, mesh):
     run = switch_runs[mesh]
@@ -48,6 +50,7 @@ def test_shardings_are_as_intended(switch_runs, mesh):
     assert any("switch_ffn/w_in" in n for n in run["params"])
 
 
+@pytest.mark.e2e
 def test_dense_data_parallel_computes_the_one_device_function():
     runs = probe("dense-tiny", "8x1")
     np.testing.assert_allclose(runs["8x1"]["loss"], runs["1"]["loss"], rtol=1e-5)

@@ -13,7 +13,13 @@ from workloads.registry import WORKLOADS
 
 def _params(cfg):
     tokens = jnp.zeros((2, cfg.max_len), jnp.int32)
-    return TransformerLM(cfg).init(jax.random.PRNGKey(0), tokens)["params"]
+    return jax.jit(lambda key: TransformerLM(cfg).init(key, tokens)["params"])(jax.random.PRNGKey(0))
+
+
+def _shapes(cfg):
+    """The parameter tree `init` builds, as shapes (traced, not compiled or run: counting needs no values)."""
+    tokens = jnp.zeros((2, cfg.max_len), jnp.int32)
+    return jax.eval_shape(lambda key: TransformerLM(cfg).init(key, tokens)["params"], jax.random.PRNGKey(0))
 
 
 def test_switch_twin_matches_dense_activated_flops_up_to_router():
@@ -29,7 +35,7 @@ def test_switch_twin_matches_dense_activated_flops_up_to_router():
 def test_param_counts_total_and_activated():
     for size in ("small", "tiny"):
         dense, switch = WORKLOADS[f"dense-{size}"].model, WORKLOADS[f"switch-{size}"].model
-        pd, ps = count_params(_params(dense)), count_params(_params(switch))
+        pd, ps = count_params(_shapes(dense)), count_params(_shapes(switch))
         assert pd["total"] == pd["activated"] and pd["expert"] == 0
         e, d, f = switch.num_experts, switch.d_model, switch.d_ff
         expert_params = switch.num_switch_layers * e * (2 * d * f + f + d)
@@ -47,8 +53,8 @@ def test_causal_no_peeking_at_future_tokens():
     a = np.random.default_rng(0).integers(0, cfg.vocab_size, (1, cfg.max_len))
     b = a.copy()
     b[0, -1] = (b[0, -1] + 1) % cfg.vocab_size
-    la = model.apply({"params": params}, jnp.asarray(a), train=False, mutable=["losses", "metrics"])[0]
-    lb = model.apply({"params": params}, jnp.asarray(b), train=False, mutable=["losses", "metrics"])[0]
+    forward = jax.jit(lambda t: model.apply({"params": params}, t, train=False, mutable=["losses", "metrics"])[0])
+    la, lb = forward(jnp.asarray(a)), forward(jnp.asarray(b))
     np.testing.assert_allclose(la[0, :-1], lb[0, :-1], rtol=1e-5, atol=1e-5)
 
 

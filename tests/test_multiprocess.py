@@ -25,25 +25,32 @@ def _losses(run_dir: Path) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def two_process_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("mp")
+def runs(tmp_path_factory) -> tuple[Path, Path]:
+    """The two-process run's folder, and the output folder of one process on the same 2-device mesh: started
+    together (the two are independent, and each spends most of its time starting and compiling)."""
+    out, single = tmp_path_factory.mktemp("mp"), tmp_path_factory.mktemp("one")
+    one = subprocess.Popen([sys.executable, "-m", "harness.cli", *RUN, "--mesh", "data=2", "--output-dir",
+                            str(single)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env=with_env({"JAX_NUM_CPU_DEVICES": "2"}))
     procs = start_processes(2, *RUN, "--output-dir", str(out))
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    outputs = [p.communicate(timeout=300)[0] for p in [*procs, one]]
+    assert [p.returncode for p in [*procs, one]] == [0, 0, 0], outputs
     (run_dir,) = [d for d in out.iterdir() if (d / "result.json").is_file()]
-    return run_dir
+    return run_dir, single
 
 
-def test_two_processes_train_what_one_process_trains_on_the_same_mesh(two_process_run, tmp_path):
-    one = subprocess.run([sys.executable, "-m", "harness.cli", *RUN, "--mesh", "data=2", "--output-dir",
-                          str(tmp_path)], capture_output=True, text=True, timeout=300,
-                         env=with_env({"JAX_NUM_CPU_DEVICES": "2"}))
-    assert one.returncode == 0, one.stdout + one.stderr
-    single = only_result(tmp_path)
+@pytest.fixture(scope="module")
+def two_process_run(runs) -> Path:
+    return runs[0]
+
+
+def test_two_processes_train_what_one_process_trains_on_the_same_mesh(runs):
+    two_process_run, one_process_out = runs
+    single = only_result(one_process_out)
     merged = json.loads((two_process_run / "result.json").read_text())
     assert merged["parallelism"]["processes"] == 2 and merged["parallelism"]["devices"] == 2
     assert merged["training"]["steps"] == single["training"]["steps"]
-    a, b = _losses(two_process_run), _losses(only_run_dir(tmp_path))
+    a, b = _losses(two_process_run), _losses(only_run_dir(one_process_out))
     assert len(a) == len(b) and all(x == pytest.approx(y, rel=1e-5) for x, y in zip(a, b, strict=True))
 
 
@@ -82,9 +89,9 @@ def _wait_for_training(out: Path, timeout_s: float = 120) -> None:
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP])
 def test_a_lost_process_leaves_an_aborted_result_within_the_bound(tmp_path, how):
-    # dense-small takes minutes to its target, so the run is mid-training when process 1 goes.
-    procs = start_processes(2, "run", "--workload", "dense-small", "--meter", "fake", "--no-progress",
-                            "--peer-timeout", "5", "--output-dir", str(tmp_path))
+    # A target no run reaches within a step budget no test waits for: the run is mid-training when process 1 goes.
+    procs = start_processes(2, "run", "--workload", "dense-tiny", "--max-steps", "100000", "--target-loss", "0.01",
+                            "--meter", "fake", "--no-progress", "--peer-timeout", "5", "--output-dir", str(tmp_path))
     try:
         _wait_for_training(tmp_path)
         procs[1].send_signal(how)  # SIGKILL: connections reset; SIGSTOP: a hang, like a dead NCCL peer

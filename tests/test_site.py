@@ -99,8 +99,9 @@ def test_rows_keep_corpora_and_specs_apart_and_a_repeated_seed_counts_twice():
     wider = replace(wider, spec={**wider.spec, "model": {**wider.spec["model"], "d_model": 64}})
     rows = rows_of([SiteRun(r, system, source, {}) for r in [*runs, wider]])
     names = sorted(row.benchmark for row in rows)
-    assert names[:3] == ["dense-tiny", "dense-tiny (control corpus)", "switch-tiny (control corpus)"]
-    assert len(names) == 5 and all(n.startswith("switch-tiny (spec ") for n in names[3:])  # two specs, apart
+    # Two specs of one workload, apart: the registered one by its name, the other with its spec's hash.
+    assert names[:4] == ["dense-tiny", "dense-tiny (control corpus)", "switch-tiny", "switch-tiny (control corpus)"]
+    assert len(names) == 5 and names[4].startswith("switch-tiny (spec ")
     pairs = dense_sparse_pairs(rows)
     assert sorted(p.dense.benchmark for p in pairs) == ["dense-tiny"] * 2 + ["dense-tiny (control corpus)"]
     (control,) = [p for p in pairs if p.dense.data]
@@ -134,6 +135,30 @@ def test_a_hostile_package_runs_nothing_and_copies_nothing_from_outside(tmp_path
     copied = [p for p in (tmp_path / "site").rglob("*") if p.is_file()]
     assert not any(p.read_bytes() == secret.read_bytes() for p in copied)
     assert not any(p.is_symlink() for p in (tmp_path / "site").rglob("*"))
+
+
+def test_chart_colours_do_not_repeat_within_a_chart():
+    import re
+
+    from harness.report.site import svg
+
+    points = [(f"workload {i}, system {i}", 1.0 + i, 10.0 + i, "measured") for i in range(25)]
+    chart = svg.scatter(points, "t", "x", "y")
+    fills = re.findall(r'<g><title>[^<]*</title><circle [^>]*fill="([^"]+)"', chart)
+    assert len(fills) == 25 and len(set(fills)) == 25
+    series = [(f"s{i}", [0.0, 1.0], [float(i), i + 1.0]) for i in range(15)]
+    strokes = re.findall(r'<polyline [^>]*stroke="([^"]+)"', svg.lines(series, "t", "x", "y"))
+    assert len(strokes) == 15 and len(set(strokes)) == 15
+    assert svg.palette(10) == list(svg.COLORS) and len(set(svg.palette(500))) == 500
+
+
+def test_a_linear_axis_labels_its_whole_span():
+    from harness.report.site.svg import Axis
+
+    for lo, hi in ((1.0, 3.5), (0.0, 1.0), (-5.0, 5.0), (0.001, 0.0035), (0.0, 37.0), (2.0, 2.0)):
+        axis = Axis([lo, hi], 0, 100, log=False)
+        ticks = axis.ticks()
+        assert 3 <= len(ticks) <= 11 and ticks[0] <= lo + (hi - lo) * 0.25 and ticks[-1] >= hi - (hi - lo) * 0.25
 
 
 # -- in a real browser ------------------------------------------------------------------------------------------
@@ -190,8 +215,35 @@ def test_the_index_in_a_browser(site, browser):
     browser.get(url)
     browser.set_window_size(1400, 1000)
     browser.save_screenshot(str(ARTIFACTS / "site-desktop.png"))
+    # The first screen: dense ÷ sparse and the chart side by side, whole, above the results; the page no wider
+    # than the window.
+    box = "return arguments[0].getBoundingClientRect().toJSON()"
+    sparse, chart, results = (browser.execute_script(box, browser.find_element("css selector", css))
+                              for css in ("#sparse table", "#chart svg", "#results"))
+    height, width, page_width = browser.execute_script(
+        "return [window.innerHeight, window.innerWidth, document.documentElement.scrollWidth]")
+    assert sparse["bottom"] <= height and chart["bottom"] <= height and chart["width"] > 500, (sparse, chart)
+    assert chart["left"] >= sparse["right"] and results["top"] >= max(sparse["bottom"], chart["bottom"])
+    assert page_width <= width
+    # The results table scrolls in its own box, the header row staying in view, when it is wider than the window.
+    browser.set_window_size(900, 1000)
+    wrapper = browser.find_element("css selector", "#results .box")
+    assert browser.execute_script("return arguments[0].contains(document.getElementById('results-table'))", wrapper)
+    assert browser.execute_script("return getComputedStyle(arguments[0]).overflowX", wrapper) == "auto"
+    assert browser.execute_script("return getComputedStyle(document.querySelector('#results-table th')).position")\
+        == "sticky"
+    inner, outer = browser.execute_script("return [arguments[0].scrollWidth, arguments[0].clientWidth]", wrapper)
+    assert inner > outer  # the table is wider than its box here ...
+    browser.execute_script("arguments[0].scrollLeft = 200", wrapper)
+    assert browser.execute_script("return arguments[0].scrollLeft", wrapper) > 0  # ... and the box scrolls
+    assert browser.execute_script("return [window.scrollX, document.documentElement.scrollWidth <= window.innerWidth]"
+                                  ) == [0, True]  # ... not the page
     browser.set_window_size(390, 844)
     browser.save_screenshot(str(ARTIFACTS / "site-phone.png"))
+    sparse, chart = (browser.execute_script(box, browser.find_element("css selector", css))
+                     for css in ("#sparse table", "#chart svg"))
+    assert chart["top"] >= sparse["bottom"]  # on a phone they stack
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     browser.set_window_size(1400, 1000)
     # Keyboard focus reaches every control.
     controls = browser.find_elements("css selector", "#filters select, #filters input, thead button")

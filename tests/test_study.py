@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 import statistics
 import struct
 
@@ -40,7 +41,7 @@ def test_small_n_uses_a_t_interval_that_matches_scipy_and_large_n_a_bootstrap():
     logs = [math.log(x / y) for x, y in zip(a, b, strict=True)]
     lo, hi = stats.t.interval(0.95, 2, loc=statistics.mean(logs), scale=statistics.stdev(logs) / math.sqrt(3))
     assert (ci.lo, ci.hi) == (pytest.approx(math.exp(lo)), pytest.approx(math.exp(hi)))
-    assert "t, n=3" in ci.verdict("energy") and ci.method.startswith("Student t")
+    assert "t, paired, n=3 seeds" in ci.verdict("energy") and ci.method.startswith("Student t")
     # With 3 seeds a t interval is wider than a 3-seed bootstrap's would be: that is the point.
     assert ci.hi - ci.lo > 0.2
     big = paired_ratio_ci([2.0 + 0.01 * i for i in range(12)], [1.0] * 12)
@@ -102,7 +103,7 @@ def test_tiny_study_end_to_end_writes_every_file(tmp_path):
     # The campaign folder the study printed is what `harness report` takes to build the report again.
     assert main(["report", str(study_dir), "--output-dir", str(tmp_path / "again")]) == 0
     again = (tmp_path / "again" / "report.md").read_text()
-    assert again.count("÷") == md.count("÷") and "dense-tiny [control]" in again
+    assert again.count("÷") == md.count("÷") and "| dense-tiny (control corpus) |" in again
 
 
 @pytest.mark.e2e
@@ -127,11 +128,10 @@ def test_a_study_on_the_users_own_text_priced_as_asked(tmp_path):
 
 
 @pytest.mark.e2e
-def test_report_from_run_dirs_and_bad_paths(tmp_path, capsys):
-    assert main(["run", "--workload", "switch-tiny", "--output-dir", str(tmp_path / "runs"), "--meter", "fake",
-                 "--no-progress"]) == 0
+def test_report_from_run_dirs_and_bad_paths(tmp_path, capsys, switch_tiny_run):
+    shutil.copytree(switch_tiny_run.parent, tmp_path / "runs")  # a run's output folder, as `harness run` left it
     run_dir = only_run_dir(tmp_path / "runs")
-    assert main(["report", str(run_dir)]) == 0
+    assert main(["report", str(run_dir), "--output-dir", str(run_dir)]) == 0
     assert (run_dir / "report.html").is_file() and (run_dir / "routing.png").is_file()
     capsys.readouterr()
     assert main(["report", str(tmp_path / "nope")]) == 2
@@ -139,13 +139,12 @@ def test_report_from_run_dirs_and_bad_paths(tmp_path, capsys):
     assert main(["report", str(tmp_path / "empty")]) == 2  # no run, study or campaign under it
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("harness: error:") for line in err)
-    assert main(["report", str(tmp_path / "runs")]) == 0  # a folder of runs is one report of them
+    assert main(["report", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "rep")]) == 0  # one report of them
 
 
 @pytest.mark.e2e
-def test_report_says_which_part_of_the_energy_is_modelled(tmp_path):
-    assert main(["run", "--workload", "switch-tiny", "--output-dir", str(tmp_path / "runs"), "--meter", "fake",
-                 "--no-progress"]) == 0
+def test_report_says_which_part_of_the_energy_is_modelled(tmp_path, switch_tiny_run):
+    shutil.copytree(switch_tiny_run.parent, tmp_path / "runs")
     run_dir = only_run_dir(tmp_path / "runs")
     result = json.loads((run_dir / "result.json").read_text())
     for method, says in [("measured:nvml-energy-counter", None),
@@ -154,7 +153,7 @@ def test_report_says_which_part_of_the_energy_is_modelled(tmp_path):
                           "Part of it is modelled, not measured: modelled:cpu-tdp-utilization")]:
         result["energy"]["method"] = method
         (run_dir / "result.json").write_text(json.dumps(result))
-        assert main(["report", str(run_dir)]) == 0
+        assert main(["report", str(run_dir), "--output-dir", str(run_dir)]) == 0
         text = (run_dir / "report.md").read_text()
         assert (says in text) if says else ("modelled" not in text.split("## Runs")[0])
         if "+" in method:
@@ -176,7 +175,6 @@ def test_a_study_across_frameworks_compares_them(tmp_path):
     assert (comparison["baseline"], comparison["other"]) == ("switch-tiny@jax", "switch-tiny@tensorflow")
 
 
-@pytest.mark.e2e
 def test_a_study_needs_two_things_and_known_frameworks(tmp_path):
     with pytest.raises(UsageError, match="at least two"):
         from harness.runner.plan import RunOptions

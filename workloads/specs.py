@@ -8,7 +8,12 @@ without loading JAX or TensorFlow, and every framework implementation builds fro
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from workloads.corpus import CorpusConfig, entropy_floor
 from workloads.errors import InputError
@@ -127,54 +132,39 @@ class WorkloadSpec:
 RECORD_ONLY = {("calibration",), ("optimizer", "lr_sweep"), ("optimizer", "lr_selection")}
 
 
-def same_workload(spec: WorkloadSpec, recorded: dict) -> bool:
-    """Whether a spec recorded in a result (a dict read from JSON) is this spec.
-
-    A field the recorded spec lacks matches when this spec holds that field's default: it was added to the
-    harness after the run, with the value every earlier run implicitly used.
-    """
-    import json
-
-    live = json.loads(json.dumps(spec.to_dict()))  # tuples become lists, as in result.json
-    return _same(live, json.loads(json.dumps(recorded)), _defaults(spec), ())
+def canonical(recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """A spec as recorded (a dict read from a result's JSON) as this harness would record it now: a field it
+    lacks gets that field's default (it was added to the harness after the run, with the value every earlier run
+    implicitly used), and the fields that only record how the spec came about (RECORD_ONLY) are left out."""
+    return _canonical(json.loads(json.dumps(recorded)), WorkloadSpec, ())
 
 
-def _same(live: dict, recorded: dict, defaults: dict, path: tuple[str, ...]) -> bool:
-    for key in live.keys() | recorded.keys():
-        where = (*path, key)
+def spec_sha256(recorded: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical spec: two runs with the same hash trained the same model on the same corpus with
+    the same optimiser, batch and target, whatever harness version recorded them."""
+    return hashlib.sha256(json.dumps(canonical(recorded), sort_keys=True).encode()).hexdigest()
+
+
+def same_workload(spec: WorkloadSpec, recorded: Mapping[str, Any]) -> bool:
+    """Whether a spec recorded in a result is this spec (both canonical)."""
+    return canonical(spec.to_dict()) == canonical(recorded)
+
+
+def _canonical(value: dict[str, Any], cls: type, path: tuple[str, ...]) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    out = {k: v for k, v in value.items() if (*path, k) not in RECORD_ONLY}
+    for f in dataclasses.fields(cls):
+        where = (*path, f.name)
         if where in RECORD_ONLY:
             continue
-        if key not in recorded:
-            if defaults.get(where, _MISSING) != live[key]:
-                return False
-        elif key not in live:
-            return False
-        elif isinstance(live[key], dict) and isinstance(recorded[key], dict):
-            if not _same(live[key], recorded[key], defaults, where):
-                return False
-        elif live[key] != recorded[key]:
-            return False
-    return True
-
-
-_MISSING = object()
-
-
-def _defaults(spec: WorkloadSpec) -> dict[tuple[str, ...], object]:
-    import json
-
-    out: dict[tuple[str, ...], object] = {}
-
-    def visit(obj, path: tuple[str, ...]) -> None:
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
+        kind = hints[f.name]
+        if f.name not in out:
             if f.default is not dataclasses.MISSING:
-                out[(*path, f.name)] = json.loads(json.dumps(dataclasses.asdict(f.default)
-                                                             if dataclasses.is_dataclass(f.default) else f.default))
-            if dataclasses.is_dataclass(value):
-                visit(value, (*path, f.name))
-
-    visit(spec, ())
+                default = dataclasses.asdict(f.default) if dataclasses.is_dataclass(f.default) else f.default
+                out[f.name] = json.loads(json.dumps(default))
+            continue
+        if dataclasses.is_dataclass(kind) and isinstance(out[f.name], dict):
+            out[f.name] = _canonical(out[f.name], kind, where)
     return out
 
 

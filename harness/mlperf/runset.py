@@ -8,47 +8,17 @@ flagged as implausibly fast.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness.mlperf.scoring import convergence_check, olympic
+from harness.mlperf.rcp import rcp_test
+from harness.mlperf.scoring import olympic
 from harness.results.files import write_json
 from harness.results.schema import RunRecord
 from harness.results.writer import new_folder
 
 SCHEMA = "harness.runset/1"
-RCP_FILE = "rcps.json"
-
-
-def load_rcps() -> dict[str, Any]:
-    """Reference convergence points shipped with harness (scripts/make_rcps.py builds them)."""
-    return json.loads(resources.files("harness.mlperf").joinpath(RCP_FILE).read_text())
-
-
-def reference_samples(workload: str, batch_size: int, rcps: dict[str, Any] | None = None) -> list[int] | None:
-    entry = (rcps if rcps is not None else load_rcps()).get("workloads", {}).get(workload)
-    if not entry or entry["batch_size"] != batch_size:
-        return None
-    return entry["samples_to_target"]
-
-
-def reference_for(records: list[RunRecord], rcps: dict[str, Any] | None = None) -> tuple[list[int] | None, str]:
-    """The reference convergence points the records' samples to target may be tested against, or None and why:
-    they were made from closed-division runs (the registered workload, its default corpus and target), so only
-    such runs compare with them (a control-corpus run converges in a fraction of the samples, by design)."""
-    from harness.mlperf.runlog import division  # here: it loads mlperf_logging, which scoring alone does not need
-
-    first = records[0]
-    if any(division(r) != "closed" for r in records):
-        return None, (f"no reference convergence points for open-division runs ({first.workload} on "
-                      f"{first.corpus}): they were made from closed-division runs")
-    ref = reference_samples(first.workload, first.batch_size, rcps)
-    if ref is None:
-        return None, f"no reference convergence points for {first.workload} at batch {first.batch_size}"
-    return ref, ""
 
 
 def score_runs(results: list[RunRecord], run_dirs: list[str], rcps: dict[str, Any] | None = None
@@ -59,14 +29,6 @@ def score_runs(results: list[RunRecord], run_dirs: list[str], rcps: dict[str, An
     energy_score = olympic([r.energy_to_target_j for r in results])
     unranked = [d for d, r in zip(run_dirs, results, strict=True) if r.converged and r.energy_to_target_j is None]
     first = results[0]
-    samples = [s for s in (r.samples_to_target for r in results) if s is not None]
-    ref, why_not = reference_for(results, rcps)
-    if ref is None:
-        convergence = {"verdict": why_not, "implausibly_fast": None}
-    elif len(samples) < 1:
-        convergence = {"verdict": "no run converged: nothing to compare", "implausibly_fast": None}
-    else:
-        convergence = convergence_check(samples, ref)
     return {
         "schema": SCHEMA,
         "workload": first.workload,
@@ -82,7 +44,7 @@ def score_runs(results: list[RunRecord], run_dirs: list[str], rcps: dict[str, An
         "valid": time_score.valid and energy_score.valid,
         # What `harness check` would fail the set for: a set passes only when every record of it may count.
         "problems": [f"{d}: {why}" for d, r in zip(run_dirs, results, strict=True) for why in r.problems()],
-        "convergence": convergence,
+        "convergence": rcp_test(results, rcps).to_dict(),
         "scoring": "MLPerf olympic: drop the fastest and the slowest run (a non-converged run counts as the "
                    "slowest; more than one makes the set invalid), mean of the rest; the same for energy, where a "
                    "run whose energy figure is incomplete counts as not converged",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Any
 
-from harness.mlperf.scoring import convergence_check
+from harness.mlperf.rcp import rcp_test
+from harness.report.stats import median
+from harness.results.identity import Identity, group, identity
 from harness.results.schema import RunRecord
 
 METRICS = (
@@ -51,40 +52,49 @@ def _metrics(r: RunRecord) -> dict[str, float | None]:
     }
 
 
-def _median(values: list[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return statistics.median(kept) if kept else None
-
-
 def compare(yours: list[RunRecord], reference: list[RunRecord]) -> list[dict[str, Any]]:
-    """One entry per (workload, corpus) of yours: medians of each metric on both sides and yours / reference."""
-    groups: dict[tuple[str, str], list[RunRecord]] = {}
-    for r in yours:
-        groups.setdefault((r.workload, r.corpus), []).append(r)
+    """One entry per identity of yours (harness/results/identity.py): the medians of each metric on both sides
+    and yours / reference, against reference runs of the same benchmark set up the same way (framework,
+    precision, mesh) on the same system; where the reference has none on your system, against each system it
+    has, one at a time and said so (times and energies then compare unlike hardware). The RCP test is on your
+    runs as a set (harness/mlperf/rcp.py)."""
     # A run is not its own reference, and a run copied into a package is still one run.
     own = {r.run_id for r in yours}
     reference = list({r.run_id: r for r in reference if r.run_id not in own}.values())
+    ref_groups = group(reference)
     out = []
-    for (workload, corpus), runs in groups.items():
-        refs = [r for r in reference if (r.workload, r.corpus) == (workload, corpus)]
-        # Times and energies only compare on like hardware: prefer references from the same machine class.
-        classes = {r.environment.hardware.machine_class for r in runs}
-        refs = [r for r in refs if r.environment.hardware.machine_class in classes] or refs
-        ours_m, ref_m = [_metrics(r) for r in runs], [_metrics(r) for r in refs]
-        rows = []
-        for label, key in METRICS:
-            a, b = _median([m[key] for m in ours_m]), _median([m[key] for m in ref_m])
-            rows.append({"metric": label, "yours": a, "reference": b,
-                         "ratio": a / b if a is not None and b else None})
-        sub = [m["samples"] for m in ours_m if m["samples"] is not None]
-        # Same seed, same steps (runs are deterministic): a reference seed counted twice would shrink its spread.
-        ref_by_seed = {r.seed: m["samples"] for r, m in zip(refs, ref_m, strict=True) if m["samples"] is not None}
-        check = convergence_check(sub, list(ref_by_seed.values())) if sub and ref_by_seed else None
-        out.append({"workload": workload, "corpus": corpus, "runs": len(runs), "reference_runs": len(refs),
-                    "energy_incomplete": [r.run_id for r in runs + refs if not r.energy.complete],
-                    "unfinished": [f"{r.run_id}: {r.status_text}" for r in runs if not r.status.final],
-                    "energy_methods": sorted({r.energy.method for r in runs}),
-                    "reference_energy_methods": sorted({r.energy.method for r in refs}),
-                    "reference_hardware": sorted({r.environment.hardware.machine_class for r in refs}),
-                    "rows": rows, "convergence": check})
+    for ident, runs in group(yours).items():
+        like = {i: refs for i, refs in ref_groups.items() if i.same_run_as(ident)}
+        same_system = [refs for i, refs in like.items() if i.system == ident.system]
+        if same_system:
+            choices = [(True, same_system[0])]
+        else:  # each other system apart, or nothing to compare with
+            choices = [(False, refs) for refs in like.values()] or [(False, [])]
+        rcp = rcp_test(runs).to_dict()
+        for on_yours, refs in choices:
+            out.append(_entry(ident, runs, refs, on_yours, rcp, others=[i for i in ref_groups
+                                                                        if i.benchmark == ident.benchmark
+                                                                        and not i.same_run_as(ident)]))
     return out
+
+
+def _entry(ident: Identity, runs: list[RunRecord], refs: list[RunRecord], on_yours: bool, rcp: dict[str, Any],
+           others: list[Identity]) -> dict[str, Any]:
+    ours_m, ref_m = [_metrics(r) for r in runs], [_metrics(r) for r in refs]
+    rows = []
+    for label, key in METRICS:
+        a, b = median([m[key] for m in ours_m]), median([m[key] for m in ref_m])
+        rows.append({"metric": label, "yours": a, "reference": b, "ratio": a / b if a is not None and b else None})
+    ref_system = identity(refs[0]).system_text if refs else None
+    return {"workload": ident.workload, "corpus": ident.data, "benchmark": ident.label(),
+            "framework": ident.framework, "precision": ident.precision, "mesh": ident.mesh,
+            "spec_sha256": ident.spec_sha256, "system": ident.system_text, "runs": len(runs),
+            "reference_runs": len(refs), "reference_system": ref_system, "reference_on_your_system": on_yours,
+            "energy_incomplete": [r.run_id for r in runs + refs if not r.energy.complete],
+            "unfinished": [f"{r.run_id}: {r.status_text}" for r in runs if not r.status.final],
+            "energy_methods": sorted({r.energy.method for r in runs}),
+            "reference_energy_methods": sorted({r.energy.method for r in refs}),
+            # Reference runs of the same benchmark set up otherwise: never in the medians, said so.
+            "not_compared": sorted({f"{i.framework}, {i.precision}, mesh {i.mesh} on {i.system_text}"
+                                    for i in others}),
+            "rows": rows, "convergence": rcp}

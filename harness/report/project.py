@@ -18,6 +18,7 @@ from typing import Any
 from harness import carbon
 from harness.carbon.paper import PaperRun, load_runs
 from harness.errors import UsageError
+from harness.results.identity import Identity, group
 from harness.results.schema import RunRecord
 
 ALIASES = {"gpt3": "gpt-3", "switch": "switch-transformer", "gshard": "gshard-600b", "t5": "t5", "meena": "meena"}
@@ -43,20 +44,41 @@ class Basis:
 def project(records: list[RunRecord], to: str = "all", region: str | None = None, pue: float | None = None,
             allow_modelled: bool = False) -> dict[str, Any]:
     """Every published run chosen by `to` ("all" or a comma-separated list of gpt3, switch, gshard, t5, meena),
-    projected from `records` on each energy basis they measured."""
-    runs = [r for r in records if r.model_flops_per_j is not None and r.model_flops_per_s is not None]
+    projected from `records` on each energy basis they measured: one projection a benchmark and system
+    (harness/results/identity.py), never an efficiency averaged over two. Runs with no figure to project from are
+    left out, each named with why."""
+    left_out = [f"{r.run_id}: {why}" for r in records if (why := _why_not(r))]
+    runs = [r for r in records if _why_not(r) is None]
     if not runs:
         raise UsageError("no run with model FLOPs per joule over a synchronised window and a complete energy "
-                         "figure among the results given: nothing to project from")
-    systems = sorted({r.environment.hardware.machine_class for r in runs})
-    if len(systems) > 1:
-        raise UsageError(f"the results come from {len(systems)} systems ({'; '.join(systems)}): project one "
-                         "system's runs at a time")
+                         "figure among the results given: nothing to project from"
+                         + (f" ({'; '.join(left_out[:3])}{'; ...' if len(left_out) > 3 else ''})" if left_out else ""))
     published = _chosen(to)
-    bases, refused = _bases(runs, allow_modelled)
-    if not bases:
+    projections, refused = [], []
+    groups = group(runs)
+    for ident, members in groups.items():
+        name = ident.label(groups)
+        bases, not_used = _bases(members, allow_modelled)
+        refused += [f"{name} on {ident.system_text}: {why}" for why in not_used]
+        if bases:
+            projections.append(_projection(name, ident, members, bases, published, region, pue))
+    if not projections:
         raise UsageError(f"{'; '.join(refused)}; projections from modelled energy are refused (give "
                          "--allow-modelled to make them anyway, every line stamped)")
+    return {"label": "PROJECTED, not measured", "projections": projections, "refused": refused,
+            "left_out": left_out, "rows": [row for p in projections for row in p["rows"]]}
+
+
+def _why_not(r: RunRecord) -> str | None:
+    if r.model_flops_per_s is None:
+        return f"no synchronised efficiency window ({r.mfu_reason or 'no work recorded'})"
+    if r.model_flops_per_j is None:
+        return r.energy.why_not_ranked() or "no energy over its efficiency window"
+    return None
+
+
+def _projection(name: str, ident: Identity, runs: list[RunRecord], bases: list[Basis], published: list[PaperRun],
+                region: str | None, pue: float | None) -> dict[str, Any]:
     first = runs[0]
     own = first.carbon
     if region is None and own is not None:  # the run's own pricing, overrides and all, unless another is asked
@@ -67,8 +89,7 @@ def project(records: list[RunRecord], to: str = "all", region: str | None = None
     devices = [len(r.environment.hardware.devices) or 1 for r in runs]
     per_device = statistics.median(r.model_flops_per_s / n for r, n in zip(runs, devices, strict=True))
     mfu = [r.mfu for r in runs if r.mfu is not None]
-    system = (f"{first.environment.hardware.platform_name}, {', '.join(sorted({r.workload for r in runs}))}, "
-              f"{len(runs)} run(s)")
+    system = f"{first.environment.hardware.platform_name}, {name}, {len(runs)} run(s)"
     assumptions = [
         f"efficiency carried over from this system's measured runs ({system}) at their scale and MFU "
         f"({'median ' + format(statistics.median(mfu), '.1%') if mfu else 'no MFU: no published peak'}), to a run "
@@ -78,11 +99,9 @@ def project(records: list[RunRecord], to: str = "all", region: str | None = None
         f"PUE {pricing.pue:g} and {pricing.gross_kg_per_kwh:g} kg CO2e/kWh gross, region {pricing.region} "
         f"({'overridden: ' + ', '.join(pricing.overrides) if pricing.overrides else 'its sources: harness regions'})",
     ]
-    rows = []
-    for paper in published:
-        for basis in bases:
-            rows.append(_row(paper, basis, per_device, pricing))
-    return {"label": "PROJECTED, not measured", "assumptions": assumptions, "refused": refused,
+    rows = [_row(paper, basis, per_device, pricing) | {"benchmark": name, "system": ident.system_text}
+            for paper in published for basis in bases]
+    return {"benchmark": name, "system": ident.system_text, "assumptions": assumptions,
             "flops_per_s_per_device": per_device, "rows": rows}
 
 
@@ -140,16 +159,21 @@ def _row(paper: PaperRun, basis: Basis, per_device: float, pricing: carbon.Prici
 
 def lines(out: dict[str, Any]) -> list[str]:
     said = [f"{out['label']}: the seed paper's training runs at this system's measured efficiency"]
-    said += [f"  assumption: {a}" for a in out["assumptions"]]
+    said += [f"  left out: {why}" for why in out["left_out"]]
     said += [f"  {r}" for r in out["refused"]]
-    for r in out["rows"]:
-        pub = r["published_energy_j"]
-        said.append(f"{r['run']} ({r['total_flops']:.3g} FLOPs), {r['label']}, basis {r['basis']['text']}:")
-        said.append(f"  energy {r['projected_energy_j'] / J_PER_MWH:,.4g} MWh at the basis, "
-                    f"{r['projected_facility_kwh'] / 1000:,.4g} MWh at the facility vs published "
-                    + (f"{pub / J_PER_MWH:,.4g} MWh ({r['energy_ratio']:.3g}x)" if pub else "—"))
-        said.append(f"  {r['projected_device_days']:,.4g} device-days vs published {r['published_device_days']:,.4g} "
-                    f"chip-days of {r['published_processor']}; CO2e gross {r['projected_co2e_gross_kg'] / 1000:,.4g} t"
-                    + (f" vs published {r['published_co2e_gross_kg'] / 1000:,.4g} t ({r['co2e_ratio']:.3g}x)"
-                       if r["published_co2e_gross_kg"] else ""))
+    for p in out["projections"]:
+        if len(out["projections"]) > 1:
+            said.append(f"from {p['benchmark']} on {p['system']}:")
+        said += [f"  assumption: {a}" for a in p["assumptions"]]
+        for r in p["rows"]:
+            pub = r["published_energy_j"]
+            said.append(f"{r['run']} ({r['total_flops']:.3g} FLOPs), {r['label']}, basis {r['basis']['text']}:")
+            said.append(f"  energy {r['projected_energy_j'] / J_PER_MWH:,.4g} MWh at the basis, "
+                        f"{r['projected_facility_kwh'] / 1000:,.4g} MWh at the facility vs published "
+                        + (f"{pub / J_PER_MWH:,.4g} MWh ({r['energy_ratio']:.3g}x)" if pub else "—"))
+            said.append(f"  {r['projected_device_days']:,.4g} device-days vs published "
+                        f"{r['published_device_days']:,.4g} chip-days of {r['published_processor']}; CO2e gross "
+                        f"{r['projected_co2e_gross_kg'] / 1000:,.4g} t"
+                        + (f" vs published {r['published_co2e_gross_kg'] / 1000:,.4g} t ({r['co2e_ratio']:.3g}x)"
+                           if r["published_co2e_gross_kg"] else ""))
     return said

@@ -9,9 +9,11 @@ With no noise the interval collapses to the ratio; a difference is significant w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -23,6 +25,13 @@ T_METHOD = "Student t interval on per-seed log ratios (n-1 df)"
 BOOTSTRAP_METHOD = "percentile bootstrap of the mean per-seed log ratio (10,000 resamples)"
 WELCH_METHOD = "Welch t interval on the difference of mean log values (unpaired; Welch-Satterthwaite df)"
 LOG_MEAN_METHOD = "Student t interval on the mean log value (a geometric mean; n-1 df)"
+T = TypeVar("T")
+
+
+def median(values: Iterable[float | None]) -> float | None:
+    """The median of the figures a set of runs has (None marks a run without one); None when none has it."""
+    kept = [v for v in values if v is not None]
+    return statistics.median(kept) if kept else None
 
 
 def t_quantile(p: float, df: float) -> float:
@@ -41,6 +50,7 @@ class RatioCI:
     n: int
     level: float
     method: str = T_METHOD
+    left_out: int = 0  # paired: runs whose seed the other side did not run, not in the figure
 
     @property
     def significant(self) -> bool:
@@ -55,9 +65,9 @@ class RatioCI:
             word = f"too few seeds to call (need >= {MIN_SEEDS_FOR_CLAIM})"
         else:
             word = "significant" if self.significant else "NOT significant (interval includes 1)"
-        how = "t" if self.method == T_METHOD else "bootstrap"
-        return (f"{what}: {self.ratio:.2f}x, {pct}% CI [{self.lo:.2f}, {self.hi:.2f}] ({how}, n={self.n} seeds): "
-                f"{word}")
+        how = {T_METHOD: f"t, paired, n={self.n} seeds", BOOTSTRAP_METHOD: f"bootstrap, paired, n={self.n} seeds",
+               WELCH_METHOD: f"Welch, unpaired, n>={self.n} runs a side"}.get(self.method, f"n={self.n}")
+        return f"{what}: {self.ratio:.2f}x, {pct}% CI [{self.lo:.2f}, {self.hi:.2f}] ({how}): {word}"
 
     def to_dict(self) -> dict:
         return asdict(self) | {"significant": self.significant}
@@ -107,16 +117,59 @@ def welch_ratio_ci(numer: Sequence[float], denom: Sequence[float], level: float 
                    WELCH_METHOD)
 
 
+@dataclass(frozen=True)
+class SeedPairs(Generic[T]):
+    """Two sides' runs, (seed, run) each, paired by seed: a pair is the same seed once on each side, and nothing
+    else is paired. A seed run twice on a side is two runs, so that side cannot be paired at all (keying by seed
+    would keep one of them and drop the other silently)."""
+
+    pairs: tuple[tuple[T, T], ...]  # (numer's run, denom's run) of each seed both sides ran, ascending seed
+    only_numer: tuple[int, ...]  # seeds the denominator's side lacks: left out of a paired figure
+    only_denom: tuple[int, ...]
+    repeated: tuple[int, ...]  # seeds run more than once on a side
+
+    @property
+    def pairable(self) -> bool:
+        return not self.repeated and bool(self.pairs)
+
+    @property
+    def left_out(self) -> int:
+        return len(self.only_numer) + len(self.only_denom)
+
+    def note(self, names: tuple[str, str] = ("numerator", "denominator")) -> str:
+        """What was paired and what was not, in words."""
+        if self.repeated:
+            return f"not paired: seed(s) {_seeds(self.repeated)} ran more than once on a side, and each run counts"
+        said = [f"{len(self.pairs)} seed(s) on both sides"]
+        for name, seeds in zip(names, (self.only_numer, self.only_denom), strict=True):
+            if seeds:
+                said.append(f"{name} seed(s) {_seeds(seeds)} without a partner, left out")
+        return "; ".join(said)
+
+
+def pair_by_seed(numer: Sequence[tuple[int, T]], denom: Sequence[tuple[int, T]]) -> SeedPairs[T]:
+    a, b = Counter(s for s, _ in numer), Counter(s for s, _ in denom)
+    repeated = sorted(s for s, n in (a + b).items() if a[s] > 1 or b[s] > 1)
+    by_a, by_b = dict(numer), dict(denom)
+    common = sorted(set(a) & set(b))
+    return SeedPairs(tuple((by_a[s], by_b[s]) for s in common), tuple(sorted(set(a) - set(b))),
+                     tuple(sorted(set(b) - set(a))), tuple(repeated))
+
+
 def seeded_ratio_ci(numer: Sequence[tuple[int, float]], denom: Sequence[tuple[int, float]],
                     level: float = 0.95) -> RatioCI:
-    """numer / denom from two sides' (seed, value) runs: paired by seed when both sides ran the same two or more
-    seeds, each once (a seed's own luck cancels); else Welch's on every value. A seed run twice is two runs:
-    keying by seed would keep one of them and drop the other silently."""
-    a, b = dict(numer), dict(denom)
-    if len(a) == len(numer) and len(b) == len(denom) and set(a) == set(b) and len(a) >= 2:
-        seeds = sorted(a)
-        return paired_ratio_ci([a[s] for s in seeds], [b[s] for s in seeds], level)
+    """numer / denom from two sides' (seed, value) runs: paired by seed (pair_by_seed) where two or more seeds
+    ran once on both sides, a seed's own luck cancelling, and the runs without a partner left out and counted;
+    else Welch's on every value (a seed run twice, or fewer than two common seeds)."""
+    p = pair_by_seed(numer, denom)
+    if p.pairable and (len(p.pairs) >= 2 or len(numer) < 2 or len(denom) < 2):
+        ci = paired_ratio_ci([x for x, _ in p.pairs], [y for _, y in p.pairs], level)
+        return replace(ci, left_out=p.left_out)
     return welch_ratio_ci([v for _, v in numer], [v for _, v in denom], level)
+
+
+def _seeds(seeds: Sequence[int]) -> str:
+    return ", ".join(map(str, seeds))
 
 
 def is_paired(ci: RatioCI) -> bool:
@@ -150,35 +203,46 @@ def runs_to_settle(log_values: Sequence[Sequence[float]], estimate: float, bound
 
 def paired_comparison(baseline: list[RunRecord], other: list[RunRecord],
                       names: tuple[str, str] | None = None) -> dict[str, Any]:
-    """Baseline ÷ other for energy, time and steps to target over the seeds both converged on, with a ranked
-    energy figure on both sides; tokens per joule other ÷ baseline. Pairs whose CPU was shared with other work
-    are counted and said (a CPU meter charges that work to the run)."""
-    converged = [(a, b) for a, b in zip(baseline, other, strict=False) if a.converged and b.converged]
-    # A pair with an incomplete energy figure is not ranked: it is counted, and left out.
-    pairs = [(a, b) for a, b in converged if a.energy_to_target_j is not None and b.energy_to_target_j is not None]
+    """Baseline ÷ other for energy, time and steps to target, tokens per joule other ÷ baseline: over the runs that
+    converged with a ranked energy figure, paired by seed (pair_by_seed: the same seed once on each side; a seed
+    with no partner is left out and named; a seed run twice makes the sides unpaired, Welch's on every run).
+    Runs whose CPU was shared with other work are counted and said (a CPU meter charges that work to the run)."""
     names = names or (baseline[0].workload, other[0].workload)
-    contended = [r.run_id for a, b in pairs for r in (a, b) if r.energy.contention and r.energy.contention.flagged]
-    out: dict[str, Any] = {"baseline": names[0], "other": names[1],
-                           "pairs_energy_incomplete": len(converged) - len(pairs),
-                           "pairs_converged": len(pairs), "pairs_total": min(len(baseline), len(other)),
-                           "energy_method": baseline[0].energy.method, "runs_contended": contended}
-    if not pairs:
-        out["verdict"] = "no seed where both converged with a complete energy figure: no ratio"
+    ranked = [[(r.seed, r) for r in side if r.energy_to_target_j is not None] for side in (baseline, other)]
+    pairing = pair_by_seed(*ranked)
+    every = pair_by_seed([(r.seed, r) for r in baseline], [(r.seed, r) for r in other])
+    unranked = [r.run_id for side in (baseline, other) for r in side if r.converged and r.energy_to_target_j is None]
+    used = ([x for pair in pairing.pairs for x in pair] if pairing.pairable
+            else [r for side in ranked for _, r in side])
+    contended = [r.run_id for r in used if r.energy.contention and r.energy.contention.flagged]
+    out: dict[str, Any] = {"baseline": names[0], "other": names[1], "paired": pairing.pairable,
+                           "pairs_converged": len(pairing.pairs) if pairing.pairable else 0,
+                           "pairs_total": len(every.pairs), "runs": [len(baseline), len(other)],
+                           "pairing": pairing.note(names), "energy_incomplete": unranked,
+                           "not_converged": [f"{r.run_id} (seed {r.seed}): {r.status_text}"
+                                             for side in (baseline, other) for r in side if not r.converged],
+                           "energy_method": "+".join(sorted({m for r in used for m in r.energy.methods})),
+                           "runs_contended": contended}
+    if not used or not all(ranked):
+        out["verdict"] = "no run of one side converged with a complete energy figure: no ratio"
         return out
     metrics = {
         "energy_to_target": lambda r: r.energy_to_target_j,
         "time_to_target": lambda r: r.time_to_target_s,
         "steps_to_target": lambda r: r.training.steps,
+        # Tokens per joule: other ÷ baseline, so > 1 means the other model does more work per joule.
+        "tokens_per_joule_other_over_baseline": lambda r: 1.0 / (r.training.tokens / r.energy_to_target_j),
     }
     for key, get in metrics.items():
-        ci = paired_ratio_ci([get(a) for a, _ in pairs], [get(b) for _, b in pairs])
-        out[key] = ci.to_dict() | {"verdict": ci.verdict(f"{key.replace('_', ' ')} ratio")}
-    # Tokens per joule: other ÷ baseline, so > 1 means the other model does more work per joule.
-    tpj = paired_ratio_ci([b.training.tokens / b.energy_to_target_j for _, b in pairs],
-                          [a.training.tokens / a.energy_to_target_j for a, _ in pairs])
-    out["tokens_per_joule_other_over_baseline"] = tpj.to_dict() | {"verdict": tpj.verdict("tokens/J ratio")}
+        try:
+            ci = seeded_ratio_ci([(s, get(r)) for s, r in ranked[0]], [(s, get(r)) for s, r in ranked[1]])
+        except ValueError as e:
+            out["verdict"] = f"no ratio: {e}"
+            return out
+        what = "tokens/J ratio" if key.startswith("tokens") else f"{key.replace('_', ' ')} ratio"
+        out[key] = ci.to_dict() | {"verdict": ci.verdict(what)}
     if contended:
-        out["contention"] = (f"{len(contended)} of the {2 * len(pairs)} runs compared shared their CPU with other "
+        out["contention"] = (f"{len(contended)} of the {len(used)} runs compared shared their CPU with other "
                              "work (over 10 % of the machine): a CPU meter charges it to the run, so their energy "
                              "ratios are less certain than the interval says")
     return out

@@ -115,8 +115,7 @@ def plan_lines(opts: Any, p: Any) -> list[tuple[str, str | None]]:
               f"{p.max_steps} steps; {mesh}meters: {', '.join(m.method for m in p.meters) or 'none here'}; "
               f"carbon: region {pricing.region} (PUE {pricing.pue:g}, {pricing.gross_kg_per_kwh:g} kgCO2e/kWh)", None)]
     lines += [(f"  note: {note}", "yellow") for note in where.notes]
-    lines += [(f"  meter not used: {u['name']}: {u['reason']}", "dim") for u in p.unavailable]
-    return lines
+    return lines  # meters not used are said once, in the summary table beside the energy they explain
 
 
 def import_lines(r: Record) -> list[str]:

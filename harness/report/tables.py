@@ -60,8 +60,9 @@ def compare_lines(entries: list[dict[str, Any]]) -> list[tuple[Any, str | None]]
     """Each comparison's table and the lines under it, with a style for each line (None: plain)."""
     out: list[tuple[Any, str | None]] = []
     for e in entries:
-        table = _table(f"{e['workload']} ({e['corpus']}): {e['runs']} run(s) vs {e['reference_runs']} reference "
-                       f"run(s) on {', '.join(e['reference_hardware']) or 'none'}",
+        setup = f"{e['framework']}, {e['precision']}, mesh {e['mesh']}"
+        table = _table(f"{e['benchmark']} ({setup}) on {e['system']}: {e['runs']} run(s) vs {e['reference_runs']} "
+                       f"reference run(s) on {e['reference_system'] or 'none'}",
                        "metric", "yours", "reference", "yours / reference")
         for row in e["rows"]:
             if row["yours"] is None and row["reference"] is None:
@@ -69,12 +70,16 @@ def compare_lines(entries: list[dict[str, Any]]) -> list[tuple[Any, str | None]]
             table.add_row(row["metric"], _num(row["yours"]), _num(row["reference"]),
                           "—" if row["ratio"] is None else f"{row['ratio']:.2f}x")
         out.append((table, None))
+        if e["reference_runs"] and not e["reference_on_your_system"]:
+            out.append(("  no reference runs on your system: these are another system's, so times and energies "
+                        "do not compare like for like (samples to target do)", "yellow"))
         out.append((f"  energy: yours {', '.join(e['energy_methods'])}; reference "
                     f"{', '.join(e['reference_energy_methods']) or '—'}", None))
+        for other in e["not_compared"]:
+            out.append((f"  reference runs set up otherwise, not compared: {other}", None))
         for line in e["unfinished"]:
             out.append((f"  not finished, not compared: {line}", "yellow"))
         if e["energy_incomplete"]:
             out.append((f"  not ranked on energy (incomplete figure): {', '.join(e['energy_incomplete'])}", "yellow"))
-        conv = e["convergence"]
-        out.append((f"  convergence: {conv['verdict'] if conv else 'nothing to compare'}", None))
+        out.append((f"  convergence: {e['convergence']['verdict']}", None))
     return out

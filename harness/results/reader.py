@@ -24,8 +24,11 @@ from harness.results.files import sha256_file
 from harness.results.schema import INTERRUPTED_NOTE, SCHEMA, SCHEMA_FAMILY, CommandRecord, Record, RunRecord, Status
 from workloads.errors import InputError
 
-__all__ = ["ResultReadError", "load", "read_json", "read_record", "read_records", "read_study", "runs_only",
-           "tampered_files"]
+__all__ = ["ResultReadError", "load", "read_json", "read_record", "read_records", "read_study", "record_in_file",
+           "runs_only", "tampered_files"]
+
+
+_SCHEMA_MARK = f'"schema": "{SCHEMA_FAMILY}'
 
 
 class ResultReadError(InputError):
@@ -95,11 +98,13 @@ def tampered_files(record: Record, run_dir: Path) -> list[str]:
     return problems
 
 
-def read_records(path: Path) -> list[Record]:
+def read_records(path: Path, skipped: Callable[[str], None] | None = None) -> list[Record]:
     """Every record under `path`: a result.json, a run directory, a --runs set, a study, a package, or any
     folder of them (reference folders also hold results copied out of their run directories, under other
-    names). Files that are not records (emissions.csv, study.json, ...) are passed over; a damaged result.json
-    is an error."""
+    names). Files that are not records (emissions.csv, study.json, ...) are passed over. A damaged record (a
+    result.json, or another JSON file that names a harness schema, that cannot be read) is an error, unless
+    `skipped` is given: then a folder's damaged records are passed over and each is told to it in one line. A
+    record given by name (the file or its run directory) is always read or refused."""
     path = Path(path)
     if path.is_file():
         return [read_record(path)]
@@ -109,18 +114,36 @@ def read_records(path: Path) -> list[Record]:
         return [read_record(path)]
     records = []
     for f in sorted(path.rglob("*.json")):
-        if f.name == "result.json":
-            records.append(read_record(f))
-            continue
         try:
-            data = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            continue  # another kind of file (a damaged result.json is an error, above)
-        if is_record(data):
-            records.append(load(data, f))
+            record = record_in_file(f)
+        except ResultReadError as e:
+            if skipped is None:
+                raise
+            skipped(f"{e}: not read")
+            continue
+        if record is not None:
+            records.append(record)
     if not records:
         raise ResultReadError(f"{path}: no harness results (result.json) found")
     return records
+
+
+def record_in_file(f: Path) -> Record | None:
+    """The record in a JSON file found in a folder, None for a file that is no record, or one line why a record
+    cannot be read."""
+    if f.name == "result.json":
+        return read_record(f)
+    try:
+        text = f.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None  # not a text file: no record
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        if _SCHEMA_MARK in text[:4096]:  # a record that no longer parses (cut short, edited by hand)
+            read_json(f)  # raises the one-line reason
+        return None  # another kind of file
+    return load(data, f) if is_record(data) else None
 
 
 def runs_only(records: list[Record], say: Callable[[str], None] | None = None,

@@ -14,7 +14,7 @@ from typing import Any
 from harness import carbon
 from harness.carbon import Pricing
 from harness.errors import UsageError
-from harness.mlperf.runset import reference_samples
+from harness.mlperf.rcp import reference_samples
 from harness.results.files import check_writable
 from harness.runner.cluster import LOST_AFTER_S, RUNTIME_HEARTBEAT_TIMEOUT_S
 from harness.runner.devices import Placement, place

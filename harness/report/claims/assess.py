@@ -4,9 +4,10 @@ SUPPORTED when the whole interval satisfies the relation, NOT SUPPORTED when the
 INCONCLUSIVE otherwise (with about how many more runs a side would settle it, from the observed spread), and
 CANNOT BE ASSESSED when a rule fails (harness/report/claims/rules.py), with every reason.
 
-Statistics: runs of two sides that share their seeds share their initial weights and data order, so they are
-paired by seed (a t interval on the per-seed log ratios, as `harness study` does); otherwise Welch's interval on
-the log values. An absolute bound is judged on the interval of the subject's geometric mean. The point estimate
+Statistics: runs of two sides with the same seed share their initial weights and data order, so they are paired
+by seed (stats.seeded_ratio_ci: a t interval on the per-seed log ratios, as `harness study` does; a run whose seed
+the other side lacks is left out and counted); where a seed ran twice on a side, Welch's interval on the log
+values of every run. An absolute bound is judged on the interval of the subject's geometric mean. The point estimate
 beside it is MLPerf's olympic score of each side (for a figure where higher is better, the olympic mean of its
 reciprocal, so that a failed run still counts as the worst), so the claim's number is the one MLPerf publishes.
 """
@@ -21,7 +22,7 @@ from typing import Any
 from harness.mlperf.scoring import olympic
 from harness.report.claims.claim_file import Claim
 from harness.report.claims.rules import check_rules, differences
-from harness.report.stats import RatioCI, is_paired, log_mean_ci, runs_to_settle, seeded_ratio_ci
+from harness.report.stats import RatioCI, is_paired, log_mean_ci, pair_by_seed, runs_to_settle, seeded_ratio_ci
 from harness.results.files import sha256_file
 from harness.results.reader import ResultReadError, read_records, runs_only
 from harness.results.schema import RunRecord
@@ -96,7 +97,9 @@ def _sides(claim: Claim, notes: list[str], reasons: list[str]) -> tuple[dict[str
     found: dict[str, list[RunRecord]] = {}
     for name, path in paths.items():
         try:
-            found[name] = runs_only(read_records(path), lambda line, name=name: notes.append(f"{name}: {line}"))
+            # A record that cannot be read cannot be cited: the claim cannot be assessed, and says which.
+            found[name] = runs_only(read_records(path, skipped=lambda line, name=name: reasons.append(
+                f"{name}: {line}")), lambda line, name=name: notes.append(f"{name}: {line}"))
         except ResultReadError as e:
             reasons.append(f"{name}: {e}")
             found[name] = []
@@ -161,10 +164,12 @@ def _how(interval: RatioCI | None) -> str:
     if interval is None:
         return ""
     if "Welch" in interval.method:
-        return f"unpaired (the sides' seeds differ, or one repeats): Welch, n >= {interval.n} a side"
+        return (f"unpaired (a seed ran twice on a side, or fewer than 2 seeds are shared): Welch, n >= {interval.n} "
+                "a side")
     if "mean log value" in interval.method:
         return f"one side: {interval.n} runs"
-    return f"paired by seed: {interval.n} pairs"
+    left = f"; {interval.left_out} run(s) whose seed the other side did not run left out" if interval.left_out else ""
+    return f"paired by seed: {interval.n} pairs{left}"
 
 
 def _verdict(claim: Claim, interval: RatioCI | None) -> str:
@@ -179,8 +184,7 @@ def _verdict(claim: Claim, interval: RatioCI | None) -> str:
 def _log_spread(values: dict[str, list[tuple[int, float]]], paired: bool) -> list[list[float]]:
     """The log values whose spread says how many runs would settle the claim: per-seed log ratios when paired."""
     if paired:
-        a, b = (dict(side) for side in values.values())
-        return [[math.log(a[s] / b[s]) for s in sorted(a)]]
+        return [[math.log(a / b) for a, b in pair_by_seed(*values.values()).pairs]]
     return [[math.log(v) for _, v in side] for side in values.values()]
 
 

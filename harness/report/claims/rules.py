@@ -1,25 +1,23 @@
 """The rules a claim must pass before its numbers mean anything (each one line, pass or fail), and the
 differences between the sides that must be disclosed beside it.
 
-After MLCommons' Results Messaging Guidelines: the sides measure the same thing (workload, spec, target, data,
-schema); every run counts (converged, at most one failure a side as the olympic score allows, not implausibly
-fast); energy is measured at the scope the metric names and complete, never modelled (no perf/W from TDP); and
-`harness check` passes on every side.
+After MLCommons' Results Messaging Guidelines: the sides measure the same thing (workload, spec, target and data:
+the benchmark part of their identity), each side on one system set up one way; every run counts (a set of the
+benchmark's required size, converged, at most one failure a side as the olympic score allows, not implausibly
+fast by MLPerf's RCP test); energy is measured at the scope the metric names and complete, never modelled (no
+perf/W from TDP); and `harness check` passes on every side.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from harness.mlperf.runset import reference_for
-from harness.mlperf.scoring import convergence_check
+from harness.mlperf.rcp import rcp_test
+from harness.mlperf.rules import required_runs
+from harness.results.identity import Identity, disclosed, identity
 from harness.results.schema import SCHEMA, RunRecord
-from workloads.specs import RECORD_ONLY
 
 MIN_RUNS = 3  # MLPerf's olympic score drops the best and the worst run
 
@@ -34,45 +32,53 @@ class Rule:
         return f"{'PASS' if self.passed else 'FAIL'}  {self.name}: {self.detail}"
 
 
-def spec_hash(spec: Mapping[str, Any]) -> str:
-    """SHA-256 of a recorded spec without the fields that only record how it came about (its calibration)."""
-    kept = {k: v for k, v in spec.items() if (k,) not in RECORD_ONLY}
-    kept["optimizer"] = {k: v for k, v in (spec.get("optimizer") or {}).items()
-                         if ("optimizer", k) not in RECORD_ONLY}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+def runs_needed(side: list[RunRecord]) -> int:
+    """A side's set size: the benchmark's required runs for a closed set (its rules YAML), else the olympic 3."""
+    from harness.mlperf.runlog import division  # loads mlperf_logging, which the rest of the claim may not need
+
+    if side and all(division(r) == "closed" for r in side):
+        return max(MIN_RUNS, required_runs(side[0].workload) or MIN_RUNS)
+    return MIN_RUNS
 
 
 def check_rules(sides: dict[str, list[RunRecord]], scope: str | None, dense_sparse: bool,
                 checked: Mapping[Path, list[str]]) -> list[Rule]:
     """Every rule on the sides ({"subject", "baseline"} or {"dense", "sparse"}; an absolute bound has one).
-    `checked`: each side's folder and what `harness check` found there."""
+    `checked`: each side's folder and what `harness check` found there. What makes runs the same benchmark, or
+    one system, is their identity (harness/results/identity.py)."""
     runs = [r for side in sides.values() for r in side]
-    rules = [Rule("runs", all(len(s) >= MIN_RUNS for s in sides.values()),
+    needed = {name: runs_needed(side) for name, side in sides.items()}
+    rules = [Rule("runs", all(len(s) >= needed[n] for n, s in sides.items()),
                   _per_side(sides, lambda s: f"{len(s)} run(s) of {_names(s)}")
-                  + f" (the olympic score needs >= {MIN_RUNS} a side)")]
+                  + " (a set needs " + ", ".join(f"{needed[n]} ({n})" for n in sides) + ": the benchmark's set "
+                  "size in its rules YAML for a closed set, else the olympic score's 3)")]
     if not runs:
         return rules
+    ids = {name: [identity(r) for r in side] for name, side in sides.items()}
+    every = [i for side in ids.values() for i in side]
     if dense_sparse:
         dense, sparse = sides["dense"], sides["sparse"]
         ok = all(r.num_experts == 0 for r in dense) and all(r.num_experts > 0 for r in sparse)
         rules.append(Rule("dense and sparse", ok, f"dense {_names(dense)} (experts {_set(dense, 'num_experts')}), "
                                                   f"sparse {_names(sparse)} (experts {_set(sparse, 'num_experts')})"))
-        specs_ok = all(len({spec_hash(r.spec) for r in s}) == 1 for s in sides.values())
-        rules.append(Rule("spec", specs_ok, "one spec a side" if specs_ok else _spread(sides, "spec")))
+        specs_ok = all(len({i.spec_sha256 for i in side}) == 1 for side in ids.values())
+        rules.append(Rule("spec", specs_ok, "one spec a side" if specs_ok else _spread(ids, "spec_sha256")))
+        systems = sorted({f"{i.system_text} ({_setup(i)})" for i in every})
+        rules.append(Rule("one system", len(systems) == 1, systems[0] if len(systems) == 1 else
+                          "the sides ran on more than one system or setup: " + "; ".join(systems)))
     else:
-        hashes = {spec_hash(r.spec) for r in runs}
-        rules.append(Rule("same workload", len({r.workload for r in runs}) == 1,
+        hashes = {i.spec_sha256 for i in every}
+        rules.append(Rule("same workload", len({i.workload for i in every}) == 1,
                           _per_side(sides, lambda s: _names(s))))
         rules.append(Rule("spec", len(hashes) == 1, f"one spec (sha256 {next(iter(hashes))[:12]})"
-                          if len(hashes) == 1 else _spread(sides, "spec")))
+                          if len(hashes) == 1 else _spread(ids, "spec_sha256")))
+        mixed = {n: sorted({f"{i.system_text} ({_setup(i)})" for i in side}) for n, side in ids.items()}
+        rules.append(Rule("one system a side", all(len(m) == 1 for m in mixed.values()),
+                          "; ".join(f"{n} {' | '.join(m)}" for n, m in mixed.items())))
     targets = {round(r.target.target_loss, 9) for r in runs}
     rules.append(Rule("target", len(targets) == 1, f"eval loss <= {', '.join(f'{t:.4f}' for t in sorted(targets))}"))
-    data = {(r.corpus, r.data.get("eval_sha256")) for r in runs}
-    rules.append(Rule("data", len(data) == 1, "; ".join(f"{c}, eval set sha256 {str(h)[:12]}" for c, h in data)))
-    schemas = sorted({r.read_schema or SCHEMA for r in runs})
-    older = [s for s in schemas if s != SCHEMA]
-    rules.append(Rule("schema", True, ", ".join(schemas) + (f" ({', '.join(older)} read through one upgrade)"
-                                                            if older else "")))
+    data = {(i.data, i.eval_sha256) for i in every}
+    rules.append(Rule("data", len(data) == 1, "; ".join(f"{c}, eval set sha256 {h[:12]}" for c, h in sorted(data))))
     rules.append(Rule("converged", all(sum(not r.converged for r in s) <= 1 for s in sides.values()),
                       _per_side(sides, lambda s: f"{sum(r.converged for r in s)} of {len(s)} converged")
                       + " (at most one failed run a side)"))
@@ -86,17 +92,11 @@ def check_rules(sides: dict[str, list[RunRecord]], scope: str | None, dense_spar
 
 
 def _convergence(sides: dict[str, list[RunRecord]]) -> Rule:
-    details, ok = [], True
-    for name, side in sides.items():
-        samples = [r.samples_to_target for r in side if r.samples_to_target is not None]
-        ref, why_not = reference_for(side) if side else (None, "no runs")
-        if not samples or not ref or len(ref) < 2:
-            details.append(f"{name}: {why_not or 'too few reference convergence points to test against'}")
-            continue
-        check = convergence_check(samples, ref)
-        ok &= not check["implausibly_fast"]
-        details.append(f"{name}: {check['verdict']}")
-    return Rule("not implausibly fast (RCP)", ok, "; ".join(details))
+    """MLPerf's RCP test on each side's set (harness/mlperf/rcp.py): an open-division side has no reference
+    points to test against, and a set too small is failed by the `runs` rule."""
+    results = {name: rcp_test(side) for name, side in sides.items()}
+    ok = not any(r.implausibly_fast for r in results.values())
+    return Rule("not implausibly fast (RCP)", ok, "; ".join(f"{name}: {r.verdict}" for name, r in results.items()))
 
 
 def _energy(runs: list[RunRecord], scope: str | None) -> Rule:
@@ -134,16 +134,18 @@ def _scope_methods(r: RunRecord, scope: str) -> list[str]:
 
 
 def differences(sides: dict[str, list[RunRecord]]) -> list[str]:
-    """What differs between (or within) the sides and must be stated beside the claim."""
+    """What differs between (or within) the sides and must be stated beside the claim: their systems and setups
+    (identity), and what is disclosed but never matched (harness/results/identity.py `disclosed`)."""
+    runs = [r for side in sides.values() for r in side]
+    if not runs:
+        return []
     facts: dict[str, Callable[[RunRecord], str]] = {
-        "devices": lambda r: _devices(r),
-        "framework": lambda r: f"{r.framework} {r.training.framework.get('version', '')}".strip(),
-        "precision": lambda r: str(r.spec["model"].get("dtype", "float32")),
-        "mesh": lambda r: _mesh(r.parallelism or {}),
-        "software": lambda r: ", ".join(f"{k} {v}" for k, v in sorted((r.environment.software.get("packages")
-                                                                       or {}).items()) if v),
-        "harness commit": lambda r: str(r.environment.software.get("git_commit")),
-        "energy method": lambda r: r.energy.method,
+        "devices": lambda r: identity(r).system_text,
+        "framework": lambda r: identity(r).framework,
+        "precision": lambda r: identity(r).precision,
+        "mesh": lambda r: identity(r).mesh,
+        **{what: (lambda r, what=what: disclosed(r)[what]) for what in disclosed(runs[0])},
+        "record schema": lambda r: str(r.read_schema or SCHEMA),
     }
     out = []
     for what, fact in facts.items():
@@ -153,17 +155,8 @@ def differences(sides: dict[str, list[RunRecord]]) -> list[str]:
     return out
 
 
-def _mesh(p: Mapping[str, Any]) -> str:
-    return (f"data={p.get('data', 1)},expert={p.get('expert', 1)} on {p.get('devices', 1)} device(s), "
-            f"{p.get('processes', 1)} process(es)")
-
-
-def _devices(r: RunRecord) -> str:
-    hw = r.environment.hardware
-    accel = hw.accelerators
-    if accel:
-        return f"{len(accel)}x {accel[0].kind}"
-    return f"{hw.logical_cpus} CPU(s) of {hw.cpu_model}"
+def _setup(i: Identity) -> str:
+    return f"{i.framework}, {i.precision}, mesh {i.mesh}"
 
 
 def _per_side(sides: dict[str, list[RunRecord]], say: Callable[[list[RunRecord]], str]) -> str:
@@ -178,6 +171,6 @@ def _set(runs: list[RunRecord], attr: str) -> str:
     return ",".join(str(x) for x in sorted({getattr(r, attr) for r in runs}))
 
 
-def _spread(sides: dict[str, list[RunRecord]], what: str) -> str:
-    return _per_side(sides, lambda s: f"{len({spec_hash(r.spec) for r in s})} {what}(s) "
-                                      f"({', '.join(sorted({spec_hash(r.spec)[:12] for r in s}))})")
+def _spread(ids: dict[str, list[Identity]], what: str) -> str:
+    return "; ".join(f"{name} {len({getattr(i, what) for i in side})} {what.split('_')[0]}(s) "
+                     f"({', '.join(sorted({getattr(i, what)[:12] for i in side}))})" for name, side in ids.items())

@@ -1,7 +1,7 @@
 """`harness site DIR... [--output-dir site]`: a static results site across packages, sets, campaigns and runs.
 
-    site/index.html                      the results table (sortable, filtered), dense versus sparse, the chart,
-                                         claims, study reports
+    site/index.html                      dense versus sparse and the chart first, then the results table
+                                         (sortable, filtered, in its own scrolling box), claims, study reports
     site/summary.csv, summary.json       what the table shows, MLCommons' summarizer column names where they match
     site/systems/<slug>/index.html       a system: its description, each run's charts and files with SHA-256
     site/systems/<slug>/runs/<run>/      the run's result.json, :::MLLOG and power logs, power.csv, charts
@@ -18,6 +18,7 @@ import io
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,9 @@ from harness.results.files import atomic_write_text, check_writable, sha256_file
 MAX_TRACE_POINTS = 400  # a power trace on a run's page: enough to see it, few enough to stay small
 
 
-def build_site(paths: list[Path], out: Path, check: bool = True) -> Path:
-    """Build the site into `out`; returns its index.html."""
+def build_site(paths: list[Path], out: Path, check: bool = True, say: Callable[[str], None] | None = None) -> Path:
+    """Build the site into `out`; returns its index.html. Every record passed over is told to `say` and listed on
+    the index page ("Not in the site")."""
     for p in paths:
         if not Path(p).is_dir():
             raise UsageError(f"{p}: not a directory (give packages, --runs sets, study campaigns or folders of runs)")
@@ -41,7 +43,10 @@ def build_site(paths: list[Path], out: Path, check: bool = True) -> Path:
     check_writable(Path(out), "--output-dir")
     found = collect([Path(p) for p in paths], check=check)
     if not found.runs:
-        raise UsageError(f"no training runs (result.json) found under {', '.join(map(str, paths))}")
+        raise UsageError(f"no training runs (result.json) found under {', '.join(map(str, paths))}"
+                         + (f" ({'; '.join(found.skipped)})" if found.skipped else ""))
+    for line in found.skipped if say is not None else ():
+        say(line)
     rows = rows_of(found.runs)
     links = {r.record.run_id: f"systems/{r.system.slug}/index.html#run-{slug(r.record.run_id)}" for r in found.runs}
     reports = _copy_reports(found, out)
@@ -64,31 +69,32 @@ def _by_system(rows: list[Row]) -> dict[str, list[Row]]:
 # -- the index ----------------------------------------------------------------------------------------------
 
 
-HEADERS = ("System", "Accelerator", "Host CPU", "Workload", "Framework, precision", "Model", "Runs",
-           "Time to target (s)", "Energy to target (J)", "Tokens/J, node", "Tokens/J, accelerators",
-           "FLOPs/J, node", "FLOPs/J, accelerators", "MFU", "CO2e to target (g)", "Energy method", "harness check")
+HEADERS = ("System", "Workload", "Energy to target (J)", "Time to target (s)", "Energy method", "Runs",
+           "Accelerator", "Host CPU", "Framework, precision", "Model", "Tokens/J, node", "Tokens/J, accelerators",
+           "FLOPs/J, node", "FLOPs/J, accelerators", "MFU", "CO2e to target (g)", "harness check")
 
 
 def _row_html(row: Row, s: dict[str, Any]) -> str:
-    """A results row; `s` is the row's summary (summary_rows), so that the page shows what summary.csv holds."""
+    """A results row, its cells in HEADERS' order; `s` is the row's summary (summary_rows), so that the page shows
+    what summary.csv holds."""
     status, problems = row.check
     attrs = (f'data-workload="{esc(row.benchmark)}" data-accelerator="{esc(row.accelerator)}" '
              f'data-framework="{esc(row.framework)}" data-method="{esc(row.method)}"')
-    time, energy = row.scored(lambda r: r.time_to_target_s), row.scored(lambda r: r.energy_to_target_j)
+    time, energy = row.scored(lambda r: r.time_to_target_s), row.energy_scored()
     cells = [
-        cell(f'<a href="systems/{row.system.slug}/index.html">{esc(row.system.title)}</a>',
-             raw=True),
-        cell(row.accelerator), cell(row.host_cpu), cell(row.benchmark), cell(f"{row.framework_text}, {row.precision}"),
-        cell(row.model), cell(f"{len(row.converged)} of {len(row.runs)} converged", len(row.runs), numeric=True),
-        cell(f'<span title="{esc(time.how)}">{fmt(time.value)}</span>', time.value, numeric=True, raw=True),
+        cell(f'<a href="systems/{row.system.slug}/index.html">{esc(row.system.title)}</a>', raw=True),
+        cell(row.benchmark),
         cell(f'<span title="{esc(energy.how)}">{fmt(energy.value)}</span>', energy.value, numeric=True, raw=True),
+        cell(f'<span title="{esc(time.how)}">{fmt(time.value)}</span>', time.value, numeric=True, raw=True),
+        cell(f'<span title="{esc("; ".join(row.methods))}">{badge(row.method)}</span>', raw=True),
+        cell(f"{len(row.converged)} of {len(row.runs)} converged", len(row.runs), numeric=True),
+        cell(row.accelerator), cell(row.host_cpu), cell(f"{row.framework_text}, {row.precision}"), cell(row.model),
         cell(fmt(s["tokens_per_j"]), s["tokens_per_j"], numeric=True),
         cell(fmt(s["accelerator_tokens_per_j"]), s["accelerator_tokens_per_j"], numeric=True),
         cell(fmt(s["model_flops_per_j"]), s["model_flops_per_j"], numeric=True),
         cell(fmt(s["accelerator_model_flops_per_j"]), s["accelerator_model_flops_per_j"], numeric=True),
         cell(fmt(s["mfu"], ".1%") if s["mfu"] is not None else "—", s["mfu"], numeric=True),
         cell(f"{fmt(s['co2e_gross_g'])} ({esc(s['region'])})", s["co2e_gross_g"], numeric=True, raw=True),
-        cell(f'<span title="{esc("; ".join(row.methods))}">{badge(row.method)}</span>', raw=True),
         cell(f'<span class="{status.replace(" ", "-")}" title="{esc("; ".join(problems[:5]))}">{esc(status)}'
              + (f" ({len(problems)})" if problems else "") + "</span>", raw=True),
     ]
@@ -97,8 +103,11 @@ def _row_html(row: Row, s: dict[str, Any]) -> str:
 
 def _index(found: Collected, rows: list[Row], summary: list[dict[str, Any]], pairs: list[Pair],
            links: dict[str, str], reports: list[tuple[str, str]]) -> str:
+    """The first screen holds what a reader came for, dense ÷ sparse per system and the chart, side by side (one
+    above the other on a narrow screen); the results table follows in its own scrolling box, then claims and
+    study reports."""
     points = [(f"{row.benchmark}, {row.system.title}", row.scored(lambda r: r.time_to_target_s).value,
-               row.scored(lambda r: r.energy_to_target_j).value, row.method) for row in rows]
+               row.energy_scored().value, row.method) for row in rows]
     points = [p for p in points if p[1] and p[2]]
     body = [
         "<header><h1>Energy to train: results</h1>",
@@ -106,17 +115,15 @@ def _index(found: Collected, rows: list[Row], summary: list[dict[str, Any]], pai
         "energy to target are MLPerf's olympic score from 3 runs up (the median below that, said so), for the "
         "timed window; every energy figure carries its method, and an incomplete one is never ranked. "
         '<a href="summary.csv">summary.csv</a> · <a href="summary.json">summary.json</a></p>',
-        '<nav><a href="#results">Results</a> · <a href="#sparse">Dense vs sparse</a> · <a href="#chart">Chart</a> · '
+        '<nav><a href="#sparse">Dense vs sparse</a> · <a href="#chart">Chart</a> · <a href="#results">Results</a> · '
         '<a href="#claims">Claims</a> · <a href="#reports">Study reports</a></nav></header>',
-        '<section id="results"><h2>Results</h2>',
-        pages.filters([r.benchmark for r in rows], [r.accelerator for r in rows], [r.framework for r in rows]),
-        pages.table(HEADERS, (_row_html(row, s) for row, s in zip(rows, summary, strict=True)), "results-table",
-                    sortable=True),
-        f'<p id="shown" class="muted">{len(rows)} rows</p></section>',
+        '<div class="first">',
         '<section id="sparse"><h2>Dense versus sparse, per system</h2>',
-        "<p>Dense ÷ sparse energy to target on one system, the geometric mean of the per-seed ratios with its 95 % "
-        "interval (paired by seed where the seeds match, else Welch's on log values).</p>",
-        pages.table(("System", "Pair", "Dense ÷ sparse energy", "95 % interval", "How"), (_pair_html(p) for p in pairs))
+        "<p>Dense ÷ sparse energy to target on one system: the geometric mean of the per-seed ratios and its 95 % "
+        "interval: paired by seed (the same seed once on each side; a run without a partner seed is left out), or "
+        "Welch's on the log values of every run where a seed was run twice; one energy method on both sides.</p>",
+        pages.table(("System", "Pair", "Dense ÷ sparse energy", "95 % interval", "How"), (_pair_html(p) for p in pairs),
+                    box=True)
         if pairs else '<p class="muted">No system ran both of a pair.</p>',
         "</section>",
         '<section id="chart"><h2>Time to target against energy to target</h2>',
@@ -124,6 +131,12 @@ def _index(found: Collected, rows: list[Row], summary: list[dict[str, Any]], pai
         svg.scatter(points, "Time to target vs energy to target", "time to target (s)",
                     "energy to target (J)") if points else "<p class=\"muted\">No run reached its target.</p>",
         "</section>",
+        "</div>",
+        '<section id="results"><h2>Results</h2>',
+        pages.filters([r.benchmark for r in rows], [r.accelerator for r in rows], [r.framework for r in rows]),
+        pages.table(HEADERS, (_row_html(row, s) for row, s in zip(rows, summary, strict=True)), "results-table",
+                    sortable=True, box=True),
+        f'<p id="shown" class="muted">{len(rows)} rows</p></section>',
         '<section id="claims"><h2>Claims</h2>', _claims_html(found, links), "</section>",
         '<section id="reports"><h2>Study reports</h2>',
         pages.listing(f'<a href="{esc(href)}">{esc(name)}</a>' for name, href in reports), "</section>",
@@ -135,10 +148,11 @@ def _index(found: Collected, rows: list[Row], summary: list[dict[str, Any]], pai
 
 def _pair_html(p: Pair) -> str:
     ci = p.ci
-    ratio = f"{ci.ratio:.2f}x" if ci else "—"
-    interval = f"[{ci.lo:.2f}, {ci.hi:.2f}]" if ci and ci.n >= 2 else "— (fewer than 2 seeds)"
+    ratio = f"<strong>{ci.ratio:.2f}x</strong>" if ci else "—"
+    interval = f'<span class="nw">[{ci.lo:.2f}, {ci.hi:.2f}]</span>' if ci and ci.n >= 2 else "— (fewer than 2 seeds)"
     return ("<tr>" + cell(p.system.title) + cell(f"{p.dense.benchmark} / {p.sparse.benchmark}")
-            + cell(ratio, ci.ratio if ci else None, numeric=True) + cell(interval) + cell(p.note) + "</tr>")
+            + cell(ratio, ci.ratio if ci else None, numeric=True, raw=True) + cell(interval, raw=True)
+            + cell(f'<span class="muted">{esc(p.note)}</span>', raw=True) + "</tr>")
 
 
 def _claims_html(found: Collected, links: dict[str, str]) -> str:

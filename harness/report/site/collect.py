@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.mlperf.package import MANIFEST
-from harness.results.reader import ResultReadError, is_record, load
+from harness.results.reader import ResultReadError, record_in_file
 from harness.results.schema import RunRecord
 
 UNPACKAGED = "unpackaged"
@@ -159,15 +159,12 @@ def _json(path: Path) -> Any:
 
 
 def _record(f: Path, skipped: list[str]) -> RunRecord | None:
-    data = _json(f)
-    if not is_record(data):
-        return None
     try:
-        record = load(data, f)
+        record = record_in_file(f)
     except ResultReadError as e:
-        skipped.append(str(e))
+        skipped.append(f"{e}: not in the site")
         return None
-    if not isinstance(record, RunRecord):
+    if record is not None and not isinstance(record, RunRecord):
         skipped.append(f"{f}: a metered command record, not a training run: not in the site")
         return None
     return record

@@ -1,7 +1,7 @@
-"""The site's HTML: the index (results table, dense versus sparse, the chart, claims, study reports) and a page a
-system. Every value from a record, a system description, a claim or a file name goes through `esc`; the pages
-load nothing from outside their own folder, and the table is complete without JavaScript (which only sorts and
-filters)."""
+"""The site's HTML: the index (dense versus sparse and the chart side by side on the first screen, then the
+results table in its own scrolling box, claims, study reports) and a page a system. Every value from a record, a
+system description, a claim or a file name goes through `esc`; the pages load nothing from outside their own
+folder, and the table is complete without JavaScript (which only sorts and filters)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,22 @@ th button{all:unset;cursor:pointer;font-weight:bold}th button:focus-visible,a:fo
 input:focus-visible{outline:2px solid #0050d0;outline-offset:2px}td.n{text-align:right;white-space:nowrap}
 .badge{display:inline-block;padding:1px 6px;border-radius:8px;font-size:.85em;white-space:nowrap}
 .measured{background:#d7f0d7}.modelled{background:#fde2c4}.partly-modelled{background:#fff1b8}
-.incomplete{background:#f8c9c9}.pass{color:#176b17}.fail{color:#a30000}.not-checked{color:#666}
+.incomplete{background:#f8c9c9}.mixed-methods{background:#e3dcf5}.pass{color:#176b17}.fail{color:#a30000}.not-checked{color:#666}
 form{display:flex;flex-wrap:wrap;gap:.6em 1.2em;align-items:center;margin:.6em 0}label{white-space:nowrap}
-.wrap{overflow-x:auto}img{max-width:100%;height:auto}.muted{color:#666;font-size:.9em}code{font-size:.92em}
-@media (max-width:700px){body{padding:0 .4em}table{font-size:.78em}}
+select{max-width:100%}.wrap{overflow-x:auto}img{max-width:100%;height:auto}.muted{color:#666;font-size:.9em}
+.nw{white-space:nowrap}code{font-size:.92em}
+.first{display:grid;grid-template-columns:minmax(0,9fr) minmax(0,11fr);gap:0 1.5em;align-items:start}
+.first h2{margin-top:.6em}.first p{margin:.4em 0 .6em}.first svg{display:block;width:100%;height:auto}
+.box{overflow:auto;max-height:75vh;border:1px solid #ccc}.first .box{max-height:60vh}
+.first td .muted{font-size:.85em}
+.box table{border-collapse:separate;border-spacing:0}.box th,.box td{border-width:0 1px 1px 0}
+.box th:last-child,.box td:last-child{border-right:0}.box tbody tr:last-child td{border-bottom:0}
+.box thead th{position:sticky;top:0;z-index:2}
+#results-table td:first-child,#results-table th:first-child{position:sticky;left:0;z-index:1;background:#fff;
+min-width:9em}#results-table td:not(.n){min-width:7em}
+#results-table thead th:first-child{z-index:3;background:#f3f3f3}
+@media (max-width:1000px){.first{grid-template-columns:minmax(0,1fr)}}
+@media (max-width:700px){body{padding:0 .4em}table{font-size:.78em}#results-table td:first-child{min-width:6em}}
 """
 
 JS = """
@@ -109,13 +121,17 @@ def cell(text: str, value: float | None = None, numeric: bool = False, raw: bool
     return f'<td class="n" data-v="{sort_value}">{content}</td>'
 
 
-def table(headers: Sequence[str], rows: Iterable[str], table_id: str | None = None, sortable: bool = False) -> str:
+def table(headers: Sequence[str], rows: Iterable[str], table_id: str | None = None, sortable: bool = False,
+          box: bool = False) -> str:
+    """A table in a wrapper that scrolls sideways when the table is wider than the page; with `box`, a box of its
+    own height too (both ways, the header row staying in view), so that a long table never pushes what follows
+    a screen away and the page never gets wider than the window."""
     sort = ' aria-sort="none"' if sortable else ""
     heads = "".join(f'<th scope="col"{sort}>' + (f'<button type="button">{esc(h)}</button>' if sortable else esc(h))
                     + "</th>" for h in headers)
     ident = f' id="{esc(table_id)}"' if table_id else ""
-    return (f'<div class="wrap"><table{ident}><thead><tr>{heads}</tr></thead><tbody>\n' + "\n".join(rows)
-            + "\n</tbody></table></div>")
+    return (f'<div class="{"wrap box" if box else "wrap"}"><table{ident}><thead><tr>{heads}</tr></thead><tbody>\n'
+            + "\n".join(rows) + "\n</tbody></table></div>")
 
 
 def select(name: str, label: str, values: Iterable[str]) -> str:

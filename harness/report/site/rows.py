@@ -7,19 +7,20 @@ MLCommons' results summarizer names its columns.
 from __future__ import annotations
 
 import math
-import statistics
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from harness.mlperf.runlog import division
 from harness.mlperf.scoring import olympic
-from harness.report.claims.rules import spec_hash
 from harness.report.site.collect import UNPACKAGED, SiteRun, System
-from harness.report.stats import RatioCI, is_paired, seeded_ratio_ci
+from harness.report.stats import RatioCI, is_paired, median, seeded_ratio_ci
+from harness.results.identity import Identity, identity
 from harness.results.schema import RunRecord
 
 MEASURED, MODELLED, PARTLY, INCOMPLETE = "measured", "modelled", "partly modelled", "incomplete"
+MIXED = "mixed methods"  # runs of one row metered by different methods: their energies are not scored together
 
 
 @dataclass(frozen=True)
@@ -30,20 +31,26 @@ class Scored:
 
 @dataclass
 class Row:
-    """One system's runs of one benchmark: a workload on one data set with one spec, in one framework."""
+    """One system's runs of one benchmark: runs of one identity (harness/results/identity.py: workload, spec,
+    data, framework, precision, mesh, accelerators and host) under one submitter's system name."""
 
     system: System
-    workload: str
-    framework: str
+    ident: Identity
     runs: list[SiteRun]
-    data: str = ""  # "" for the registered corpus, else which ("control corpus", "data 1a2b3c4d")
-    variant: str = ""  # set where one system ran the workload under more than one spec ("spec 0f3e...")
+    benchmark: str  # the workload as the pages name it: with what tells it from the system's other rows
 
     @property
-    def benchmark(self) -> str:
-        """The workload as the pages name it: with its data and spec where they are not the registered ones."""
-        more = ", ".join(x for x in (self.data, self.variant) if x)
-        return f"{self.workload} ({more})" if more else self.workload
+    def workload(self) -> str:
+        return self.ident.workload
+
+    @property
+    def framework(self) -> str:
+        return self.ident.framework
+
+    @property
+    def data(self) -> str:
+        """'' for the registered corpus, else which ('control corpus', 'data 1a2b3c4d5e6f')."""
+        return self.ident.data_text
 
     @property
     def records(self) -> list[RunRecord]:
@@ -64,19 +71,36 @@ class Row:
         if len(values) >= 3:
             score = olympic(values)
             return Scored(score.value, score.reason if score.valid else f"no olympic score: {score.reason}")
-        kept = [v for v in values if v is not None]
-        return Scored(statistics.median(kept) if kept else None,
-                      f"median of {len(kept)} of {len(values)} run(s) (an olympic score needs 3)")
+        return Scored(median(values), f"median of {sum(v is not None for v in values)} of {len(values)} run(s) (an "
+                      "olympic score needs 3)")
 
     def median(self, get: Callable[[RunRecord], float | None]) -> float | None:
-        kept = [v for r in self.converged if (v := get(r)) is not None]
-        return statistics.median(kept) if kept else None
+        return median(get(r) for r in self.converged)
+
+    @property
+    def one_method(self) -> bool:
+        """Whether every run's energy came from the same meters: a figure without the accelerator's meter, or a
+        modelled one, scored together with a measured one would be neither."""
+        return len({r.energy.method for r in self.records}) == 1
+
+    def energy_scored(self) -> Scored:
+        if not self.one_method:
+            return Scored(None, "energy methods differ between the runs (" + "; ".join(self.methods)
+                          + "): not scored together")
+        return self.scored(lambda r: r.energy_to_target_j)
+
+    def energy_median(self, get: Callable[[RunRecord], float | None]) -> float | None:
+        """The median of a per-joule figure, over one method's runs only (None where the row mixes methods)."""
+        return self.median(get) if self.one_method else None
 
     @property
     def method(self) -> str:
-        """measured, modelled, partly modelled or incomplete (any converged run whose figure may not be ranked)."""
+        """measured, modelled, partly modelled, mixed methods, or incomplete (any converged run whose figure may
+        not be ranked)."""
         if any(r.converged and not r.energy.rankable for r in self.records):
             return INCOMPLETE
+        if not self.one_method:
+            return MIXED
         words = {r.energy.method_word for r in self.records}
         return words.pop() if len(words) == 1 else PARTLY
 
@@ -135,30 +159,27 @@ class Row:
 
 
 def rows_of(runs: list[SiteRun]) -> list[Row]:
-    """Runs grouped by system, workload, data, spec and framework: a figure scored over runs of another corpus,
-    target or spec would be no benchmark's figure (the control corpus's runs cost a hundredth of the default's)."""
-    grouped: dict[tuple[str, str, str, str, str], list[SiteRun]] = {}
+    """Runs grouped by submitter's system and identity: a figure scored over runs of another corpus, spec,
+    framework or machine would be no benchmark's figure (the control corpus's runs cost a hundredth of the
+    default's; a package's system name can cover two machines)."""
+    grouped: dict[tuple[str, Identity], list[SiteRun]] = {}
     for run in runs:
-        r = run.record
-        key = (run.system.key, r.workload, data_label(r), r.framework, spec_hash(r.spec))
-        grouped.setdefault(key, []).append(run)
-    specs: dict[tuple[str, ...], int] = {}
-    for key in grouped:
-        specs[key[:4]] = specs.get(key[:4], 0) + 1
-    rows = [Row(group[0].system, workload, framework, sorted(group, key=lambda x: (x.record.seed, x.record.run_id)),
-                data, f"spec {digest[:8]}" if specs[key[:4]] > 1 else "")
-            for key, group in grouped.items() for (_, workload, data, framework, digest) in [key]]
+        grouped.setdefault((run.system.key, identity(run.record)), []).append(run)
+    by_system: dict[str, list[Identity]] = {}
+    for key, ident in grouped:
+        by_system.setdefault(key, []).append(ident)
+    rows = [Row(group[0].system, ident, sorted(group, key=lambda x: (x.record.seed, x.record.run_id)),
+                _name(ident, by_system[key])) for (key, ident), group in grouped.items()]
     # MLCommons' summarizer orders by division, availability, system; then our workload.
     return sorted(rows, key=lambda row: (row.system.org == UNPACKAGED, row.system.key, row.benchmark, row.framework))
 
 
-def data_label(r: RunRecord) -> str:
-    """What a run trained on, where it is not the workload's registered corpus."""
-    if r.data.get("kind") == "procedural":
-        corpus = str(r.data.get("corpus", "default"))
-        return "" if corpus == "default" else f"{corpus} corpus"
-    digest = str(r.data.get("sha256") or r.data.get("eval_sha256") or "")
-    return f"data {digest[:8]}" if digest else f"{r.data.get('kind', 'unknown')} data"
+def _name(ident: Identity, among: list[Identity]) -> str:
+    """The identity's label among its system's rows, with the machine where one system name covers two."""
+    name = ident.label(among)
+    if any(o.system != ident.system and o.label(among) == name for o in among):
+        name += f" on {ident.system_text}"
+    return name
 
 
 @dataclass(frozen=True)
@@ -172,27 +193,46 @@ class Pair:
 
 def dense_sparse_pairs(rows: list[Row]) -> list[Pair]:
     """Per system, each dense-X / switch-X pair it ran on the same data: dense / sparse energy to target, with its
-    interval (paired by seed where both ran the same seeds once each, else Welch's)."""
+    interval (stats.seeded_ratio_ci: paired by seed, else Welch's where a seed repeats), over the runs of the one
+    energy method both rows share."""
     pairs = []
     for dense in rows:
         if not dense.workload.startswith("dense-"):
             continue
         twin = "switch-" + dense.workload.removeprefix("dense-")
         for sparse in rows:
-            if (sparse.system.key, sparse.workload, sparse.data, sparse.framework) != (
-                    dense.system.key, twin, dense.data, dense.framework):
+            a, b = dense.ident, sparse.ident
+            if (sparse.system.key, b.workload, b.data, b.eval_sha256, b.setup, b.system) != (
+                    dense.system.key, twin, a.data, a.eval_sha256, a.setup, a.system):
                 continue
-            a = [(r.seed, v) for r in dense.records if (v := r.energy_to_target_j) is not None]
-            b = [(r.seed, v) for r in sparse.records if (v := r.energy_to_target_j) is not None]
-            ci, note = None, ""
+            # One energy method on both sides: the one both ran most under (a ratio of a figure without the
+            # accelerator's meter to one with it would measure the meters).
+            method, said = _shared_method(dense, sparse)
+            a = [(r.seed, v) for r in dense.records if r.energy.method == method
+                 and (v := r.energy_to_target_j) is not None]
+            b = [(r.seed, v) for r in sparse.records if r.energy.method == method
+                 and (v := r.energy_to_target_j) is not None]
+            ci, note = None, said
             try:
                 ci = seeded_ratio_ci(a, b)
-                note = (f"paired by seed, {ci.n} pairs" if is_paired(ci)
-                        else f"unpaired (seeds differ or repeat): Welch, {len(a)} and {len(b)} runs")
+                left = f", {ci.left_out} run(s) without a partner seed left out" if ci.left_out else ""
+                note += (f"paired by seed, {ci.n} pairs{left}" if is_paired(ci)
+                         else f"unpaired (a seed repeats, or fewer than 2 shared): Welch, {len(a)} and {len(b)} runs")
             except ValueError as e:
-                note = f"no ratio: {e}"
+                note += f"no ratio: {e}"
             pairs.append(Pair(dense.system, dense, sparse, ci, note))
     return pairs
+
+
+def _shared_method(dense: Row, sparse: Row) -> tuple[str | None, str]:
+    """The energy method both rows' runs share (the one with the most runs), and what was left out, in words."""
+    counts = Counter(r.energy.method for r in dense.records) & Counter(r.energy.method for r in sparse.records)
+    if not counts:
+        return None, "energy methods differ between the two: "
+    method = max(counts, key=lambda m: (counts[m], m))
+    if dense.one_method and sparse.one_method:
+        return method, ""
+    return method, f"only the runs metered by {method}; "
 
 
 def summary_rows(rows: list[Row]) -> list[dict[str, Any]]:
@@ -203,7 +243,7 @@ def summary_rows(rows: list[Row]) -> list[dict[str, Any]]:
         div, status = row.division_and_status()
         hw = row.first.environment.hardware
         t = row.scored(lambda r: r.time_to_target_s)
-        e = row.scored(lambda r: r.energy_to_target_j)
+        e = row.energy_scored()
         out.append({
             "division": div, "availability": status, "submitter": row.system.org, "system": row.system.name,
             "number_of_nodes": (row.first.parallelism or {}).get("processes", 1),
@@ -216,12 +256,12 @@ def summary_rows(rows: list[Row]) -> list[dict[str, Any]]:
             "samples_to_converge": row.median(lambda r: r.samples_to_target), "runs": len(row.runs),
             "converged": len(row.converged), "precision": row.precision, "model": row.model,
             "energy_method": row.method, "energy_methods": row.methods,
-            "tokens_per_j": row.median(lambda r: r.tokens_per_j),
-            "accelerator_tokens_per_j": row.median(_boards("tokens_per_j")),
-            "model_flops_per_j": row.median(lambda r: r.model_flops_per_j),
-            "accelerator_model_flops_per_j": row.median(_boards("model_flops_per_j")),
+            "tokens_per_j": row.energy_median(lambda r: r.tokens_per_j),
+            "accelerator_tokens_per_j": row.energy_median(_boards("tokens_per_j")),
+            "model_flops_per_j": row.energy_median(lambda r: r.model_flops_per_j),
+            "accelerator_model_flops_per_j": row.energy_median(_boards("model_flops_per_j")),
             "mfu": row.median(lambda r: r.mfu),
-            "co2e_gross_g": _g(row.median(lambda r: r.co2e_to_target_kg)), "region": row.regions,
+            "co2e_gross_g": _g(row.energy_median(lambda r: r.co2e_to_target_kg)), "region": row.regions,
             "check": row.check[0], "run_ids": [r.run_id for r in row.records],
         })
     return out
