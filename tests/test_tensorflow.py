@@ -15,15 +15,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tensorflow as tf
 from conftest import with_env
 
 from workloads.corpus import MarkovMixture
 from workloads.jax_impl.models import TransformerLM as JaxLM
 from workloads.jax_impl.weights import initial_weights
 from workloads.registry import WORKLOADS
-from workloads.tf_impl.models import TransformerLM as TfLM
 from workloads.trainers import build_trainer
+
+
+@pytest.fixture(scope="module")
+def tf():
+    """TensorFlow, imported by the first test here that needs it: imported at collection it would cost every
+    pytest worker ~7 s, whichever tests it runs."""
+    import tensorflow
+
+    return tensorflow
 
 
 def _tree(flat: dict[str, np.ndarray]) -> dict:
@@ -48,7 +55,9 @@ def _sown(tree: dict, name: str) -> list:
 
 
 @pytest.mark.parametrize("name", ["dense-tiny", "switch-tiny"])
-def test_same_weights_same_logits_routing_and_aux_losses(name):
+def test_same_weights_same_logits_routing_and_aux_losses(tf, name):
+    from workloads.tf_impl.models import TransformerLM as TfLM
+
     spec = WORKLOADS[name]
     data = MarkovMixture(spec.corpus)
     batch = data.train_batch(0, 3, spec.batch_size)
@@ -91,7 +100,7 @@ def test_fifty_steps_from_the_same_start_give_the_same_losses(tiny_run, name):
 
 
 @pytest.mark.e2e
-def test_harness_run_with_tensorflow(tiny_run):
+def test_harness_run_with_tensorflow(tiny_run, tf):
     # The session's `harness run --workload switch-tiny --framework tensorflow` (tests/conftest.py, in-process: a
     # fresh process adds nothing here; the missing-TensorFlow test needs one), against its JAX run with the same flags.
     tf_run = tiny_run("switch-tiny", "tensorflow")
