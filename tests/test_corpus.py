@@ -69,8 +69,10 @@ def test_registered_corpora_generate_fast_enough_not_to_stall_a_step():
 
     for spec in WORKLOADS.values():
         c = markov(spec.corpus)  # built once a session per corpus: only generating a batch is timed
-        t = time.perf_counter()
+        # CPU time, not wall time: the suite's other worker shares the two cores (a wall-clock bound failed
+        # under it at 23 ms a batch).
+        t = time.process_time()
         for step in range(20):
             c.train_batch(0, step, spec.batch_size)
         # A training step of the small models takes ~100 ms on 2 cores; a batch must cost far less.
-        assert (time.perf_counter() - t) / 20 < 0.02
+        assert (time.process_time() - t) / 20 < 0.02
