@@ -276,7 +276,8 @@ def _run_options(args: argparse.Namespace):
         max_steps=args.max_steps, output_dir=args.output_dir, **_pricing(args), meter=args.meter,
         meter_options=_meter_options(args), sample_hz=args.sample_hz, progress=not args.no_progress,
         allow_cpu=args.allow_cpu, mesh=args.mesh, coordinator=args.coordinator, num_processes=args.num_processes,
-        process_id=args.process_id, peer_timeout_s=args.peer_timeout, framework=args.framework)
+        process_id=args.process_id, peer_timeout_s=args.peer_timeout, framework=args.framework,
+        steps_per_dispatch=args.steps_per_dispatch)
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -290,6 +291,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus", default="default", help="default | control (procedural corpus variant)")
     _data_args(p)
     p.add_argument("--max-steps", type=int, help="step budget (default: the workload's)")
+    p.add_argument("--steps-per-dispatch", type=int, metavar="K",
+                   help="training steps one compiled call runs (JAX; default: the workload's); the run gets the "
+                        "largest K' dividing K, the eval period and the budget")
     _output_arg(p)
     _carbon_args(p)
     _meter_args(p)

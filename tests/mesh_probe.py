@@ -1,7 +1,8 @@
 """Run in a fresh process with 8 simulated CPU devices (set before JAX starts): 20 steps of a workload on one
-device and on each mesh given, and print per-step losses, routing statistics, eval loss and shardings as JSON.
+device and on each mesh given (DxE, or DxEkK for K steps a compiled call), and print per-step losses, routing
+statistics, eval loss and shardings as JSON.
 
-    python tests/mesh_probe.py switch-tiny 8x1 2x4 1x8
+    python tests/mesh_probe.py switch-tiny 8x1 2x4 1x8 2x4k4
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ from workloads.trainers import build_trainer  # noqa: E402
 STEPS = 20
 
 
-def run(name: str, mesh: MeshShape | None) -> dict:
+def run(name: str, mesh: MeshShape | None, k: int = 1) -> dict:
     spec = WORKLOADS[name]
     data = MarkovMixture(spec.corpus)
-    trainer = build_trainer("jax", spec, 0, 200, data.train_batch(0, 0, spec.batch_size), data.eval_set(), mesh)
-    batch_sharding = str(getattr(trainer.to_device(data.train_batch(0, 1, spec.batch_size)).sharding, "spec", ""))
-    handles = [trainer.step(trainer.to_device(data.train_batch(0, s, spec.batch_size))) for s in range(1, STEPS + 1)]
+    b = spec.batch_size
+    trainer = build_trainer("jax", spec, 0, 200, data.train_batch(0, 0, b), data.eval_set(), mesh, k)
+    batch_sharding = str(getattr(trainer.to_device(data.train_batch(0, 1, b)).sharding, "spec", ""))
+    if k == 1:
+        handles = [trainer.step(trainer.to_device(data.train_batch(0, s, b))) for s in range(1, STEPS + 1)]
+    else:
+        handles = [trainer.step(trainer.to_device(data.train_batches(0, s, k, b))) for s in range(1, STEPS + 1, k)]
     metrics = trainer.host_metrics(handles)
     return {
         "loss": [m["loss"] for m in metrics],
@@ -47,8 +52,9 @@ def main() -> None:
     name, meshes = sys.argv[1], sys.argv[2:]
     out = {"1": run(name, None)}
     for m in meshes:
-        d, e = (int(x) for x in m.split("x"))
-        out[m] = run(name, MeshShape(d, e))
+        shape, _, k = m.partition("k")
+        d, e = (int(x) for x in shape.split("x"))
+        out[m] = run(name, MeshShape(d, e), int(k or 1))
     print(json.dumps(out))
 
 

@@ -13,7 +13,8 @@ PATHS = ["/nonexistent/x", "/proc/x", "", ".", "README.md"]
 NUMBERS = ["-1", "0", "1e999", "nan", "abc", "", "3"]
 VOCAB: dict[str, list[tuple[str, list[str]]]] = {
     "run": [("--workload", ["dense-tiny", "nope", "", "dense-base", "switch-tiny"]), ("--seed", NUMBERS),
-            ("--max-steps", NUMBERS), ("--corpus", ["default", "control", "other"]), ("--target-loss", NUMBERS),
+            ("--max-steps", NUMBERS), ("--steps-per-dispatch", NUMBERS), ("--corpus", ["default", "control", "other"]),
+            ("--target-loss", NUMBERS),
             ("--region", ["mars", "us-average", ""]), ("--pue", NUMBERS), ("--carbon-intensity", NUMBERS),
             ("--meter", ["auto", "fake", "gpu", "", "fake,rapl", "external"]), ("--meter-hz", NUMBERS),
             ("--sample-hz", NUMBERS), ("--mesh", ["data=0", "foo", "data=3", "data=1,expert=1", "expert=x"]),

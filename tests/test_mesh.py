@@ -1,5 +1,6 @@
 """A mesh computes what one device computes: the same losses, routing and eval loss over 20 steps on 8
-simulated CPU devices, with every parameter and the batch sharded as intended; and `harness run --mesh`."""
+simulated CPU devices (one step a call, and four), with every parameter and the batch sharded as intended; and
+`harness run --mesh`."""
 
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ def probe(workload: str, *meshes: str) -> dict:
 
 @pytest.fixture(scope="module")
 def switch_runs() -> dict:
-    return probe("switch-tiny", "8x1", "2x4", "1x8")
+    return probe("switch-tiny", "8x1", "2x4", "1x8", "2x4k4")
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("mesh", ["8x1", "2x4", "1x8"])
+@pytest.mark.parametrize("mesh", ["8x1", "2x4", "1x8", "2x4k4"])  # 2x4k4: four steps a compiled call
 def test_switch_on_a_mesh_computes_the_one_device_function(switch_runs, mesh):
     one, sharded = switch_runs["1"], switch_runs[mesh]
     assert sharded["devices"] == 8

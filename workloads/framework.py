@@ -94,18 +94,20 @@ class Trainer(Protocol):
     """A model, its optimiser state and its compiled steps on this process's devices."""
 
     def to_device(self, batch: np.ndarray) -> Any:
-        """Start putting a [batch, seq_len + 1] int32 batch where the step reads it, without waiting for the
-        copy. Called on the training thread only (see harness/runner/prefetch.py for why)."""
+        """Start putting a [batch, seq_len + 1] int32 batch, or a [K, batch, seq_len + 1] block of K steps' batches,
+        where the step reads it, without waiting for the copy. Called on the training thread only (see
+        harness/runner/prefetch.py for why)."""
 
     def step(self, batch: Any) -> Any:
-        """Dispatch one training step on a batch from to_device; returns a handle on its metrics (no sync)."""
+        """Dispatch one call: one training step on a batch from to_device, or K steps on a block when built with
+        steps_per_dispatch K; returns a handle on its metrics (no sync)."""
 
     def latest_loss(self, handle: Any) -> float:
-        """The training loss of one step (waits for that step)."""
+        """The training loss of a call's last step (waits for that call)."""
 
     def host_metrics(self, handles: list[Any]) -> list[dict[str, Any]]:
-        """Per-step metrics as host numbers and numpy arrays, fetched in one transfer: `loss`, `aux_loss`,
-        and for Switch models `dropped_fraction` and `expert_load` [switch layers, experts]."""
+        """Per-step metrics (K a handle for a block) as host numbers and numpy arrays, fetched in one transfer:
+        `loss`, `aux_loss`, and for Switch models `dropped_fraction` and `expert_load` [switch layers, experts]."""
 
     def evaluate(self) -> EvalResult:
         """Loss over the whole held-out set, in fixed-size batches; waits for all queued work."""

@@ -109,6 +109,9 @@ class WorkloadSpec:
     eval_batch_size: int = 0  # sequences per eval call; 0: the training batch size
     sized_for: str = "cpu"  # "cpu" or "accelerator": the latter refuses to start on a CPU without --allow-cpu
     calibration: Calibration = Calibration()
+    # Training steps one compiled call runs (one host round trip per K steps; `--steps-per-dispatch`). How the
+    # steps are dispatched, not which: the same parameters and losses at any K (tests/test_dispatch.py).
+    steps_per_dispatch: int = 1
 
     @property
     def seq_len(self) -> int:
@@ -128,8 +131,9 @@ class WorkloadSpec:
         return dataclasses.asdict(self)
 
 
-# Fields that record how a spec came about; two specs differing only there describe the same workload.
-RECORD_ONLY = {("calibration",), ("optimizer", "lr_sweep"), ("optimizer", "lr_selection")}
+# Fields that record how a spec came about or how its steps are dispatched; two specs differing only there
+# describe the same workload.
+RECORD_ONLY = {("calibration",), ("optimizer", "lr_sweep"), ("optimizer", "lr_selection"), ("steps_per_dispatch",)}
 
 
 def canonical(recorded: Mapping[str, Any]) -> dict[str, Any]:

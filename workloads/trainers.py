@@ -52,13 +52,17 @@ def runtime(framework: str) -> Runtime:
 
 
 def build_trainer(framework: str, spec: WorkloadSpec, seed: int, max_steps: int, first_batch: np.ndarray,
-                  eval_set: np.ndarray, mesh: MeshShape | None = None) -> Trainer:
-    """Build, initialise (from `seed`) and compile `spec` in `framework`, over `mesh` (None: one device)."""
+                  eval_set: np.ndarray, mesh: MeshShape | None = None, steps_per_dispatch: int = 1) -> Trainer:
+    """Build, initialise (from `seed`) and compile `spec` in `framework`, over `mesh` (None: one device), its
+    step running `steps_per_dispatch` training steps a call (a [K, batch, seq_len + 1] block; 1: one batch)."""
     _require(framework)
     if framework == "jax":
         from workloads.jax_impl.trainer import JaxTrainer
 
-        return JaxTrainer(spec, seed, max_steps, first_batch, eval_set, mesh)
+        return JaxTrainer(spec, seed, max_steps, first_batch, eval_set, mesh, steps_per_dispatch)
+    if steps_per_dispatch != 1:
+        raise FrameworkUnavailableError(f"{framework} runs one step a dispatch: --steps-per-dispatch must be 1 "
+                                        f"for it, got {steps_per_dispatch}")
     from workloads.tf_impl.trainer import TfTrainer
 
     return TfTrainer(spec, seed, max_steps, first_batch, eval_set, mesh)

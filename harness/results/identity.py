@@ -17,9 +17,9 @@ Runs are only ever averaged, scored or paired within one identity. Its parts, an
 - where it ran (`system`): the accelerator model and count, and the host CPU model and count; on a CPU-only
   system the host CPU is what trains.
 
-What is disclosed but never matched (`disclosed`): framework and library versions, the harness commit, the
-energy method, the carbon region, the OS and driver. Two runs that differ only there are the same benchmark on
-the same system; a claim or report lists the difference beside its figure.
+What is disclosed but never matched (`disclosed`): framework and library versions, the steps a compiled call
+ran, the harness commit, the energy method, the carbon region, the OS and driver. Two runs that differ only there
+are the same benchmark on the same system; a claim or report lists the difference beside its figure.
 """
 
 from __future__ import annotations
@@ -157,6 +157,8 @@ def disclosed(r: RunRecord) -> dict[str, str]:
     packages = sw.get("packages") or {}
     return {
         "framework version": f"{r.framework} {r.training.framework.get('version', '')}".strip(),
+        # How the steps were dispatched changes their time, not what they compute (workloads/specs.py).
+        "steps per dispatch": str(r.training.framework.get("steps_per_dispatch", 1)),
         "software": ", ".join(f"{k} {v}" for k, v in sorted(packages.items()) if v),
         "harness commit": str(sw.get("git_commit")),
         "energy method": r.energy.method,

@@ -87,13 +87,19 @@ def train_to_target(
     framework: str = "jax",
     mesh: MeshShape | None = None,
     checkpoint: Callable[[], None] | None = None,
+    steps_per_dispatch: int = 1,
 ) -> LoopResult:
     """Fill `result` as the run goes, so that an interrupted run still leaves what it did; `checkpoint` is
-    called at run_start and after every evaluation (the runner writes the record so far)."""
-    batch = spec.batch_size
+    called at run_start and after every evaluation (the runner writes the record so far). `steps_per_dispatch`
+    K must divide `eval_every_steps` and `max_steps` (harness/runner/plan.py `dispatch_steps` chooses it): the loop then
+    dispatches K steps a call, and evaluates, reads the loss and records per-step metrics at the same steps."""
+    batch, k = spec.batch_size, steps_per_dispatch
+    if spec.eval_every_steps % k or max_steps % k:
+        raise ValueError(f"steps_per_dispatch {k} must divide eval_every_steps {spec.eval_every_steps} and "
+                         f"max_steps {max_steps}")
     result.marks["init_start"] = marks.mark("init_start")
     eval_set = data.eval_set()
-    trainer = build_trainer(framework, spec, seed, max_steps, data.train_batch(seed, 0, batch), eval_set, mesh)
+    trainer = build_trainer(framework, spec, seed, max_steps, data.train_batch(seed, 0, batch), eval_set, mesh, k)
     result.params = trainer.param_counts
     result.framework = trainer.describe()
     result.train_flops_per_token = train_flops_per_token(spec.model, spec.seq_len)
@@ -108,11 +114,17 @@ def train_to_target(
     pending: list[tuple[int, Any]] = []
     tokens_per_step = batch * spec.seq_len
     last_update = t0
-    with Prefetcher(lambda first, count: data.train_batches(seed, first, count, batch), trainer.to_device, 1,
-                    max_steps, chunk=chunk_for(batch)) as batches:
-        for step in range(1, max_steps + 1):
-            handle = trainer.step(batches.get(step))
-            pending.append((step, handle))
+
+    def make(first_call: int, count: int) -> np.ndarray:
+        """The batches of calls first_call.. first_call + count - 1: [count, batch, ...], or [count, K, batch, ...]."""
+        made = data.train_batches(seed, (first_call - 1) * k + 1, count * k, batch)
+        return made if k == 1 else made.reshape(count, k, *made.shape[1:])
+
+    with Prefetcher(make, trainer.to_device, 1, max_steps // k, chunk=max(1, chunk_for(batch) // k)) as calls:
+        for call in range(1, max_steps // k + 1):
+            step = call * k  # the call's last step
+            handle = trainer.step(calls.get(call))
+            pending.extend((s, handle if s == step else None) for s in range(step - k + 1, step + 1))
             result.steps = step
             now = time.perf_counter()
             diverging = False
@@ -125,7 +137,7 @@ def train_to_target(
                 # Wall-clock time, for the :::MLLOG eval_start record; the step work before it may still be queued.
                 eval_start = time.time()
                 ev = trainer.evaluate()  # waits for every queued step, then for the eval itself
-                fetched = trainer.host_metrics([h for _, h in pending])
+                fetched = trainer.host_metrics([h for _, h in pending if h is not None])
                 result.step_metrics.extend(step_row(s, m) for (s, _), m in zip(pending, fetched, strict=True))
                 pending.clear()
                 label = f"eval_{step}"

@@ -7,6 +7,7 @@ finish (harness/runner/finish.py: the record and every file rendered from it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class RunOptions:
     process_id: int | None = None
     peer_timeout_s: float = LOST_AFTER_S  # a process silent this long is lost; the others stop
     spec: WorkloadSpec | None = None  # a variant not in the registry (e.g. a study's expert sweep)
+    steps_per_dispatch: int | None = None  # training steps a compiled call; None: the spec's
 
     def metering(self) -> Metering:
         return Metering(meter=self.meter, meter_options=self.meter_options, sample_hz=self.sample_hz,
@@ -70,6 +72,7 @@ class RunPlan:
     unavailable: list[dict[str, str]]
     placement: Placement
     pricing: Pricing
+    steps_per_dispatch: int = 1  # what the run gets (dispatch_steps)
 
 
 def check(opts: RunOptions) -> tuple[WorkloadSpec, Pricing]:
@@ -79,6 +82,11 @@ def check(opts: RunOptions) -> tuple[WorkloadSpec, Pricing]:
         raise UsageError(f"--seed must be >= 0, got {opts.seed}")
     if opts.max_steps is not None and opts.max_steps < 1:
         raise UsageError(f"--max-steps must be >= 1, got {opts.max_steps}")
+    if opts.steps_per_dispatch is not None and opts.steps_per_dispatch < 1:
+        raise UsageError(f"--steps-per-dispatch must be >= 1, got {opts.steps_per_dispatch}")
+    if (opts.steps_per_dispatch or 1) > 1 and opts.framework != "jax":
+        raise UsageError(f"--steps-per-dispatch must be 1 with --framework {opts.framework} (one step a dispatch "
+                         f"there; K steps a call is JAX's lax.scan), got {opts.steps_per_dispatch}")
     if opts.target_loss is not None and not opts.target_loss > 0:
         raise UsageError(f"--target-loss must be a positive loss in nats/token, got {opts.target_loss}")
     if opts.data is not None and opts.target_loss is None:
@@ -119,7 +127,17 @@ def plan(opts: RunOptions) -> RunPlan:
     if spec.sized_for == "accelerator" and not placement.accelerators() and not opts.allow_cpu:
         steps = typical_steps(reference_samples(spec.name, spec.batch_size) or [], spec.batch_size)
         raise UsageError(cpu_refusal(spec, steps))
-    return RunPlan(spec, data, info, target, opts.max_steps or spec.max_steps, chosen, unavailable, placement, pricing)
+    max_steps = opts.max_steps or spec.max_steps
+    asked = opts.steps_per_dispatch or (spec.steps_per_dispatch if opts.framework == "jax" else 1)
+    return RunPlan(spec, data, info, target, max_steps, chosen, unavailable, placement, pricing,
+                   dispatch_steps(asked, spec.eval_every_steps, max_steps))
+
+
+def dispatch_steps(asked: int, eval_every_steps: int, max_steps: int) -> int:
+    """The K a run gets when `asked` for K steps a dispatch: the largest that divides `asked`, the eval period
+    and the step budget, so that every evaluation falls on a call's last step and no call runs past the budget
+    (the record keeps both: training.framework steps_per_dispatch and the spec's)."""
+    return math.gcd(asked, eval_every_steps, max_steps)
 
 
 def _join_processes(opts: RunOptions) -> None:

@@ -99,6 +99,17 @@ def make_steps(model_cfg: ModelConfig, opt_cfg: OptimizerConfig, max_steps: int,
     return Steps(init, train, evaluate)
 
 
+def scan_steps(train: Any) -> Any:
+    """K training steps as one function: (TrainState, tokens [K, batch, seq_len + 1]) -> (TrainState, metrics
+    with a leading K axis). lax.scan runs `train` K times inside one compiled call, so the host dispatches once
+    per K steps."""
+
+    def train_block(state: TrainState, blocks: jax.Array):
+        return jax.lax.scan(train, state, blocks)
+
+    return train_block
+
+
 def _switch_metrics(sown: dict) -> dict[str, jax.Array]:
     dropped = _sown(sown, "dropped_fraction")
     if not dropped:

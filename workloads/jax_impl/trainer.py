@@ -19,7 +19,7 @@ from jax.sharding import PartitionSpec as P
 
 from workloads.framework import EvalResult, eval_batches
 from workloads.jax_impl.models import count_params
-from workloads.jax_impl.steps import make_steps
+from workloads.jax_impl.steps import make_steps, scan_steps
 from workloads.jax_impl.switch import BATCH_AXES, DATA, EXPERT
 from workloads.mesh import MeshShape
 from workloads.specs import WorkloadSpec, attention_implementation, precision_of
@@ -31,34 +31,40 @@ class JaxTrainer:
     framework = "jax"
 
     def __init__(self, spec: WorkloadSpec, seed: int, max_steps: int, first_batch: np.ndarray,
-                 eval_set: np.ndarray, mesh: MeshShape | None = None) -> None:
-        self.spec, self.mesh_shape = spec, mesh
+                 eval_set: np.ndarray, mesh: MeshShape | None = None, steps_per_dispatch: int = 1) -> None:
+        self.spec, self.mesh_shape, self.k = spec, mesh, steps_per_dispatch
         if mesh is None:
             # One device: the workload jits onto the default device, with no sharding machinery at all.
             self.mesh, self.devices = None, [jax.local_devices()[0]]
             self._batch_sharding = self._rows_sharding = jax.sharding.SingleDeviceSharding(self.devices[0])
+            self._block_sharding = self._batch_sharding
         else:
             self.devices = jax.devices()[:mesh.devices]
             self.mesh = Mesh(np.asarray(self.devices).reshape(mesh.data, mesh.expert), (DATA, EXPERT))
             self._batch_sharding = NamedSharding(self.mesh, P(BATCH_AXES))
             self._rows_sharding = self._batch_sharding
+            # A block [K, batch, ...]: each step's batch split as one batch is.
+            self._block_sharding = NamedSharding(self.mesh, P(None, BATCH_AXES))
         steps = make_steps(spec.model, spec.optimizer, max_steps, mesh=self.mesh)
         first = self.to_device(first_batch)
+        step_fn = steps.train if self.k == 1 else scan_steps(steps.train)
+        step_sharding = self._batch_sharding if self.k == 1 else self._block_sharding
+        example = first if self.k == 1 else self.to_device(np.stack([first_batch] * self.k))
         key = jax.random.PRNGKey(seed)
         if self.mesh is None:
             init = jax.jit(steps.init)
-            train = jax.jit(steps.train, donate_argnums=0)
+            train = jax.jit(step_fn, donate_argnums=0)
             evaluate = jax.jit(steps.eval)
         else:
             state_sharding = self._state_sharding(jax.eval_shape(steps.init, key, first))
             replicated = NamedSharding(self.mesh, P())
             init = jax.jit(steps.init, out_shardings=state_sharding)
-            train = jax.jit(steps.train, in_shardings=(state_sharding, self._batch_sharding),
+            train = jax.jit(step_fn, in_shardings=(state_sharding, step_sharding),
                             out_shardings=(state_sharding, replicated), donate_argnums=0)
             evaluate = jax.jit(steps.eval, in_shardings=(state_sharding.params, self._batch_sharding,
                                                          self._rows_sharding), out_shardings=replicated)
         self._state = init(key, first)
-        self._train = train.lower(self._state, first).compile()
+        self._train = train.lower(self._state, example).compile()
         # The eval set lives on the devices for the whole run: evaluating reads no host data.
         self._eval_batches = [(self.to_device(t), self.to_device(w))
                               for t, w in eval_batches(eval_set, spec.eval_batch_size)]
@@ -93,7 +99,7 @@ class JaxTrainer:
             out = jax.device_put(batch, self.devices[0])
         else:
             # Every process holds the whole global batch; each places the rows its own devices hold.
-            sharding = self._batch_sharding if batch.ndim > 1 else self._rows_sharding
+            sharding = {3: self._block_sharding, 2: self._batch_sharding}.get(batch.ndim, self._rows_sharding)
             out = jax.make_array_from_callback(batch.shape, sharding, lambda index: batch[index])
         return out  # not waited for: the copy overlaps the step before the one that reads it
 
@@ -102,10 +108,13 @@ class JaxTrainer:
         return metrics
 
     def latest_loss(self, handle: dict[str, jax.Array]) -> float:
-        return float(handle["loss"])
+        loss = handle["loss"]
+        return float(loss if self.k == 1 else loss[-1])
 
     def host_metrics(self, handles: list[dict[str, jax.Array]]) -> list[dict[str, Any]]:
         fetched = jax.device_get(handles)  # one batched transfer, not one per step and key
+        if self.k > 1:  # a block's metrics carry a leading K axis: one dict a step
+            fetched = [{key: v[i] for key, v in m.items()} for m in fetched for i in range(self.k)]
         return [{k: float(v) if np.ndim(v) == 0 else np.asarray(v) for k, v in m.items()} for m in fetched]
 
     def evaluate(self) -> EvalResult:
@@ -135,6 +144,7 @@ class JaxTrainer:
             "mesh": None if self.mesh_shape is None else {"data": self.mesh_shape.data,
                                                           "expert": self.mesh_shape.expert},
             "processes": jax.process_count(),
+            "steps_per_dispatch": self.k,
             "attention_implementation": attention_implementation(model.attention, model.dtype, platform),
             "precision": precision_of(model),
         }

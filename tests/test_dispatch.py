@@ -1,0 +1,87 @@
+"""K steps per dispatch (one compiled call runs K training steps, lax.scan over a [K, batch, ...] block): the same
+losses, evaluations and steps to target as one step a call, a divergence inside a block named at its own step,
+and the K a run gets."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import only_run_dir
+
+from harness.cli import main
+from harness.runner.execute import execute
+from harness.runner.plan import RunOptions, dispatch_steps, plan
+from workloads.registry import WORKLOADS
+
+
+def _steps(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "steps.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("workload", ["dense-tiny", "switch-tiny"])
+def test_four_steps_a_call_train_what_one_step_a_call_trains(tiny_run, tmp_path, workload):
+    one = tiny_run(workload, "jax")  # the session's run at the spec's K = 1
+    assert main(["run", "--workload", workload, "--steps-per-dispatch", "4", "--meter", "fake", "--no-progress",
+                 "--output-dir", str(tmp_path)]) == 0
+    four = only_run_dir(tmp_path)
+    a, b = (json.loads((d / "result.json").read_text()) for d in (one, four))
+    assert a["training"]["framework"]["steps_per_dispatch"] == 1
+    assert b["training"]["framework"]["steps_per_dispatch"] == 4
+    assert a["spec"]["steps_per_dispatch"] == b["spec"]["steps_per_dispatch"] == 1  # the flag, not the spec
+    # Every step's metrics recorded, at the same steps, equal to float32 rounding; the same evaluations.
+    rows_a, rows_b = _steps(one), _steps(four)
+    assert [r["step"] for r in rows_a] == [r["step"] for r in rows_b]
+    for key in ("loss", "aux_loss", *(["dropped_fraction"] if workload.startswith("switch") else [])):
+        np.testing.assert_allclose([float(r[key]) for r in rows_b], [float(r[key]) for r in rows_a], rtol=1e-5,
+                                   atol=1e-7, err_msg=key)
+    assert [p["step"] for p in b["eval_trace"]] == [p["step"] for p in a["eval_trace"]]
+    np.testing.assert_allclose([p["eval_loss"] for p in b["eval_trace"]], [p["eval_loss"] for p in a["eval_trace"]],
+                               rtol=1e-5)
+    assert b["status"] == "converged" and b["training"]["steps"] == a["training"]["steps"]
+
+
+@pytest.mark.e2e
+def test_a_divergence_inside_a_block_is_recorded_at_its_own_step(tmp_path):
+    spec = WORKLOADS["dense-tiny"]
+    wild = replace(spec, optimizer=replace(spec.optimizer, learning_rate=1e6, warmup_steps=1, grad_clip_norm=1e30))
+    errors = {}
+    for k in (1, 5):  # the loss first turns non-finite at step 4: inside the first call of five
+        opts = RunOptions(workload="dense-tiny", spec=wild, meter="fake", progress=False, steps_per_dispatch=k,
+                          output_dir=str(tmp_path / f"k{k}"))
+        _, r = execute(opts, plan(opts))
+        assert r.status == "diverged" and r.training.framework["steps_per_dispatch"] == k
+        errors[k] = r.error
+    assert errors[1] == "training loss non-finite at step 4"
+    assert errors[5] == errors[1]  # named at its own step, not at the end of its call
+
+
+def test_the_k_a_run_gets_divides_the_eval_period_and_the_budget():
+    assert dispatch_steps(4, 100, 30000) == 4
+    assert dispatch_steps(16, 100, 30000) == 4  # 16 does not divide 100: every eval must end a call
+    assert dispatch_steps(4, 100, 30001) == 1  # nor may a call run past the budget
+    assert dispatch_steps(1, 100, 30000) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps-per-dispatch", "0"], "--steps-per-dispatch must be >= 1, got 0"),
+    (["--steps-per-dispatch", "4", "--framework", "tensorflow"], "--steps-per-dispatch must be 1 with --framework"),
+])
+def test_a_bad_k_is_one_line_exit_2(tmp_path, capsys, args, message):
+    assert main(["run", "--workload", "switch-tiny", "--meter", "fake", "--output-dir", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_spec_default_is_not_part_of_the_benchmark():
+    from workloads.specs import spec_sha256
+
+    spec = WORKLOADS["switch-small"]
+    assert spec_sha256(replace(spec, steps_per_dispatch=8).to_dict()) == spec_sha256(spec.to_dict())
