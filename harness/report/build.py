@@ -19,7 +19,7 @@ from harness.errors import UsageError
 from harness.report import plots
 from harness.report.stats import log_mean_ci, median, paired_comparison
 from harness.results.files import atomic_write_text
-from harness.results.identity import Identity, group, group_by_system, identity
+from harness.results.identity import Identity, group, identity
 from harness.results.reader import read_records, read_study
 from harness.results.schema import CommandRecord, Record, RunRecord, Status
 from harness.results.writer import new_folder
@@ -134,7 +134,7 @@ def _comparisons(found: Collected) -> list[dict]:
     for study, results in found.studies:
         labels = study["workloads"]
         for label in labels[1:]:
-            base_by, other_by = (group_by_system(results[k]) for k in (labels[0], label))
+            base_by, other_by = (group(results[k], lambda i: i.system) for k in (labels[0], label))
             systems = [s for s in base_by if s in other_by]
             for system in systems:
                 c = paired_comparison(base_by[system], other_by[system], (labels[0], label))

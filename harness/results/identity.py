@@ -24,7 +24,7 @@ are the same benchmark on the same system; a claim or report lists the differenc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
@@ -134,19 +134,12 @@ def mesh_text(p: dict[str, Any]) -> str:
                                                                      else "")
 
 
-def group(records: Iterable[RunRecord]) -> dict[Identity, list[RunRecord]]:
-    """Records by identity, in the order each identity is first met."""
-    out: dict[Identity, list[RunRecord]] = {}
+def group(records: Iterable[RunRecord], part: Callable[[Identity], Hashable] = lambda i: i
+          ) -> dict[Any, list[RunRecord]]:
+    """Records by identity, or by a part of it (`part`: e.g. `lambda i: i.system`), in the order each is first met."""
+    out: dict[Any, list[RunRecord]] = {}
     for r in records:
-        out.setdefault(identity(r), []).append(r)
-    return out
-
-
-def group_by_system(records: Iterable[RunRecord]) -> dict[tuple[str | int, ...], list[RunRecord]]:
-    """Records by the system they ran on (Identity.system)."""
-    out: dict[tuple[str | int, ...], list[RunRecord]] = {}
-    for r in records:
-        out.setdefault(identity(r).system, []).append(r)
+        out.setdefault(part(identity(r)), []).append(r)
     return out
 
 

@@ -111,7 +111,7 @@ def train_to_target(
     if checkpoint:
         checkpoint()
     t0 = time.perf_counter()
-    pending: list[tuple[int, Any]] = []
+    pending: list[tuple[int, Any]] = []  # (a call's last step, its handle) since the last evaluation
     tokens_per_step = batch * spec.seq_len
     last_update = t0
 
@@ -124,7 +124,7 @@ def train_to_target(
         for call in range(1, max_steps // k + 1):
             step = call * k  # the call's last step
             handle = trainer.step(calls.get(call))
-            pending.extend((s, handle if s == step else None) for s in range(step - k + 1, step + 1))
+            pending.append((step, handle))
             result.steps = step
             now = time.perf_counter()
             diverging = False
@@ -137,8 +137,9 @@ def train_to_target(
                 # Wall-clock time, for the :::MLLOG eval_start record; the step work before it may still be queued.
                 eval_start = time.time()
                 ev = trainer.evaluate()  # waits for every queued step, then for the eval itself
-                fetched = trainer.host_metrics([h for _, h in pending if h is not None])
-                result.step_metrics.extend(step_row(s, m) for (s, _), m in zip(pending, fetched, strict=True))
+                fetched = trainer.host_metrics([h for _, h in pending])  # K a call
+                steps = [s for last, _ in pending for s in range(last - k + 1, last + 1)]
+                result.step_metrics.extend(step_row(s, m) for s, m in zip(steps, fetched, strict=True))
                 pending.clear()
                 label = f"eval_{step}"
                 eval_stop = marks.mark(label)
