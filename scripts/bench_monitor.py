@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import interleaved, line
+from benchlib import interleaved, line, write_json
 
 from harness.report.stats import paired_ratio_ci
 
@@ -28,7 +28,8 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=40)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--sleep", type=float, default=10.0)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="part 2's runs a variant; 0: part 1 only")
+    ap.add_argument("--json", default=None, help="also write part 1's figures to this JSON file")
     args = ap.parse_args()
 
     import jax
@@ -79,8 +80,9 @@ def main() -> None:
 
     times = interleaved(args.blocks, {"synced steps": plain, "steps in windows": windowed})
     edge_s = statistics.median(bare_edges() for _ in range(3))
+    methods = [m.method for m in monitor.meters]
     monitor.close()
-    print(f"JAX step {n}x{n} matmul on {jax.devices()[0].device_kind}; meters {[m.method for m in monitor.meters]}")
+    print(f"JAX step {n}x{n} matmul on {jax.devices()[0].device_kind}; meters {methods}")
     for name, t in times.items():
         print(line(name, t))
     ci = paired_ratio_ci(times["steps in windows"], times["synced steps"])
@@ -90,6 +92,12 @@ def main() -> None:
     # edge cost timed alone, around no work, is its floor.
     share = edge_s / statistics.median(times["synced steps"])
     print(f"one begin+end pair alone: {1e6 * edge_s:.0f} us = {100 * share:.2f} % of the step")
+    write_json(args.json, {"step_ms": 1000 * statistics.median(times["synced steps"]), "edges_share": ci.ratio - 1,
+                           "edges_share_ci": [ci.lo - 1, ci.hi - 1], "pair_alone_us": 1e6 * edge_s,
+                           "pair_alone_share": share, "goal_share": 0.01,
+                           "meters": methods})
+    if args.repeats <= 0:
+        return
 
     def wall(argv: list[str]) -> float:
         t = time.perf_counter()

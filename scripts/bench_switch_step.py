@@ -6,14 +6,18 @@ FLOPs per second over the device's published dense peak (harness/results/peak_fl
 Goals: switch / dense <= 1.10 for the small pair on a CPU, <= 1.15 for the base pair on a GPU; dense-base
 MFU >= 40 % on an H100/H200.
 
+At `--steps-per-dispatch K` each compiled call runs K steps on a resident [K, batch, ...] block (`--steps` is
+then calls a block); the figures stay per training step.
+
     python scripts/bench_switch_step.py [--pair small|tiny|base] [--tiny-width] [--blocks 5] [--steps 20]
+                                        [--steps-per-dispatch K] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 
-from benchlib import add_timing_args, compiled, interleaved, line, ratio, seconds_per_step, spec_named
+from benchlib import add_timing_args, compiled, interleaved, line, ratio, seconds_per_step, spec_named, write_json
 
 from harness.results.efficiency import device_peak
 from workloads.flops import train_flops_per_token
@@ -25,13 +29,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pair", default="small", choices=sorted(GOALS))
     add_timing_args(ap, steps=20)
+    ap.add_argument("--steps-per-dispatch", type=int, default=1, help="training steps a compiled call")
+    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
     names = (f"dense-{args.pair}", f"switch-{args.pair}")
-    runs = {n: compiled(spec_named(n, args.tiny_width)) for n in names}
-    times = interleaved(args.blocks, {n: (lambda t=t, b=b: seconds_per_step(t, lambda i: b, args.steps))
+    k = args.steps_per_dispatch
+    runs = {n: compiled(spec_named(n, args.tiny_width), steps_per_dispatch=k) for n in names}
+    times = interleaved(args.blocks, {n: (lambda t=t, b=b: seconds_per_step(t, lambda i: b, args.steps, k))
                                       for n, (t, _, b) in runs.items()})
     device = runs[names[0]][0].describe()["devices"][0]
-    print(f"device: {device['kind']} ({device['platform']})")
+    print(f"device: {device['kind']} ({device['platform']}); {k} step(s) a compiled call")
+    figures = {"device": device["kind"], "platform": device["platform"], "steps_per_dispatch": k, "models": {}}
     for n, (trainer, _, _) in runs.items():
         spec = trainer.spec
         flops_per_step = train_flops_per_token(spec.model, spec.seq_len) * spec.batch_size * spec.seq_len
@@ -40,11 +48,16 @@ def main() -> None:
         mfu = (f"MFU {100 * flops_per_step / step / peak['flops_per_s']:.1f} % of {peak['flops_per_s'] / 1e12:.0f} "
                f"TFLOP/s {peak['precision']}" if peak["flops_per_s"] else "MFU n/a (no published peak)")
         print(line(spec.name, times[n], f"  {flops_per_step / step / 1e12:.2f} TFLOP/s, {mfu}"))
+        figures["models"][spec.name] = {
+            "ms_per_step": 1000 * step, "blocks_ms": [1000 * t for t in times[n]],
+            "model_tflops_per_s": flops_per_step / step / 1e12,
+            "mfu": flops_per_step / step / peak["flops_per_s"] if peak["flops_per_s"] else None}
     r = ratio(times[names[1]], times[names[0]])
     per_block = ", ".join(f"{s / d:.3f}" for d, s in zip(times[names[0]], times[names[1]], strict=True))
     goal = GOALS[args.pair]
     print(f"switch / dense step time: {r:.3f}  (per block: {per_block})  goal <= {goal}: "
           f"{'MET' if r <= goal else 'NOT MET'}")
+    write_json(args.json, {**figures, "switch_over_dense_step": r, "goal": goal})
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ its figures measured side by side in one run, never against a number from anothe
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -31,12 +32,15 @@ def spec_named(name: str, tiny_width: bool = False) -> WorkloadSpec:
     return at_tiny_width(spec) if tiny_width else spec
 
 
-def compiled(spec: WorkloadSpec, framework: str = "jax", seed: int = 0) -> tuple[Trainer, MarkovMixture, Any]:
-    """A trainer of `spec`, its corpus, and one batch already on the device (a resident batch)."""
-    data = MarkovMixture(spec.corpus)
-    trainer = build_trainer(framework, spec, seed, spec.max_steps, data.train_batch(seed, 0, spec.batch_size),
-                            data.eval_set())
-    return trainer, data, trainer.to_device(data.train_batch(seed, 1, spec.batch_size))
+def compiled(spec: WorkloadSpec, framework: str = "jax", seed: int = 0, steps_per_dispatch: int = 1
+             ) -> tuple[Trainer, MarkovMixture, Any]:
+    """A trainer of `spec` at K steps a call, its corpus, and one call's input already on the device (a resident
+    batch; at K > 1 a resident [K, batch, ...] block)."""
+    data, k, b = MarkovMixture(spec.corpus), steps_per_dispatch, spec.batch_size
+    trainer = build_trainer(framework, spec, seed, spec.max_steps, data.train_batch(seed, 0, b), data.eval_set(),
+                            None, k)
+    resident = data.train_batch(seed, 1, b) if k == 1 else data.train_batches(seed, 1, k, b)
+    return trainer, data, trainer.to_device(resident)
 
 
 def add_timing_args(ap: argparse.ArgumentParser, steps: int, blocks: int = 5) -> None:
@@ -47,8 +51,10 @@ def add_timing_args(ap: argparse.ArgumentParser, steps: int, blocks: int = 5) ->
     ap.add_argument("--steps", type=int, default=steps)
 
 
-def seconds_per_step(trainer: Trainer, batches: Callable[[int], Any], steps: int) -> float:
-    """Mean seconds per step over `steps` steps after a short warm-up; batches(i) gives step i's batch."""
+def seconds_per_step(trainer: Trainer, batches: Callable[[int], Any], steps: int, steps_per_call: int = 1
+                     ) -> float:
+    """Mean seconds per training step over `steps` calls after a short warm-up; batches(i) gives call i's input,
+    and each call runs `steps_per_call` steps."""
     for i in range(WARMUP_STEPS):
         trainer.step(batches(i))
     trainer.sync()
@@ -56,7 +62,13 @@ def seconds_per_step(trainer: Trainer, batches: Callable[[int], Any], steps: int
     for i in range(steps):
         trainer.step(batches(WARMUP_STEPS + i))
     trainer.sync()
-    return (time.perf_counter() - t) / steps
+    return (time.perf_counter() - t) / (steps * steps_per_call)
+
+
+def write_json(path: str | None, figures: dict[str, Any]) -> None:
+    """A benchmark's figures as one JSON file (`--json PATH`), for scripts that gather them (gpu_demo.sh)."""
+    if path:
+        Path(path).write_text(json.dumps(figures, indent=1) + "\n")
 
 
 def interleaved(blocks: int, variants: dict[str, Callable[[], float]]) -> dict[str, list[float]]:

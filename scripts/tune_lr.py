@@ -15,7 +15,7 @@ Candidates are spec variants passed to the runner; the registry itself is never 
 
     python scripts/tune_lr.py [--pair small] [--corpus default] [--max-steps N]
     python scripts/tune_lr.py --pair base --sweep-steps 300 --full [--max-steps 12000] [--deadline T] [--output-dir DIR]
-    python scripts/tune_lr.py --pair base --no-sweep [--deadline T]    (each model to target at the spec's rate)
+    python scripts/tune_lr.py --pair base --no-sweep [--deadline T [--shares 2,1]]  (each to target at the spec's rate)
     python scripts/tune_lr.py --pair base --tiny-width --sweep-steps 20 --full     (a CPU dry run)
 """
 
@@ -87,6 +87,9 @@ def main() -> None:
     ap.add_argument("--meter", default="auto")
     ap.add_argument("--deadline", type=float, default=None,
                     help="unix time by which the runs to target must end; they share the time left")
+    ap.add_argument("--shares", default=None,
+                    help="with --deadline: the runs to target's weights, in order (dense, switch), e.g. 2,1; "
+                         "default equal. A run's share is its weight's part of the time left when it starts")
     ap.add_argument("--output-dir", default=None)
     args = ap.parse_args()
     out = args.output_dir or tempfile.mkdtemp(prefix="tune-lr-")
@@ -109,8 +112,11 @@ def main() -> None:
         chosen[name] = (spec, best)
         print(f"{name}: chosen lr {best} ({rule}; sweep {', '.join(f'{x:g}' for x in sweep)})", flush=True)
     if args.no_sweep or (args.full and args.sweep_steps):
+        weights = [float(w) for w in args.shares.split(",")] if args.shares else [1.0] * len(chosen)
+        if len(weights) != len(chosen):
+            ap.error(f"--shares needs {len(chosen)} weights, got {args.shares!r}")
         for i, (name, (spec, lr)) in enumerate(chosen.items()):
-            share = (args.deadline - time.time()) / (len(chosen) - i) if args.deadline else None
+            share = ((args.deadline - time.time()) * weights[i] / sum(weights[i:])) if args.deadline else None
             print(f"== {name} to target at lr {lr:g}"
                   + (f", stopped after {share:.0f} s if not there" if share is not None else ""), flush=True)
             if share is not None and share < 10:

@@ -37,6 +37,21 @@ def test_base_pair_matches_activated_flops_and_is_mixed_precision():
     assert dense.eval_batch < dense.corpus.eval_sequences
 
 
+def test_the_earlier_8_layer_base_records_still_read_as_another_benchmark():
+    from pathlib import Path
+
+    from harness.results.identity import identity
+    from harness.results.reader import read_record
+    from workloads.specs import spec_sha256
+
+    old = read_record(Path(__file__).parents[1] / "reference_results/nvidia-h100/base/failed-prefetch-thread-1.json")
+    assert old.workload == "dense-base" and old.spec["model"]["num_layers"] == 8
+    assert WORKLOADS["dense-base"].model.num_layers == 2
+    # Read as recorded, hashed as recorded: never mistaken for a run of today's dense-base.
+    assert spec_sha256(old.spec) != spec_sha256(WORKLOADS["dense-base"].to_dict())
+    assert identity(old).spec_sha256 == spec_sha256(old.spec) != identity(make_run("dense-base")).spec_sha256
+
+
 @pytest.mark.parametrize("name", list(WORKLOADS))
 def test_eval_set_standard_error_is_far_below_the_target_margin(name):
     # The exact per-sequence Bayes loss on the fixed eval set: a model near the target scatters about as much.

@@ -63,6 +63,38 @@ def test_a_divergence_inside_a_block_is_recorded_at_its_own_step(tmp_path):
     assert errors[5] == errors[1]  # named at its own step, not at the end of its call
 
 
+@pytest.mark.e2e
+def test_a_stop_inside_a_block_is_recorded_at_the_end_of_the_calls_that_ran(tmp_path, monkeypatch):
+    from workloads.jax_impl.trainer import JaxTrainer
+
+    step = JaxTrainer.step
+    records = {}
+    for k in (1, 4):  # Ctrl-C as the 29th step is asked for: inside the 8th call of four steps
+        calls = []
+
+        def stopping(self, batch, k=k, calls=calls):
+            calls.append(1)
+            if len(calls) * k >= 29:
+                raise KeyboardInterrupt
+            return step(self, batch)
+
+        monkeypatch.setattr(JaxTrainer, "step", stopping)
+        opts = RunOptions(workload="dense-tiny", meter="fake", progress=False, steps_per_dispatch=k,
+                          output_dir=str(tmp_path / f"k{k}"))
+        with pytest.raises(KeyboardInterrupt):
+            execute(opts, plan(opts))
+        run_dir = only_run_dir(tmp_path / f"k{k}")
+        records[k] = json.loads((run_dir / "result.json").read_text()), _steps(run_dir)
+    for k, (r, rows) in records.items():
+        assert r["status"] == "aborted" and r["training"]["steps"] == 28, k  # the seven calls that ran
+        assert [p["step"] for p in r["eval_trace"]] == [20]
+        # The steps after the last evaluation are recorded too: steps.csv holds every step the record counts.
+        assert [row["step"] for row in rows] == [str(s) for s in range(1, 29)]
+        assert r["energy"]["window"] == "run_start..aborted"
+    np.testing.assert_allclose([float(row["loss"]) for row in records[4][1]],
+                               [float(row["loss"]) for row in records[1][1]], rtol=1e-5)
+
+
 def test_the_k_a_run_gets_divides_the_eval_period_and_the_budget():
     assert dispatch_steps(4, 100, 30000) == 4
     assert dispatch_steps(16, 100, 30000) == 4  # 16 does not divide 100: every eval must end a call

@@ -16,7 +16,8 @@ from conftest import only_result, only_run_dir, start_processes, with_env
 
 pytestmark = pytest.mark.e2e
 
-RUN = ("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress")
+# Four steps a compiled call on the two-process mesh (the lost-process runs below take one a call).
+RUN = ("run", "--workload", "switch-tiny", "--meter", "fake", "--no-progress", "--steps-per-dispatch", "4")
 
 
 def _losses(run_dir: Path) -> list[float]:
@@ -50,6 +51,7 @@ def test_two_processes_train_what_one_process_trains_on_the_same_mesh(runs):
     merged = json.loads((two_process_run / "result.json").read_text())
     assert merged["parallelism"]["processes"] == 2 and merged["parallelism"]["devices"] == 2
     assert merged["training"]["steps"] == single["training"]["steps"]
+    assert merged["training"]["framework"]["steps_per_dispatch"] == 4
     a, b = _losses(two_process_run), _losses(only_run_dir(one_process_out))
     assert len(a) == len(b) and all(x == pytest.approx(y, rel=1e-5) for x, y in zip(a, b, strict=True))
 

@@ -44,16 +44,22 @@ _SMALL_CALIBRATION = Calibration(
 _TINY_CALIBRATION = Calibration(selection="not tuned: sized to converge in seconds for tests",
                                 where="2-core CPU")
 
-# The base pair: sized to keep one H100/H200 busy in bf16 while reaching the target in minutes.
-# d=512, 8 layers: ~25M non-embedding parameters, ~0.17 GFLOP per token forward; 256 x 256 tokens a step.
-# Corpus: 32 domains x 176 tokens (vocabulary 5,664): 996,864 order-2 contexts of ~22 bits each (~22 Mbit
-# of facts), close to what a 25M-parameter dense model stores in a few hundred exposures per fact (about
-# 1 bit per parameter at that exposure count; Allen-Zhu & Li, Physics of LMs 3.3), so capacity binds for
-# dense-base; switch-base, with 32 experts in each of its 4 Switch layers (16.5x the dense model's FFN
-# parameters), holds them with room to spare.
-# A step sees 65,536 tokens, so every context comes round about every 15 steps: thousands of steps give the
-# hundreds of exposures memorisation needs. The control keeps the per-domain vocabulary and sequence length
-# with 4 domains (124,608 contexts, ~0.1 bit per dense parameter): capacity is not the bottleneck there.
+# The base pair: sized to keep one H100/H200 busy in bf16 while both reach the target in minutes.
+# d=512, 2 layers: 6.3M non-embedding parameters, ~19 MFLOP per token forward; 256 x 256 tokens a step.
+# Corpus: 32 domains x 176 tokens (vocabulary 5,664): 996,864 order-2 contexts of ~22 bits each (~22 Mbit of
+# facts, 3.5 bits per dense non-embedding parameter), and the target asks for 77 % of them: capacity binds for
+# dense-base; switch-base, with 32 experts in its Switch layer (16.5x the dense model's FFN parameters), holds
+# them with room to spare.
+# Why 2 layers (until 2026-12-02: 8, 25M parameters, 0.9 bit per parameter): CPU proxies at the 8-layer pair's
+# ratios (scripts/base_proxies.py, reference_results/nvidia-h100/base/README.md) lost the sparse advantage as
+# they widened (switch / dense steps 0.14, 0.20, 0.62, 0.69 at d = 48, 64, 96, 128): at 0.9 bit per parameter a
+# wide dense model holds the facts. At 3.5 bits per parameter the d=64 proxy took 14,400 dense and 4,500 Switch
+# steps (0.31), and the d=96 one more than 7,300 and 3,400. Two layers also cut the step about 3x (a ~13 ms step
+# predicted from the 8-layer 38.6 ms on an H100), so that both runs fit one device command. The proxies have
+# this shape (2 layers, one Switch layer of 32 experts); only the width differs.
+# A step sees 65,536 tokens, so every context comes round about every 15 steps. The control keeps the per-domain
+# vocabulary and sequence length with 4 domains (124,608 contexts, 0.44 bit per dense parameter): capacity is not
+# the bottleneck there.
 _BASE_CORPUS = CorpusConfig("domains-32x176", num_domains=32, vocab_per_domain=176,
                             successor_probs=(0.7, 0.2, 0.1), seq_len=256, eval_sequences=512)
 _BASE_CONTROL = CorpusConfig("control-4x176", num_domains=4, vocab_per_domain=176,
@@ -61,13 +67,14 @@ _BASE_CONTROL = CorpusConfig("control-4x176", num_domains=4, vocab_per_domain=17
 # Routing groups of 32 sequences (8,192 tokens, the group size of flaxformer's Switch-Base): batches are
 # stratified over domains, so a group holds each of the 32 domains once, and 8 groups let a mesh of up to
 # 8 devices split the batch without changing the function.
-_BASE_SHAPE = dict(d_model=512, num_heads=8, num_layers=8, d_ff=2048, dtype="bfloat16", attention="fused",
+_BASE_SHAPE = dict(d_model=512, num_heads=8, num_layers=2, d_ff=2048, dtype="bfloat16", attention="fused",
                    group_sequences=32)
 _BASE_CALIBRATION = Calibration(
     lr_sweep=(3e-4, 1e-3, 3e-3),
     selection="fewest steps to target in the sweep (scripts/calibrate_base.sh, seed 0), same sweep for both",
-    where="pending: on an H100 (2026-11-27, reference_results/nvidia-h100/base/) a 200-step sweep could not choose "
-          "(every rate on the 5.2-nat unigram plateau); the learning rate is an uncalibrated first guess",
+    where="pending: the 2-layer pair has not run on a GPU; the earlier 8-layer pair's 200-step sweep on an H100 "
+          "(2026-11-27, reference_results/nvidia-h100/base/) could not choose (every rate on the 5.2-nat unigram "
+          "plateau); the learning rate is an uncalibrated first guess",
     calibrated=False)
 
 
@@ -83,13 +90,18 @@ def _spec(name: str, description: str, corpus: CorpusConfig, control: CorpusConf
                         calibration=calibration, **extra)
 
 
+# Steps a compiled call (how the steps are dispatched, not which; not in the spec's hash). The small pair: 4, the
+# runner's time a step within 3 % of the bare compiled step on the 2-core CPU (0.968 for switch-small at K = 4,
+# 0.829 at K = 1; reference_results/cpu-2core/bench_dispatch.txt). The tiny pair keeps 1: the tests hold K > 1
+# to it. The base pair: 10, a call every 10 of its ~10-40 ms steps, so the host's per-call cost (a few ms on
+# the H200, for the small pair) falls below 1 %; chosen before measuring it there (scripts/gpu_demo.sh does).
 _SMALL = dict(corpus=_SMALL_CORPUS, control=_SMALL_CONTROL, shape=_SMALL_SHAPE, batch=32, eval_every=100,
-              margin=1.0, max_steps=30_000, warmup=100, calibration=_SMALL_CALIBRATION)
+              margin=1.0, max_steps=30_000, warmup=100, calibration=_SMALL_CALIBRATION, steps_per_dispatch=4)
 _TINY = dict(corpus=_TINY_CORPUS, control=_TINY_CONTROL, shape=_TINY_SHAPE, batch=16, eval_every=20, margin=1.0,
              max_steps=200, warmup=10, calibration=_TINY_CALIBRATION)
 _BASE = dict(corpus=_BASE_CORPUS, control=_BASE_CONTROL, shape=_BASE_SHAPE, batch=256, eval_every=50, margin=1.0,
              max_steps=20_000, warmup=200, calibration=_BASE_CALIBRATION, eval_batch_size=256,
-             sized_for="accelerator")
+             sized_for="accelerator", steps_per_dispatch=10)
 
 WORKLOADS: dict[str, WorkloadSpec] = {
     s.name: s
@@ -100,9 +112,9 @@ WORKLOADS: dict[str, WorkloadSpec] = {
               **_SMALL),
         _spec("dense-tiny", "Seconds-long dense model for tests", experts=0, lr=1e-2, **_TINY),
         _spec("switch-tiny", "Seconds-long Switch model (8 experts) for tests", experts=8, lr=1e-2, **_TINY),
-        _spec("dense-base", "Dense LM sized for one accelerator: 8 layers, d=512, bf16, fused attention",
+        _spec("dense-base", "Dense LM sized for one accelerator: 2 layers, d=512, bf16, fused attention",
               experts=0, lr=1e-3, **_BASE),
-        _spec("switch-base", "dense-base with every other FFN a 32-expert Switch layer", experts=32, lr=1e-3,
+        _spec("switch-base", "dense-base with its second FFN a 32-expert Switch layer", experts=32, lr=1e-3,
               **_BASE),
     )
 }

@@ -70,6 +70,11 @@ def execute(opts: RunOptions, p: RunPlan) -> tuple[Path, RunRecord | dict[str, A
         # Ctrl-C, SIGTERM, a crash or a lost peer: close the window now so that what ran is accounted for.
         loop.status = Status.ABORTED
         loop.error = None if isinstance(e, KeyboardInterrupt | RunAborted) else _short(e)
+        if cluster is None and loop.error is None and loop.record_pending is not None:
+            # Stopped by Ctrl-C or SIGTERM between evaluations: the steps already dispatched run to their end
+            # anyway (inside a K-step call, to the call's end); record their metrics, so that steps.csv holds
+            # every step the record counts. Not with peers: a step with a lost peer in it never ends.
+            loop.record_pending()
         if cluster is not None:
             finish.main_handling = True
             lost = cluster.wait_for_lost(cluster.lost_after_s + 2 * HEARTBEAT_S)

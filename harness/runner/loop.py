@@ -54,6 +54,9 @@ class LoopResult:
     eval_flops_each: float = 0.0  # forward FLOPs of one pass over the eval set
     framework: dict[str, Any] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
+    # Records the metrics of the steps dispatched since the last evaluation (waiting for them): what a run that is
+    # stopped between evaluations calls, so that steps.csv reaches `steps`. None before training starts.
+    record_pending: Callable[[], list[dict[str, Any]]] | None = None
 
 
 def _finite(x: float | None) -> float | None:
@@ -112,6 +115,18 @@ def train_to_target(
         checkpoint()
     t0 = time.perf_counter()
     pending: list[tuple[int, Any]] = []  # (a call's last step, its handle) since the last evaluation
+
+    def record_pending() -> list[dict[str, Any]]:
+        fetched = trainer.host_metrics([h for _, h in pending])  # K a call
+        steps = [s for last, _ in pending for s in range(last - k + 1, last + 1)]
+        rows = [step_row(s, m) for s, m in zip(steps, fetched, strict=True)]
+        result.step_metrics.extend(rows)
+        if pending:  # a stop can land between a call's dispatch and the count: the count follows what ran
+            result.steps = max(result.steps, pending[-1][0])
+        pending.clear()
+        return rows
+
+    result.record_pending = record_pending
     tokens_per_step = batch * spec.seq_len
     last_update = t0
 
@@ -137,10 +152,7 @@ def train_to_target(
                 # Wall-clock time, for the :::MLLOG eval_start record; the step work before it may still be queued.
                 eval_start = time.time()
                 ev = trainer.evaluate()  # waits for every queued step, then for the eval itself
-                fetched = trainer.host_metrics([h for _, h in pending])  # K a call
-                steps = [s for last, _ in pending for s in range(last - k + 1, last + 1)]
-                result.step_metrics.extend(step_row(s, m) for s, m in zip(steps, fetched, strict=True))
-                pending.clear()
+                fetched = record_pending()
                 label = f"eval_{step}"
                 eval_stop = marks.mark(label)
                 point = {"step": step, "elapsed_s": time.perf_counter() - t0, "tokens": step * tokens_per_step,
@@ -150,8 +162,7 @@ def train_to_target(
                 result.eval_trace.append(point)
                 if on_progress:
                     on_progress(point)
-                bad = next((r["step"] for r in result.step_metrics[-len(fetched):]
-                            if not math.isfinite(r["loss"])), None)
+                bad = next((r["step"] for r in fetched if not math.isfinite(r["loss"])), None)
                 if bad is not None or not math.isfinite(ev.loss):
                     # Diverged: nothing after a NaN or inf is training; stop with what was spent up to here.
                     result.status = Status.DIVERGED
@@ -167,6 +178,7 @@ def train_to_target(
                     break
         else:
             result.status = Status.NOT_CONVERGED
+    result.record_pending = None
     trainer.sync()
     result.marks["run_stop"] = marks.mark("run_stop")
     return result

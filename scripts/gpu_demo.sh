@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The GPU demonstration in one command: the base pair on one H100/H200, NVML-measured, within DEMO_SECONDS
+# (default 450 s: a device command of at most 8 minutes, installs and compiles included, with room to write).
+#   1. machine: the card, driver, power limit and software versions;
+#   2. step:  dense-base and switch-base compiled steps at the spec's K steps a call (or DEMO_K): ms/step, MFU,
+#             switch / dense step (bench_switch_step);
+#   3. edges: the metering window edges' cost around a ~10 ms step (bench_monitor, part 1);
+#   4. target: dense-base then switch-base to target on the default corpus with NVML energy, dense getting
+#             2/3 of the time left and switch the rest (tune_lr --no-sweep --shares 2,1); a run whose share is
+#             spent is recorded `aborted` with its eval trace: a lower bound on its steps and energy to target;
+#   5. control: the same pair on the control corpus, if at least DEMO_CONTROL_MIN_S (default 150 s) are left;
+#   6. summary: every figure, the runner's efficiency in the runs and dense / switch energy to target, or its lower
+#             bound, said as such (demo_summary.py).
+# Everything lands flat in ${OUT:-device_out}/, 6 files: demo.txt (the whole log), summary.txt, summary.json,
+# dense-base.json and switch-base.json (the default-corpus records), runs.tar.gz (every run directory: records,
+# power traces, steps, :::MLLOG logs, emissions.csv).
+# Usage on the device: bash scripts/gpu_demo.sh    (carry the wheels the image lacks in .whl/: device_env.sh)
+# Dry run on a CPU, every stage at tiny width with a fake NVML GPU (tests/fake_pynvml), ~1 minute; a suite test:
+#        DEMO_TINY=1 OUT=/tmp/demo bash scripts/gpu_demo.sh
+source "$(dirname "$0")/device_env.sh"
+deadline=$(( $(date +%s) + ${DEMO_SECONDS:-450} ))
+export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}
+tiny=(); blocks=2; steps=20; edge_blocks=8; cap=20000
+if [ -n "${DEMO_TINY:-}" ]; then
+  tiny=(--tiny-width); blocks=1; steps=4; edge_blocks=2; cap=200
+  export PYTHONPATH="$PWD/tests/fake_pynvml:$PYTHONPATH"  # every energy figure of a dry run is made up
+fi
+k=${DEMO_K:-$(python3 -c 'from workloads.registry import WORKLOADS; print(WORKLOADS["dense-base"].steps_per_dispatch)')}
+work=$(mktemp -d)
+left() { echo $(( deadline - $(date +%s) )); }
+box() { local l; l=$(left); echo $(( $1 < l ? $1 : (l > 1 ? l : 1) )); }  # a stage's cap, within the deadline
+to_target() {  # corpus, output folder: the pair to target in the time left, tune_lr's own time boxes inside it
+  timeout "$(( $(left) + 20 ))" python3 scripts/tune_lr.py --pair base "${tiny[@]}" --meter nvml --corpus "$1" \
+    --no-sweep --max-steps "$cap" --deadline "$deadline" --shares 2,1 --output-dir "$2"
+}
+{
+  [ -n "${DEMO_TINY:-}" ] && echo "DRY RUN: tiny width on a CPU, fake NVML GPU; no figure here is a measurement"
+  echo "== machine"; date -u; uname -m; nproc
+  nvidia-smi --query-gpu=name,driver_version,power.limit,memory.total --format=csv 2>/dev/null ||
+    echo "no NVIDIA GPU here (nvidia-smi not found)"
+  python3 -c 'import sys, jax, flax, optax; print("python", sys.version.split()[0], "jax", jax.__version__,
+    "flax", flax.__version__, "optax", optax.__version__, "devices", jax.devices())'
+  echo "== step ($(left) s left): K = $k"
+  timeout "$(box 110)" python3 scripts/bench_switch_step.py --pair base "${tiny[@]}" --blocks "$blocks" \
+    --steps "$steps" --steps-per-dispatch "$k" --json "$work/bench_step.json"
+  echo "== edges ($(left) s left)"
+  timeout "$(box 30)" python3 scripts/bench_monitor.py --blocks "$edge_blocks" --steps 25 --repeats 0 \
+    --json "$work/bench_edges.json"
+  echo "== target, default corpus ($(left) s left)"
+  to_target default "$work/runs/default"
+  if [ "$(left)" -ge "${DEMO_CONTROL_MIN_S:-150}" ] || [ -n "${DEMO_TINY:-}" ]; then
+    echo "== control corpus ($(left) s left)"
+    to_target control "$work/runs/control"
+  else
+    echo "== control corpus skipped: $(left) s left"
+  fi
+  echo "== summary ($(left) s left)"
+  python3 scripts/demo_summary.py "$work" "$out" ${DEMO_TINY:+--dry-run}
+} 2>&1 | tee "$out/demo.txt"
+for f in "$work"/runs/default/*/result.json; do
+  [ -f "$f" ] && cp "$f" "$out/$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["workload"])' "$f" |
+    sed 's/-at-tiny-width//').json"
+done
+tar -czf "$out/runs.tar.gz" -C "$work" runs 2>/dev/null
+rm -rf "$work"

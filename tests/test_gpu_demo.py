@@ -1,0 +1,70 @@
+"""The GPU demonstration's one command (scripts/gpu_demo.sh), dry-run at tiny width on the CPU with a fake NVML
+GPU: every stage runs, every file lands flat in $OUT (at most 8: what a device command brings back), and the
+summary parses, so that the script cannot rot while no GPU is lent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import with_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.e2e
+def test_the_gpu_demo_dry_run_runs_every_stage_and_writes_every_file(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", "scripts/gpu_demo.sh"], cwd=ROOT, capture_output=True, text=True, timeout=400,
+                          env=with_env({"DEMO_TINY": "1", "OUT": str(out)}))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["demo.txt", "dense-base.json", "runs.tar.gz", "summary.json", "summary.txt", "switch-base.json"]
+    log = (out / "demo.txt").read_text()
+    assert log.startswith("DRY RUN")
+    for stage in ("== machine", "== step", "== edges", "== target, default corpus", "== control corpus (",
+                  "== summary"):
+        assert stage in log, stage
+    assert "Traceback" not in log
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dry_run"] and not summary["records_skipped"]
+    assert set(summary["bench"]["step"]["models"]) == {"dense-base-at-tiny-width", "switch-base-at-tiny-width"}
+    assert summary["bench"]["edges"]["pair_alone_us"] > 0
+    runs = {(r["workload"], r["corpus"]): r for r in summary["runs"]}
+    assert set(runs) == {(f"{m}-base-at-tiny-width", c) for m in ("dense", "switch") for c in ("default", "control")}
+    for r in runs.values():  # the NVML meter's path, on the fake GPU
+        assert r["reached_target"] and r["energy_method"] == "measured:nvml-energy-counter"
+        assert r["accelerator_j"] > 0 and r["eval_trace"] and r["runner_efficiency"] > 0
+    for corpus in ("default", "control"):
+        energy = summary["pairs"][corpus]["dense_over_switch_energy"]
+        assert energy["kind"] == "measured" and energy["ratio"] > 0
+    record = json.loads((out / "dense-base.json").read_text())
+    assert record["energy"]["meters"][0]["gpus"][0]["name"].startswith("FAKE GPU")  # it says what it is
+    assert "dense / switch energy to target [default]" in (out / "summary.txt").read_text()
+
+
+def _ratio(dense: dict, switch: dict) -> dict:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from demo_summary import energy_ratio
+
+    return energy_ratio(dense, switch)
+
+
+def _run(reached: bool, joules: float, status: str = "converged") -> dict:
+    return {"reached_target": reached, "status": status, "energy_complete": True, "energy_j": joules, "steps": 10}
+
+
+def test_the_energy_ratio_is_a_measurement_a_lower_bound_or_none_and_says_which():
+    assert _ratio(_run(True, 800.0), _run(True, 100.0)) == pytest.approx(
+        {"ratio": 8.0, "kind": "measured", "why": "both reached the target"})
+    # Dense stopped by its deadline share: what it spent is less than its energy to target.
+    bound = _ratio(_run(False, 500.0, "aborted"), _run(True, 100.0))
+    assert bound["kind"] == "lower bound" and bound["ratio"] == 5.0 and "aborted" in bound["why"]
+    none = _ratio(_run(True, 800.0), _run(False, 50.0, "aborted"))
+    assert none["ratio"] is None and "switch-base did not reach the target" in none["why"]
+    incomplete = _ratio(_run(True, 800.0), {**_run(True, 100.0), "energy_complete": False})
+    assert incomplete["ratio"] is None
