@@ -17,7 +17,7 @@ pair's warm-up in steps.
 
 Per run it prints steps to target, the end of the unigram plateau (the first evaluation at which the loss has
 come down a tenth of the way from the in-domain unigram entropy, ln V, to the target), eval trace and wall time.
-The runner is not used: one compiled call trains `eval_every` steps (lax.scan), then one evaluation; the
+The runner's loop trains them unmetered, one compiled call an evaluation period (K = 50 steps a call); the
 numbers are steps and losses, not time or energy.
 
     python scripts/base_proxies.py [--widths 48,64,96] [--bits-per-param 0.88] [--tokens-per-context 0.066]
@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchlib import NoMarks  # noqa: E402
 
 from workloads.corpus import CorpusConfig, MarkovMixture, entropy_floor  # noqa: E402
 from workloads.flops import param_counts  # noqa: E402
@@ -106,27 +108,32 @@ def proxy(kind: str, d: int, bits_per_param: float, tokens_per_context: float, s
     return spec if corpus == "default" else replace(spec, corpus=control, control_corpus=control)
 
 
-def train_to_target(spec: WorkloadSpec, max_steps: int, budget_s: float, seed: int = 0) -> dict:
-    from workloads.trainers import build_trainer
+class _BudgetSpent(Exception):
+    pass
 
-    data = MarkovMixture(spec.corpus)
-    b, k = spec.batch_size, spec.eval_every_steps
-    target = spec.target_loss()
-    trainer = build_trainer("jax", spec, seed, max_steps, data.train_batch(seed, 0, b), data.eval_set(),
-                            None, k)
+
+def steps_to_target(spec: WorkloadSpec, max_steps: int, budget_s: float, seed: int = 0) -> dict:
+    """The runner's own loop (harness/runner/loop.py) at one call an evaluation period, unmetered, stopped after
+    `budget_s` of wall time at the first evaluation past it."""
+    from harness.runner.loop import LoopResult, train_to_target
+
+    k, target, t0 = spec.eval_every_steps, spec.target_loss(), time.perf_counter()
+    result = LoopResult()
+
+    def stop_when_spent() -> None:
+        if time.perf_counter() - t0 >= budget_s:
+            raise _BudgetSpent
+
+    try:
+        train_to_target(spec, MarkovMixture(spec.corpus), target, seed, max_steps // k * k, NoMarks(), result,
+                        checkpoint=stop_when_spent, steps_per_dispatch=k)
+    except _BudgetSpent:
+        pass
     unigram = math.log(spec.corpus.vocab_per_domain)
-    trace, plateau_end, reached, step, t0 = [], None, None, 0, time.perf_counter()
-    while step < max_steps and time.perf_counter() - t0 < budget_s:
-        trainer.host_metrics([trainer.step(trainer.to_device(data.train_batches(seed, step + 1, k, b)))])
-        step += k
-        loss = float(trainer.evaluate().loss)
-        trace.append((step, round(loss, 4)))
-        if plateau_end is None and loss < unigram - 0.1 * (unigram - target):
-            plateau_end = step
-        if loss <= target:
-            reached = step
-            break
-    return {"steps_to_target": reached, "steps_run": step, "plateau_end": plateau_end,
+    trace = [(p["step"], round(p["eval_loss"], 4)) for p in result.eval_trace]
+    plateau_end = next((step for step, loss in trace if loss < unigram - 0.1 * (unigram - target)), None)
+    reached = trace[-1][0] if trace and trace[-1][1] <= target else None
+    return {"steps_to_target": reached, "steps_run": result.steps, "plateau_end": plateau_end,
             "final_loss": trace[-1][1] if trace else None, "target": round(target, 4),
             "unigram": round(unigram, 4), "wall_s": round(time.perf_counter() - t0, 1), "trace": trace[::4]}
 
@@ -191,7 +198,7 @@ def main() -> None:
             r = ratios(spec)
             row = {"model": kind, "d": d, "corpus": spec.corpus.name, "batch": spec.batch_size,
                    "contexts": spec.corpus.num_contexts, **{k: round(v, 4) for k, v in r.items()},
-                   **train_to_target(spec, args.max_steps, args.budget_s)}
+                   **steps_to_target(spec, args.max_steps, args.budget_s)}
             print(f"{kind:>6} d={d:<3} {spec.corpus.name:<18} batch {spec.batch_size:<4} "
                   f"{r['bits_per_param']:.2f} bit/param {r['tokens_per_context']:.3f} tok/ctx  "
                   f"target {row['target']:.3f}: {row['steps_to_target'] or 'not reached'} steps "

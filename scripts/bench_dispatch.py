@@ -14,19 +14,13 @@ multiple of every K (each call runs K steps and the evaluation ends a call).
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import replace
 
-from benchlib import add_timing_args, compiled, interleaved, line, ratio, seconds_per_step, spec_named
+from benchlib import NoMarks, add_timing_args, compiled, interleaved, line, ratio, seconds_per_step, spec_named
 
 from harness.runner.loop import LoopResult, train_to_target
 
 GOAL = 0.95
-
-
-class _NoMarks:
-    def mark(self, label: str) -> float:
-        return time.time()
 
 
 def bench(name: str, ks: list[int], blocks: int, steps: int, tiny_width: bool) -> None:
@@ -37,7 +31,7 @@ def bench(name: str, ks: list[int], blocks: int, steps: int, tiny_width: bool) -
 
     def runner(k: int):
         def run() -> float:
-            r = train_to_target(loop_spec, data, -1.0, 0, steps, _NoMarks(), LoopResult(), steps_per_dispatch=k)
+            r = train_to_target(loop_spec, data, -1.0, 0, steps, NoMarks(), LoopResult(), steps_per_dispatch=k)
             return (r.marks["run_stop"] - r.marks["run_start"]) / steps
         return run
 

@@ -15,18 +15,12 @@ Variants, timed in interleaved blocks on the same compiled trainer:
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import replace
 
-from benchlib import add_timing_args, compiled, interleaved, line, ratio, seconds_per_step, spec_named
+from benchlib import NoMarks, add_timing_args, compiled, interleaved, line, ratio, seconds_per_step, spec_named
 
 from harness.runner.loop import LoopResult, train_to_target
 from harness.runner.prefetch import Prefetcher, chunk_for
-
-
-class _NoMarks:
-    def mark(self, label: str) -> float:
-        return time.time()
 
 
 def main() -> None:
@@ -54,7 +48,7 @@ def main() -> None:
     loop_spec = replace(spec, eval_every_steps=args.steps, max_steps=args.steps)
 
     def runner() -> float:
-        r = train_to_target(loop_spec, data, -1.0, seed, args.steps, _NoMarks(), LoopResult())
+        r = train_to_target(loop_spec, data, -1.0, seed, args.steps, NoMarks(), LoopResult())
         return (r.marks["run_stop"] - r.marks["run_start"]) / args.steps
 
     times = interleaved(args.blocks, {

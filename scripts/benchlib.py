@@ -27,6 +27,13 @@ from workloads.trainers import build_trainer  # noqa: E402
 WARMUP_STEPS = 3
 
 
+class NoMarks:
+    """Marks for the runner's loop run outside a metered run (benchmarks, proxies): the time, and nothing kept."""
+
+    def mark(self, label: str) -> float:
+        return time.time()
+
+
 def spec_named(name: str, tiny_width: bool = False) -> WorkloadSpec:
     spec = get_workload(name)
     return at_tiny_width(spec) if tiny_width else spec

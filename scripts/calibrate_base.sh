@@ -28,8 +28,6 @@ export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}  #
 tiny=(); meter=(); sweep=${CALIBRATE_SWEEP_STEPS:-2000}; cap=12000; blocks=3
 if [ -n "${CALIBRATE_TINY:-}" ]; then tiny=(--tiny-width); meter=(--meter fake); sweep=20; cap=200; blocks=2; fi
 corpus=${CALIBRATE_CORPUS:-default}
-left() { echo $(( deadline - $(date +%s) )); }
-box() { local l; l=$(left); echo $(( $1 < l ? $1 : (l > 1 ? l : 1) )); }  # a stage's cap, within the deadline
 {
   echo "== machine"; date -u; uname -m; nproc
   nvidia-smi --query-gpu=name,driver_version,power.limit,memory.total --format=csv 2>/dev/null ||

@@ -26,16 +26,15 @@ def run_figures(r: RunRecord, bench_ms: float | None) -> dict[str, Any]:
     runner's efficiency in the run (its training time a step, evaluations taken out)."""
     evals_s = sum((p.eval_stop_unix_s or 0) - (p.eval_start_unix_s or 0) for p in r.eval_trace
                   if p.eval_start_unix_s and p.eval_stop_unix_s)
-    steps, run_s = r.training.steps, r.timing.run_s
+    steps, run_s, accel = r.training.steps, r.timing.run_s, r.accelerators
     train_ms = 1000 * (run_s - evals_s) / steps if steps and run_s else None
     return {
         "workload": r.workload, "corpus": r.corpus, "status": r.status, "reached_target": r.converged,
         "steps": steps, "steps_per_dispatch": r.training.framework.get("steps_per_dispatch"),
         "timed_s": run_s, "evaluations_s": evals_s, "target_loss": r.target.target_loss,
         "best_eval_loss": r.best_eval_loss, "energy_j": r.energy.total_j, "energy_method": r.energy.label,
-        "accelerator_j": r.energy.part_j("accelerator"), "energy_complete": r.energy.complete,
-        "mfu": r.mfu, "accelerator_tokens_per_j": (r.training.tokens / r.energy.part_j("accelerator")
-                                                   if r.energy.part_j("accelerator") else None),
+        "accelerator_j": accel and accel.joules, "energy_complete": r.energy.complete, "mfu": r.mfu,
+        "accelerator_tokens_per_j": accel and accel.tokens_per_j,
         "ms_per_step_in_run": train_ms,
         "runner_efficiency": bench_ms / train_ms if bench_ms and train_ms else None,
         "devices": [d.get("kind") for d in r.training.framework.get("devices", [])],

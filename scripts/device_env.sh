@@ -9,3 +9,6 @@ if ! python3 -c 'import mlperf_logging, scipy' 2>/dev/null && ls .whl/*.whl >/de
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
     export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
+# Seconds left before $deadline (unix seconds, set by the sourcing script), and a stage's cap within them.
+left() { echo $(( deadline - $(date +%s) )); }
+box() { local l; l=$(left); echo $(( $1 < l ? $1 : (l > 1 ? l : 1) )); }

@@ -27,8 +27,6 @@ if [ -n "${DEMO_TINY:-}" ]; then
 fi
 k=${DEMO_K:-$(python3 -c 'from workloads.registry import WORKLOADS; print(WORKLOADS["dense-base"].steps_per_dispatch)')}
 work=$(mktemp -d)
-left() { echo $(( deadline - $(date +%s) )); }
-box() { local l; l=$(left); echo $(( $1 < l ? $1 : (l > 1 ? l : 1) )); }  # a stage's cap, within the deadline
 to_target() {  # corpus, output folder: the pair to target in the time left, tune_lr's own time boxes inside it
   timeout "$(( $(left) + 20 ))" python3 scripts/tune_lr.py --pair base "${tiny[@]}" --meter nvml --corpus "$1" \
     --no-sweep --max-steps "$cap" --deadline "$deadline" --shares 2,1 --output-dir "$2"
