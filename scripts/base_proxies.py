@@ -138,14 +138,19 @@ def steps_to_target(spec: WorkloadSpec, max_steps: int, budget_s: float, seed: i
             "unigram": round(unigram, 4), "wall_s": round(time.perf_counter() - t0, 1), "trace": trace[::4]}
 
 
-def fit(rows: list[dict], model: str, params: float, level: float = 0.9) -> dict[str, float]:
-    """log(steps to target) against log(non-embedding parameters) over the proxies of one model, a straight line
-    by least squares, and its prediction at `params` with a `level` prediction interval (Student t, n - 2 degrees
-    of freedom: three proxies give one, and an interval to match)."""
+def fit(rows: list[dict], model: str, params: float, bits_per_param: float, level: float = 0.9) -> dict[str, float]:
+    """log(steps to target) against log(non-embedding parameters) over the proxies of one model on the default
+    corpus at `bits_per_param` (within 10 %: a proxy's vocabulary is whole), a straight line by least squares, and
+    its prediction at `params` with a `level` prediction interval (Student t, n - 2 degrees of freedom: three
+    proxies give one, and an interval to match)."""
     from scipy import stats
 
     pts = [(math.log(r["non_embedding_params"]), math.log(r["steps_to_target"])) for r in rows
-           if r["model"] == model and r["steps_to_target"]]
+           if r["model"] == model and r["steps_to_target"] and "control" not in r["corpus"]
+           and abs(math.log(r["bits_per_param"] / bits_per_param)) < 0.1]
+    if len(pts) < 2:
+        raise SystemExit(f"error: {len(pts)} {model} proxies reached the target at ~{bits_per_param:.2f} bits per "
+                         "parameter; a fit needs 2 (choose --bits-per-param from the file's runs)")
     x, y = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
     n = len(x)
     slope, intercept = np.polyfit(x, y, 1)
@@ -175,14 +180,14 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=600.0, help="wall-clock cap of one run")
     ap.add_argument("--json", default=None, help="append one JSON line a run to this file")
     ap.add_argument("--predict", default=None, metavar="FILE",
-                    help="no training: fit the runs in FILE (--json lines) and predict at --params")
+                    help="no training: fit the runs in FILE (--json lines) at --bits-per-param and predict at --params")
     ap.add_argument("--params", type=float, default=base["non_embedding_params"],
                     help="non-embedding parameters to predict at (default: dense-base's)")
     args = ap.parse_args()
     if args.predict:
         rows = [json.loads(line) for line in Path(args.predict).read_text().splitlines() if line.strip()]
         for model in ("dense", "switch"):
-            f = fit(rows, model, args.params)
+            f = fit(rows, model, args.params, args.bits_per_param)
             interval = (f" ({100 * f['level']:.0f} % prediction interval {f['lo']:,.0f} to {f['hi']:,.0f})"
                         if "lo" in f else "")
             print(f"{model}: steps ~ params^{f['slope']:.2f} over {f['n']} proxies; at {args.params:,.0f} "

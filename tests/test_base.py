@@ -29,7 +29,7 @@ def test_base_pair_matches_activated_flops_and_is_mixed_precision():
     dense, switch = WORKLOADS["dense-base"], WORKLOADS["switch-base"]
     assert dense.sized_for == switch.sized_for == "accelerator"
     assert dense.model.dtype == switch.model.dtype == "bfloat16"
-    assert 16 <= switch.model.num_experts <= 64 and 512 <= dense.model.d_model <= 1024
+    assert 16 <= switch.model.num_experts <= 64 and 384 <= dense.model.d_model <= 1024
     router = 2 * switch.model.d_model * switch.model.num_experts * switch.model.num_switch_layers
     assert forward_flops_per_token(switch.model, switch.seq_len) - forward_flops_per_token(dense.model,
                                                                                           dense.seq_len) == router
@@ -242,3 +242,23 @@ def test_efficiency_figures_for_a_metered_accelerator():
     # No figure above what the device can do: a window whose work was not all done inside it says so.
     impossible = replace(r, work=replace(r.work, model_flops=1e18))
     assert impossible.mfu is None and "above the devices' peak" in impossible.mfu_reason
+
+
+def test_the_proxy_fit_uses_only_default_corpus_runs_at_the_asked_bits_per_parameter():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from base_proxies import fit
+
+    def row(params: float, steps: int | None, bits: float = 1.0, corpus: str = "proxy-32x15") -> dict:
+        return {"model": "dense", "non_embedding_params": params, "steps_to_target": steps,
+                "bits_per_param": bits, "corpus": corpus}
+
+    # steps = 1e6 / params on the asked ratio; the other ratio, the control and the run out of time would bend it.
+    rows = [row(1e3, 1000), row(1e4, 100), row(1e5, 10, bits=1.05), row(1e4, 5, bits=4.0),
+            row(1e4, 3, corpus="proxy-control-4x15"), row(1e5, None)]
+    f = fit(rows, "dense", 1e6, bits_per_param=1.0)
+    assert f["n"] == 3 and f["slope"] == pytest.approx(-1.0) and f["steps"] == pytest.approx(1.0)
+    with pytest.raises(SystemExit, match="a fit needs 2"):
+        fit(rows, "dense", 1e6, bits_per_param=4.0)

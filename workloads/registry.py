@@ -45,21 +45,21 @@ _TINY_CALIBRATION = Calibration(selection="not tuned: sized to converge in secon
                                 where="2-core CPU")
 
 # The base pair: sized to keep one H100/H200 busy in bf16 while both reach the target in minutes.
-# d=512, 2 layers: 6.3M non-embedding parameters, ~19 MFLOP per token forward; 256 x 256 tokens a step.
-# Corpus: 32 domains x 176 tokens (vocabulary 5,664): 996,864 order-2 contexts of ~22 bits each (~22 Mbit of
-# facts, 3.5 bits per dense non-embedding parameter), and the target asks for 77 % of them: capacity binds for
+# d=448 (7 heads of 64), 2 layers: 4.8M non-embedding parameters, ~15.6 MFLOP per token forward; 256 x 256 tokens a
+# step. Corpus: 32 domains x 176 tokens (vocabulary 5,664): 996,864 order-2 contexts of ~22 bits each (~22 Mbit of
+# facts, 4.6 bits per dense non-embedding parameter), and the target asks for 77 % of them: capacity binds for
 # dense-base; switch-base, with 32 experts in its Switch layer (16.5x the dense model's FFN parameters), holds
 # them with room to spare.
-# Why 2 layers (until 2026-12-02: 8, 25M parameters, 0.9 bit per parameter): CPU proxies at the 8-layer pair's
-# ratios (scripts/base_proxies.py, reference_results/nvidia-h100/base/README.md) lost the sparse advantage as
-# they widened (switch / dense steps 0.14, 0.20, 0.62, 0.69 at d = 48, 64, 96, 128): at 0.9 bit per parameter a
-# wide dense model holds the facts. At 3.5 bits per parameter the d=64 proxy took 14,400 dense and 4,500 Switch
-# steps (0.31), and the d=96 one more than 7,300 and 3,400. Two layers also cut the step about 3x (a ~13 ms step
-# predicted from the 8-layer 38.6 ms on an H100), so that both runs fit one device command. The proxies have
-# this shape (2 layers, one Switch layer of 32 experts); only the width differs.
+# Why this size (scripts/base_proxies.py, reference_results/nvidia-h100/base/README.md): CPU proxies at the
+# 8-layer pair's ratios (until 2026-12-02: 8 layers, d=512, 25M parameters, 0.9 bit per parameter) lost the
+# sparse advantage as they widened (switch / dense steps 0.14, 0.20, 0.62, 0.69 at d = 48, 64, 96, 128). At
+# 2 layers the d=64 proxy's switch steps stayed at ~4,500 whatever the bits per parameter, while dense took 14,400
+# at 3.4 bits (d=512 here: ratio 0.31) and 21,100 at 4.7 (d=448: 0.21). Two layers at d=448 cut the step about
+# 4x (~10 ms predicted from the 8-layer 38.6 ms on an H100), so that both runs fit one device command. The
+# proxies have this shape (2 layers, one Switch layer of 32 experts); only the width differs.
 # A step sees 65,536 tokens, so every context comes round about every 15 steps. The control keeps the per-domain
-# vocabulary and sequence length with 4 domains (124,608 contexts, 0.44 bit per dense parameter): capacity is not
-# the bottleneck there.
+# vocabulary and sequence length with 4 domains (124,608 contexts, 0.58 bit per dense parameter): capacity is
+# not the bottleneck there.
 _BASE_CORPUS = CorpusConfig("domains-32x176", num_domains=32, vocab_per_domain=176,
                             successor_probs=(0.7, 0.2, 0.1), seq_len=256, eval_sequences=512)
 _BASE_CONTROL = CorpusConfig("control-4x176", num_domains=4, vocab_per_domain=176,
@@ -67,7 +67,7 @@ _BASE_CONTROL = CorpusConfig("control-4x176", num_domains=4, vocab_per_domain=17
 # Routing groups of 32 sequences (8,192 tokens, the group size of flaxformer's Switch-Base): batches are
 # stratified over domains, so a group holds each of the 32 domains once, and 8 groups let a mesh of up to
 # 8 devices split the batch without changing the function.
-_BASE_SHAPE = dict(d_model=512, num_heads=8, num_layers=2, d_ff=2048, dtype="bfloat16", attention="fused",
+_BASE_SHAPE = dict(d_model=448, num_heads=7, num_layers=2, d_ff=1792, dtype="bfloat16", attention="fused",
                    group_sequences=32)
 _BASE_CALIBRATION = Calibration(
     lr_sweep=(3e-4, 1e-3, 3e-3),
@@ -112,7 +112,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
               **_SMALL),
         _spec("dense-tiny", "Seconds-long dense model for tests", experts=0, lr=1e-2, **_TINY),
         _spec("switch-tiny", "Seconds-long Switch model (8 experts) for tests", experts=8, lr=1e-2, **_TINY),
-        _spec("dense-base", "Dense LM sized for one accelerator: 2 layers, d=512, bf16, fused attention",
+        _spec("dense-base", "Dense LM sized for one accelerator: 2 layers, d=448, bf16, fused attention",
               experts=0, lr=1e-3, **_BASE),
         _spec("switch-base", "dense-base with its second FFN a 32-expert Switch layer", experts=32, lr=1e-3,
               **_BASE),
