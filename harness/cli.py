@@ -277,7 +277,7 @@ def _run_options(args: argparse.Namespace):
         meter_options=_meter_options(args), sample_hz=args.sample_hz, progress=not args.no_progress,
         allow_cpu=args.allow_cpu, mesh=args.mesh, coordinator=args.coordinator, num_processes=args.num_processes,
         process_id=args.process_id, peer_timeout_s=args.peer_timeout, framework=args.framework,
-        steps_per_dispatch=args.steps_per_dispatch)
+        steps_per_dispatch=args.steps_per_dispatch, keep_weights=not args.no_weights)
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -299,6 +299,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     _meter_args(p)
     _sample_arg(p)
     p.add_argument("--no-progress", action="store_true", help="no live display")
+    p.add_argument("--no-weights", action="store_true",
+                   help="do not keep the trained parameters (weights.npz, what harness infer serves)")
     p.add_argument("--allow-cpu", action="store_true",
                    help="run a workload sized for an accelerator (dense-base, switch-base) on the CPU anyway")
     _mesh_arg(p)
@@ -650,10 +652,65 @@ def _meter(args: argparse.Namespace, console: Console | None) -> int:
 
 
 # Every command: (declares its subparser and flags, runs it), in the order `harness --help` lists them.
+def _add_infer(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("infer", help="serve a trained run under MLPerf LoadGen, metered: J per generated token")
+    p.add_argument("run_dir", help="a run folder harness run wrote (holds result.json and weights.npz)")
+    p.add_argument("--scenario", default="offline", help="offline | server | singlestream | multistream")
+    p.add_argument("--batch", type=int, default=16, help="most sequences a decoder call holds (default 16)")
+    p.add_argument("--prompt-len", type=int, help="prompt tokens, cut from held-out contexts (default: half)")
+    p.add_argument("--gen-len", type=int, help="tokens generated per prompt (default: the rest of the context)")
+    p.add_argument("--samples", type=int, help="prompts in LoadGen's sample library (default: every held-out one)")
+    p.add_argument("--duration-ms", type=int, default=5000,
+                   help="LoadGen's min_duration_ms (default 5000; MLPerf's is 600000)")
+    p.add_argument("--min-queries", type=int, default=1, help="LoadGen's min_query_count (default 1)")
+    p.add_argument("--target-qps", type=float, help="Server's arrival rate / Offline's expected rate "
+                                                    "(default: from the warm-up)")
+    p.add_argument("--latency-ms", type=float, help="Server: p99 query latency bound")
+    p.add_argument("--ttft-ms", type=float, help="time-to-first-token bound")
+    p.add_argument("--tpot-ms", type=float, help="time-per-output-token bound")
+    p.add_argument("--max-wait-ms", type=float, default=2.0,
+                   help="Server: how long a batch waits for more queries (default 2)")
+    p.add_argument("--samples-per-query", type=int, default=8, help="MultiStream: samples a query (default 8)")
+    p.add_argument("--user-conf", help="LoadGen's user.conf (model.scenario.key = value; model 'harness' or *)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); else sampled")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--capacity-factor", type=float,
+                   help="Switch: expert capacity factor at inference (default: the spec's eval one)")
+    p.add_argument("--no-accuracy", action="store_true", help="skip LoadGen's AccuracyOnly pass")
+    _output_arg(p)
+    _carbon_args(p)
+    _meter_args(p)
+    _sample_arg(p)
+    _json_arg(p)
+
+
+def _infer(args: argparse.Namespace, console: Console) -> int:
+    from harness.infer.execute import InferOptions, infer
+    from harness.report.inference import infer_lines
+    from harness.results.encoding import to_json
+    from harness.session import Metering
+
+    metering = Metering(meter=args.meter, meter_options=_meter_options(args), sample_hz=args.sample_hz,
+                        **_pricing(args))
+    opts = InferOptions(
+        run_dir=args.run_dir, scenario=args.scenario.lower(), batch=args.batch, prompt_len=args.prompt_len,
+        gen_len=args.gen_len, samples=args.samples, duration_ms=args.duration_ms, min_queries=args.min_queries,
+        target_qps=args.target_qps, latency_ms=args.latency_ms, ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms,
+        max_wait_ms=args.max_wait_ms, samples_per_query=args.samples_per_query, user_conf=args.user_conf,
+        temperature=args.temperature, seed=args.seed, capacity_factor=args.capacity_factor,
+        accuracy=not args.no_accuracy, output_dir=args.output_dir,
+        metering=metering)
+    out, record = infer(opts)
+    _emit(args, console, to_json(record), lambda: infer_lines(record, str(out / "result.json")))
+    _say_missing(console, record)
+    return 0 if record.valid and not record.files_missing else 1
+
+
 _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None],
                            Callable[[argparse.Namespace, Console], int]]] = {
     "list": (_add_list, _list),
     "run": (_add_run, _run),
+    "infer": (_add_infer, _infer),
     "regions": (_add_regions, _regions),
     "footprint": (_add_footprint, _footprint),
     "whatif": (_add_whatif, _whatif),

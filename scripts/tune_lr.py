@@ -44,7 +44,8 @@ def train(spec: WorkloadSpec, lr: float, args: argparse.Namespace, out: str, max
     """One run of `spec` at `lr`; with `seconds`, stopped (recorded `aborted`) once they are spent."""
     variant = replace(spec, optimizer=replace(spec.optimizer, learning_rate=lr))
     opts = RunOptions(workload=spec.name, spec=variant, corpus=args.corpus, max_steps=max_steps, output_dir=out,
-                      progress=False, allow_cpu=args.tiny_width, meter=args.meter)
+                      progress=False, allow_cpu=args.tiny_width, meter=args.meter,
+                      keep_weights=False)  # a sweep's runs are not served, and switch-base's weights are 218 MiB
     before = _run_dirs(out)
     if seconds is not None:
         signal.signal(signal.SIGALRM, _time_box_spent)

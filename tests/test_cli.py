@@ -25,7 +25,7 @@ def test_run_tiny_end_to_end(tmp_path, capsys, workload):
     assert code == 0, stderr
     r = only_result(tmp_path)
     run_dir = only_run_dir(tmp_path)
-    assert r["schema"] == "harness.result/2" and r["kind"] == "run" and r["files_missing"] == {}
+    assert r["schema"] == "harness.result/3" and r["kind"] == "run" and r["files_missing"] == {}
     assert r["status"] == "converged"
     assert r["training"]["best_eval_loss"] <= r["target"]["target_loss"]
     assert r["target"]["target_loss"] == pytest.approx(r["target"]["entropy_floor"] + r["spec"]["target_margin"])
@@ -222,5 +222,5 @@ def test_package_takes_a_shell_glob_of_a_results_folder(tmp_path, capsys, switch
     assert main(["package", *paths, "--org", "acme", "--system", "vm", "--output-dir", str(tmp_path / "pkg")]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "skipped 1 file(s) that are not run directories: emissions.csv" in out
-    assert "skipped 1 metered command record(s) (harness meter: true): not MLPerf training runs" in out
+    assert "skipped 1 record(s), each a metered command record (harness meter) (true): not MLPerf training runs" in out
     assert len(list((tmp_path / "pkg" / "acme" / "results" / "vm" / "switch-tiny").glob("result_*.txt"))) == 2

@@ -162,14 +162,14 @@ def _damage(run_dir: Path, kind: str) -> None:
     elif kind == "list-shaped":
         f.write_text(json.dumps([1, 2, 3]))
     elif kind == "future-schema":
-        f.write_text(json.dumps(json.loads(f.read_text()) | {"schema": "harness.result/3"}))
+        f.write_text(json.dumps(json.loads(f.read_text()) | {"schema": "harness.result/4"}))
     elif kind == "tampered":
         with open(run_dir / "power.csv", "a") as trace:
             trace.write("9999999999,1e9\n")
 
 
 DAMAGE = {"missing": "missing", "truncated": "not valid JSON", "list-shaped": "not an object",
-          "future-schema": "harness.result/3", "tampered": "sha256 differs"}
+          "future-schema": "harness.result/4", "tampered": "sha256 differs"}
 
 
 def _claim_on(run_dir: Path, tmp: Path) -> list[str]:

@@ -112,7 +112,7 @@ def test_harness_meter_passes_the_exit_code_through_and_writes_the_record(tmp_pa
     assert proc.returncode == code, proc.stderr
     (run_dir,) = [d for d in tmp_path.iterdir() if d.is_dir()]
     r = json.loads((run_dir / "result.json").read_text())
-    assert r["schema"] == "harness.result/2" and r["kind"] == "command" and r["exit_code"] == code
+    assert r["schema"] == "harness.result/3" and r["kind"] == "command" and r["exit_code"] == code
     assert r["status"] == ("completed" if code == 0 else "failed")
     assert r["energy"]["total_j"] == pytest.approx(FAKE_W * r["timing"]["run_s"], rel=0.05)
     assert r["carbon"]["co2e_gross_kg"] > 0 and (run_dir / "power.csv").is_file()

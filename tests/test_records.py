@@ -114,7 +114,7 @@ def test_a_metered_command_in_a_folder_of_runs_is_passed_over_in_one_line(tmp_pa
     (tmp_path / "runs" / "emissions.csv").write_text("timestamp\n")
     assert main(["compare", str(tmp_path / "runs"), "--reference", str(tmp_path / "runs")]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "skipped 1 metered command record(s) (harness meter: train.py): not training runs" in out
+    assert "skipped 1 record(s), each a metered command record (harness meter) (train.py): not training runs" in out
     md, _ = build_report([tmp_path / "runs"], tmp_path / "rep")
     assert "Metered commands" in md.read_text() and "train.py" in md.read_text()
 
@@ -130,10 +130,10 @@ def test_the_command_record_of_before_reads_as_a_command(tmp_path):
 
 
 def test_a_newer_schema_is_refused_by_name(tmp_path):
-    data = to_json(make_run()) | {"schema": "harness.result/3"}
-    with pytest.raises(ResultReadError, match="harness.result/3 is not one this harness reads"):
+    data = to_json(make_run()) | {"schema": "harness.result/4"}
+    with pytest.raises(ResultReadError, match="harness.result/4 is not one this harness reads"):
         load(data, tmp_path / "result.json")
-    assert to_json(make_run())["schema"] == SCHEMA == "harness.result/2"
+    assert to_json(make_run())["schema"] == SCHEMA == "harness.result/3"
 
 
 def test_importing_the_schema_loads_no_framework():

@@ -150,6 +150,25 @@ class MarkovMixture:
         return nll
 
 
+    def allowed(self, tokens: np.ndarray) -> np.ndarray:
+        """[batch, L] bool for rows [marker, x_1..x_L] of any provenance (a model's generations): whether the true
+        law can produce x_t after x_<t. A token outside the row's domain, or after a context the law never makes,
+        is not allowed."""
+        cfg = self.cfg
+        d_count, v = cfg.num_domains, cfg.vocab_per_domain
+        tokens = np.asarray(tokens, np.int64)
+        domain = np.clip(tokens[:, 0], 0, d_count - 1)
+        local = tokens[:, 1:] - d_count - domain[:, None] * v
+        inside = (local >= 0) & (local < v) & (tokens[:, :1] < d_count)
+        safe = np.where(inside, local, 0)
+        ok = inside.copy()
+        prev = np.concatenate([np.full((len(tokens), 1), v), safe[:, :-2]], axis=1)
+        succ = self.successors[domain[:, None], prev, safe[:, :-1]]  # [batch, L-1, k]
+        context_ok = inside[:, :-1] & np.concatenate([np.ones((len(tokens), 1), bool), inside[:, :-2]], axis=1)
+        ok[:, 1:] &= context_ok & (succ == safe[:, 1:, None]).any(axis=-1)
+        return ok
+
+
 def _step_rng(run_seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng([run_seed, step, 7])
 

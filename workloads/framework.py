@@ -115,6 +115,10 @@ class Trainer(Protocol):
     def sync(self) -> None:
         """Wait until every dispatched step has finished on the devices."""
 
+    def weights(self) -> dict[str, np.ndarray]:
+        """The current parameters as float32 host arrays by Flax parameter path ("block_1/attn/qkv/kernel"), the
+        naming of workloads/jax_impl/weights.py in every framework: one file format serves them all."""
+
     def describe(self) -> dict[str, Any]:
         """Framework, version, devices and the implementation choices made (attention kernel, precision)."""
 
@@ -136,3 +140,32 @@ def eval_batches(eval_set: np.ndarray, batch: int) -> list[tuple[np.ndarray, np.
             rows = np.concatenate([rows, np.zeros((batch - len(rows), rows.shape[1]), rows.dtype)])
         out.append((rows, weights))
     return out
+
+
+class Decoder(Protocol):
+    """A trained model served: cached autoregressive decoding of `batch` prompts of `prompt_len` tokens into
+    `gen_len` tokens each, compiled for that bucket when built (workloads/jax_impl/decode.py)."""
+
+    batch: int
+    prompt_len: int
+    gen_len: int
+
+    def prefill(self, prompts: np.ndarray) -> tuple[Any, Any]:
+        """The prompts [batch, prompt_len] in one forward: (the first generated token of each [batch], a state)."""
+
+    def generate_rest(self, state: Any) -> Any:
+        """The other gen_len - 1 tokens [batch, gen_len - 1], one dispatch."""
+
+    def generate(self, prompts: np.ndarray) -> np.ndarray:
+        """prefill and generate_rest: [batch, gen_len] on the host."""
+
+    @property
+    def dropped(self) -> Any:
+        """Token-slots the Switch layers dropped in the last prefill and generate_rest (`.total`)."""
+
+    def teacher_forced(self, sequences: np.ndarray) -> Any:
+        """The full forward over [batch, prompt_len + gen_len]: `.loss` (nats/token) and `.accuracy` (greedy) of
+        the continuation tokens, `.log_probs` [batch, gen_len]."""
+
+    def full_recompute_generate(self, prompts: np.ndarray) -> np.ndarray:
+        """Greedy [batch, gen_len] with no cache (the full forward each step): a benchmark's baseline."""

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from workloads.framework import FrameworkUnavailableError, Runtime, Trainer
+from workloads.framework import Decoder, FrameworkUnavailableError, Runtime, Trainer
 from workloads.mesh import MeshShape
 from workloads.specs import WorkloadSpec
 
 FRAMEWORKS = ("jax", "tensorflow")
 INSTALL_HINT = {"tensorflow": "pip install -e '.[tensorflow]'"}
-
-
 
 
 def _require(framework: str) -> None:
@@ -66,3 +64,15 @@ def build_trainer(framework: str, spec: WorkloadSpec, seed: int, max_steps: int,
     from workloads.tf_impl.trainer import TfTrainer
 
     return TfTrainer(spec, seed, max_steps, first_batch, eval_set, mesh)
+
+
+def build_decoder(spec: WorkloadSpec, weights: dict[str, np.ndarray], batch: int, prompt_len: int, gen_len: int,
+                  temperature: float = 0.0, seed: int = 0) -> Decoder:
+    """A compiled decoder of `spec`'s model with `weights` (by Flax parameter path, as a run keeps them). Serving
+    is JAX's, whichever framework trained the weights: every framework keeps them under the same names."""
+    _require("jax")
+    from workloads.jax_impl.decode import Decoder as JaxDecoder
+    from workloads.jax_impl.decode import params_from_flat
+
+    return JaxDecoder(spec.model, params_from_flat(weights), batch, prompt_len, gen_len, temperature=temperature,
+                      seed=seed)

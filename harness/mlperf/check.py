@@ -17,6 +17,7 @@ from harness.mlperf.system_desc import check_system_desc
 from harness.results.files import sha256_file
 from harness.results.identity import group
 from harness.results.reader import load, read_json, read_record, tampered_files
+from harness.results.inference import InferenceRecord
 from harness.results.schema import CommandRecord, Record, RunRecord
 
 MAX_GAP_S = 2.0
@@ -136,6 +137,8 @@ def check_run_or_set(path: Path, notes: list[str] | None = None) -> list[str]:
         record = read_record(path)
         if isinstance(record, CommandRecord):
             return check_command(record, path)
+        if isinstance(record, InferenceRecord):
+            return check_inference(record, path, notes)
     with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
         root = build_package([path], Path(tmp), "check", "this-system")
         found: list[str] = []
@@ -154,6 +157,41 @@ def check_command(record: CommandRecord, folder: Path) -> list[str]:
         marks = record.timing.marks_unix_s
         window = {k: marks[k] * 1000.0 for k in ("run_start", "run_stop") if k in marks}
         problems += _energy_matches(record, result_json, [power_log], window)
+    return problems
+
+
+# LoadGen stamps power_begin / power_end to the millisecond (cut, not rounded): the SUT's marks may sit that far out.
+LOADGEN_STAMP_S = 0.002
+
+
+def check_inference(record: InferenceRecord, folder: Path, notes: list[str] | None = None) -> list[str]:
+    """An inference record: final and complete, every file as recorded (LoadGen's logs too), LoadGen's verdict
+    VALID, the quality holding, and the energy window inside LoadGen's power window; a duration below MLPerf's
+    600 s is a note (a measurement, not a submission)."""
+    result_json = folder / "result.json"
+    problems = check_record(record, result_json) + tampered_files(record, folder)
+    lg = record.loadgen
+    if lg is None:
+        return problems + [f"{result_json}: LoadGen did not finish (status {record.status_text})"]
+    if not lg.valid:
+        problems.append(f"{result_json}: LoadGen says {lg.validity}"
+                        + (f" ({', '.join(lg.failed)} not met)" if lg.failed else ""))
+    if record.accuracy is None:
+        problems.append(f"{result_json}: no accuracy pass (--no-accuracy): the served model's quality is unknown")
+    elif not record.accuracy.meets_target:
+        problems.append(f"{result_json}: the served model's quality misses the training target "
+                        f"(loss {record.accuracy.teacher_forced_loss:.4f} nats/token)")
+    marks = record.timing.marks_unix_s
+    start, stop = marks.get("first_query"), marks.get("last_response")
+    begin, end = lg.power_begin_unix_s, lg.power_end_unix_s
+    if None in (start, stop, begin, end):
+        problems.append(f"{result_json}: the energy window or LoadGen's power window is missing")
+    elif not (begin - LOADGEN_STAMP_S <= start < stop <= end + LOADGEN_STAMP_S):
+        problems.append(f"{result_json}: the energy window {start:.3f}..{stop:.3f} is not inside LoadGen's power "
+                        f"window {begin:.3f}..{end:.3f}")
+    if lg.below_mlperf_duration and notes is not None:
+        notes.append(f"{folder}: minimum duration {(lg.effective_min_duration_ms or 0) / 1e3:g} s, below MLPerf "
+                     "Inference's 600 s: a measurement, not a submission")
     return problems
 
 

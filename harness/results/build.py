@@ -62,9 +62,10 @@ class LoopFacts(Protocol):
 
 def energy_from_windows(run_w: Mapping[str, Any] | None, init_w: Mapping[str, Any] | None, *, stop_label: str,
                         facts: Mapping[str, Any], unavailable: Sequence[Mapping[str, str]],
-                        cpu: Mapping[str, float] | None = None) -> Energy:
+                        cpu: Mapping[str, float] | None = None, start_label: str = "run_start") -> Energy:
     """One process's energy section from the meters' figures (harness/meters/window.py): `run_w` over
-    run_start..stop_label, `init_w` over init, `facts` their session_facts, `cpu` the CPU times over the window
+    start_label..stop_label (a run's run_start; an inference test's first query), `init_w` over init, `facts`
+    their session_facts, `cpu` the CPU times over the window
     (harness/meters/contention.py)."""
     methods = facts["methods"]
     run_c, init_c = (run_w or {}).get("components", {}), (init_w or {}).get("components", {})
@@ -82,7 +83,7 @@ def energy_from_windows(run_w: Mapping[str, Any] | None, init_w: Mapping[str, An
     if contention is not None and contention.flagged:
         flags.append(f"contention: {contention.note()}")
     return Energy(
-        window=f"run_start..{stop_label}", seconds=run_w["seconds"] if run_w else None,
+        window=f"{start_label}..{stop_label}", seconds=run_w["seconds"] if run_w else None,
         total_j=total if total is not None and math.isfinite(total) else None,
         method=run_w["method"] if run_w else "+".join(sorted(set(methods.values()))),
         basis=run_w["basis"] if run_w else None, device_j=run_w["device_j"] if run_w else None,

@@ -1,4 +1,4 @@
-"""A record as result.json holds it (schema harness.result/2), and back.
+"""A record as result.json holds it (schema harness.result/3), and back.
 
 The derived figures (efficiency, CO2e, time to target, best eval loss) are written beside the stored ones for
 readers of the JSON, and never read back: `from_json` works them out again from what was measured, so an
@@ -14,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.carbon import Pricing
+from harness.results.inference import (
+    INFERENCE,
+    INFERENCE_STATUSES,
+    Accuracy,
+    InferenceRecord,
+    LoadGenResult,
+    Serving,
+    Traffic,
+)
 from harness.results.schema import (
     COMMAND,
     COMMAND_STATUSES,
@@ -34,12 +43,13 @@ from harness.results.schema import (
     Target,
     Timing,
     Training,
+    Weights,
     Work,
 )
 
 
 def to_json(record: Record) -> dict[str, Any]:
-    """The record as result.json holds it (schema harness.result/2), derived figures written beside the
+    """The record as result.json holds it (schema harness.result/3), derived figures written beside the
     stored ones for readers of the JSON (load() works them out again and never reads them back)."""
     out: dict[str, Any] = {"schema": SCHEMA, "kind": record.KIND, "run_id": record.run_id,
                            "created_unix_s": record.created_unix_s, "workload": record.workload,
@@ -48,6 +58,9 @@ def to_json(record: Record) -> dict[str, Any]:
     if isinstance(record, CommandRecord):
         out |= {"command": list(record.command), "exit_code": record.exit_code,
                 "signals_forwarded": list(record.signals_forwarded)}
+    if isinstance(record, InferenceRecord):
+        out |= {"serving": _plain(record.serving), "loadgen": _plain(record.loadgen), "traffic": _plain(record.traffic),
+                "accuracy": _plain(record.accuracy), "figures": record.derived()}
     if isinstance(record, RunRecord):
         out |= {"seed": record.seed, "spec": _plain(record.spec), "data": _plain(record.data),
                 "target": _plain(record.target)}
@@ -68,6 +81,7 @@ def to_json(record: Record) -> dict[str, Any]:
     if isinstance(record, RunRecord):
         out["eval_trace"] = [_plain(p) for p in record.eval_trace]
         out["parallelism"] = _plain(record.parallelism)
+        out["weights"] = _plain(record.weights)
     out["environment"] = _plain(record.environment)
     out["files"] = dict(record.files)
     out["files_missing"] = dict(record.files_missing)
@@ -134,10 +148,11 @@ def from_json(d: Mapping[str, Any]) -> Record:
     """A record from result.json content of the current shape (harness/results/versions.py upgrades older ones
     first). A status the record's kind never has (a run `completed`, a command `converged`) is damage."""
     kind = d.get("kind", RUN)
-    if kind not in (RUN, COMMAND):
-        raise SchemaError(f"kind {kind!r} is neither {RUN!r} nor {COMMAND!r}")
-    if d.get("status") not in (RUN_STATUSES if kind == RUN else COMMAND_STATUSES):
-        valid = ", ".join(RUN_STATUSES if kind == RUN else COMMAND_STATUSES)
+    statuses = {RUN: RUN_STATUSES, COMMAND: COMMAND_STATUSES, INFERENCE: INFERENCE_STATUSES}
+    if kind not in statuses:
+        raise SchemaError(f"kind {kind!r} is not one of {', '.join(statuses)}")
+    if d.get("status") not in statuses[kind]:
+        valid = ", ".join(statuses[kind])
         raise SchemaError(f"status {d.get('status')!r} is not one a {kind} record has ({valid})")
     try:
         common = dict(run_id=str(d["run_id"]), created_unix_s=float(d.get("created_unix_s") or 0.0),
@@ -145,6 +160,12 @@ def from_json(d: Mapping[str, Any]) -> Record:
                       energy=_energy(d["energy"]), carbon=_pricing(d.get("carbon")),
                       environment=_environment(d["environment"]), error=d.get("error"), process=d.get("process"),
                       files=dict(d.get("files") or {}), files_missing=dict(d.get("files_missing") or {}))
+        if kind == INFERENCE:
+            lg = d.get("loadgen")
+            return InferenceRecord(
+                **common, serving=_pick(Serving, d["serving"]),
+                loadgen=_pick(LoadGenResult, lg, failed=tuple) if lg else None, traffic=_pick(Traffic, d["traffic"]),
+                accuracy=_pick(Accuracy, d["accuracy"]) if d.get("accuracy") else None)
         if kind == COMMAND:
             return CommandRecord(**common, command=tuple(d.get("command") or ()), exit_code=d.get("exit_code"),
                                  signals_forwarded=tuple(d.get("signals_forwarded") or ()))
@@ -161,7 +182,7 @@ def from_json(d: Mapping[str, Any]) -> Record:
                               dropped_fraction_mean=training.get("dropped_fraction_mean"),
                               precision=training.get("precision") or {}, framework=training.get("framework") or {}),
             work=_work(d.get("efficiency")), eval_trace=tuple(_point(p) for p in d.get("eval_trace") or ()),
-            parallelism=d.get("parallelism"))
+            parallelism=d.get("parallelism"), weights=_pick(Weights, d["weights"]) if d.get("weights") else None)
     except KeyError as e:
         raise SchemaError(f"missing {e.args[0]}") from None
     except (TypeError, ValueError, AttributeError) as e:

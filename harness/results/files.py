@@ -32,6 +32,24 @@ def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
         raise
 
 
+def atomic_write_npz(path: Path, arrays: dict[str, Any]) -> None:
+    """numpy arrays by name as an uncompressed .npz, atomically (float weights barely compress)."""
+    import numpy as np  # here: the record's readers and writers load no numpy otherwise
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, data: Any, durable: bool = True) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n", durable)
 

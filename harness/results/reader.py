@@ -21,7 +21,7 @@ from typing import Any
 from harness.results import versions
 from harness.results.encoding import SchemaError, from_json
 from harness.results.files import sha256_file
-from harness.results.schema import INTERRUPTED_NOTE, SCHEMA, SCHEMA_FAMILY, CommandRecord, Record, RunRecord, Status
+from harness.results.schema import INTERRUPTED_NOTE, SCHEMA, SCHEMA_FAMILY, Record, RunRecord, Status
 from workloads.errors import InputError
 
 __all__ = ["ResultReadError", "load", "read_json", "read_record", "read_records", "read_study", "record_in_file",
@@ -148,12 +148,17 @@ def record_in_file(f: Path) -> Record | None:
 
 def runs_only(records: list[Record], say: Callable[[str], None] | None = None,
               why: str = "not training runs") -> list[RunRecord]:
-    """The training runs among `records`; metered commands are passed over, and `say` is told so in one line."""
+    """The training runs among `records`; every other kind (metered commands, inference records) is passed over,
+    and `say` is told so in one line per kind."""
     runs = [r for r in records if isinstance(r, RunRecord)]
-    commands = [r for r in records if isinstance(r, CommandRecord)]
-    if commands and say is not None:
-        names = ", ".join(sorted({r.workload for r in commands}))
-        say(f"skipped {len(commands)} metered command record(s) (harness meter: {names}): {why}")
+    others: dict[str, list[Record]] = {}
+    for r in records:
+        if not isinstance(r, RunRecord):
+            others.setdefault(r.WHAT, []).append(r)
+    if say is not None:
+        for what, passed in others.items():
+            names = ", ".join(sorted({r.workload for r in passed}))
+            say(f"skipped {len(passed)} record(s), each {what} ({names}): {why}")
     return runs
 
 
@@ -168,7 +173,7 @@ def read_study(study_dir: Path) -> tuple[dict[str, Any], dict[str, list[RunRecor
         for d in dirs:
             r = read_record(Path(study_dir) / d)
             if not isinstance(r, RunRecord):
-                raise ResultReadError(f"{r.source}: a metered command record, not a run of the study")
+                raise ResultReadError(f"{r.source}: {r.WHAT}, not a run of the study")
             results[label].append(r)
     return study, results
 

@@ -24,9 +24,10 @@ from typing import Any, ClassVar
 
 from harness.carbon import Footprint, Pricing
 
-SCHEMA = "harness.result/2"
+SCHEMA = "harness.result/3"
 SCHEMA_FAMILY = "harness.result/"
-RUN, COMMAND = "run", "command"  # the record kinds: `harness run` and `harness meter`
+RUN, COMMAND = "run", "command"  # the record kinds: `harness run` and `harness meter` (and harness/results/
+# inference.py's "inference": `harness infer`)
 
 
 class Status(StrEnum):
@@ -269,6 +270,23 @@ class Work:
                                        "waited for, so no window holds work the device is known to have done")
 
 
+WEIGHTS_FILE = "weights.npz"
+WEIGHTS_FORMAT = "numpy .npz, float32 arrays by Flax parameter path (block_1/attn/qkv/kernel), any framework"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Weights:
+    """The trained parameters a run kept (weights.npz in its folder), what `harness infer` serves."""
+
+    file: str  # "weights.npz", in the run's folder
+    sha256: str  # of the file; harness infer refuses weights whose hash differs
+    bytes: int
+    parameters: int  # scalars in the file
+    spec_sha256: str  # the spec they were trained under (workloads/specs.py spec_sha256)
+    step: int  # the training step they are from (the run's last)
+    format: str = WEIGHTS_FORMAT
+
+
 # -- where it ran -----------------------------------------------------------------------------------------
 
 
@@ -331,6 +349,7 @@ class Record:
     """What every record has: `harness run` writes a RunRecord, `harness meter` a CommandRecord."""
 
     KIND: ClassVar[str] = ""
+    WHAT: ClassVar[str] = "a record"  # what a reader that passes it over calls it
 
     run_id: str
     created_unix_s: float
@@ -403,6 +422,7 @@ class RunRecord(Record):
     """One `harness run`: a workload trained to its target (or not), metered and priced."""
 
     KIND: ClassVar[str] = RUN
+    WHAT: ClassVar[str] = "a training run (harness run)"
 
     seed: int
     spec: Mapping[str, Any]  # the workload spec as run (workloads/specs.py), with its corpus and optimiser
@@ -412,6 +432,7 @@ class RunRecord(Record):
     work: Work | None  # None: recorded before efficiency figures existed
     eval_trace: tuple[EvalPoint, ...] = ()
     parallelism: Mapping[str, Any] | None = None  # mesh, devices, processes
+    weights: Weights | None = None  # the trained parameters kept in the run's folder (None: not kept)
 
     # -- what the run achieved --------------------------------------------------------------------------
     @property
@@ -612,6 +633,7 @@ class CommandRecord(Record):
     """One `harness meter -- COMMAND`: any program run under the meters, with its exit status."""
 
     KIND: ClassVar[str] = COMMAND
+    WHAT: ClassVar[str] = "a metered command record (harness meter)"
 
     command: tuple[str, ...]
     exit_code: int | None  # the command's own status (negative: killed by that signal)

@@ -1,4 +1,7 @@
-"""Every shape of record the harness ever wrote, upgraded to the current one (harness.result/2), in one place.
+"""Every shape of record the harness ever wrote, upgraded to the current one (harness.result/3), in one place.
+
+- harness.result/2 (2026-11-30..12-02): runs and commands; /3 added the inference kind and a run's `weights`
+  (a /2 run kept none): a /2 record reads as it is.
 
 - harness.result/1 (runs, 2026-11-26..30): grew over that time; the oldest lack the efficiency figures, the
   energy section's completeness and cross-checks, the framework and precision, `parallelism`, evaluation
@@ -24,8 +27,9 @@ from harness.results.efficiency import devices_peak
 from harness.results.schema import ABORT_MARK, COMMAND, RUN, SCHEMA, Device, Status, Work
 
 RESULT_1 = "harness.result/1"
+RESULT_2 = "harness.result/2"
 COMMAND_1 = "harness.command/1"
-READABLE = (SCHEMA, RESULT_1, COMMAND_1)
+READABLE = (SCHEMA, RESULT_2, RESULT_1, COMMAND_1)
 
 # Which part of the machine a meter's components are, for records written before components said so.
 _PART_OF_METER = {"nvml": "accelerator", "tpu-model": "accelerator", "rapl": "cpu", "cpu-model": "cpu",
@@ -38,6 +42,8 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     schema = data["schema"]
     if schema == SCHEMA:
         return data
+    if schema == RESULT_2:
+        return {**data, "schema": SCHEMA}
     d = copy.deepcopy(data)
     if schema == COMMAND_1:
         return _command_1(d)

@@ -65,7 +65,8 @@ def execute(opts: RunOptions, p: RunPlan) -> tuple[Path, RunRecord | dict[str, A
             train_to_target(p.spec, p.data, p.target_loss, opts.seed, p.max_steps,
                             sampler if cluster is None else _AlignedMarks(sampler, cluster), loop, prog.update,
                             framework=opts.framework, mesh=p.placement.mesh, checkpoint=finish.checkpoint,
-                            steps_per_dispatch=p.steps_per_dispatch)
+                            steps_per_dispatch=p.steps_per_dispatch,
+                            keep_weights=opts.keep_weights and cluster is None)
     except BaseException as e:
         # Ctrl-C, SIGTERM, a crash or a lost peer: close the window now so that what ran is accounted for.
         loop.status = Status.ABORTED

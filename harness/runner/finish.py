@@ -25,12 +25,13 @@ from harness.results.build import energy_from_windows, eval_energy_sum, eval_poi
 from harness.results.emissions import ROW as EMISSIONS_ROW
 from harness.results.emissions import append_record
 from harness.results.encoding import energy_from_json, energy_to_json
-from harness.results.schema import ABORT_MARK, Device, Energy, EvalPoint, RunRecord, Status
+from harness.results.files import atomic_write_npz
+from harness.results.schema import ABORT_MARK, WEIGHTS_FILE, Device, Energy, EvalPoint, RunRecord, Status, Weights
 from harness.results.writer import RecordFiles
 from harness.runner.cluster import GATHER_TIMEOUT_S, Cluster
 from harness.runner.loop import LoopResult
 from harness.runner.plan import RunOptions, RunPlan
-from workloads.specs import precision_of
+from workloads.specs import precision_of, spec_sha256
 
 CHECKPOINT_MIN_S = 1.0
 
@@ -146,10 +147,12 @@ class Finisher:
         """Traces, then the record (listing what is still to come), then what is rendered from it, then the
         record again: whatever fails, the record on disk says what is missing."""
         points = eval_points(self.loop.eval_trace, eval_energy)
+        if self.loop.weights is not None:
+            files.write(WEIGHTS_FILE, lambda path: atomic_write_npz(path, self.loop.weights))
         files.csv("power.csv", rows)
         files.csv("quality.csv", [asdict(p) for p in points])
         files.csv("steps.csv", self.loop.step_metrics)
-        record = self._build(energy, points)
+        record = replace(self._build(energy, points), weights=self._weights(files))
         logs = run_log_names(record)
         files.expect(*logs, EMISSIONS_ROW)
         record, _ = files.record(record)  # first: nothing below may cost the run its record
@@ -171,6 +174,16 @@ class Finisher:
             dtype=spec.model.dtype, precision=precision_of(spec.model), energy=energy, eval_trace=points,
             pricing=p.pricing, devices=self._devices(), parallelism=self._parallelism())
         return replace(record, source=self.run_dir / "result.json")
+
+    def _weights(self, files: RecordFiles) -> Weights | None:
+        """What the record says of the kept weights (None: not kept, or their file could not be written)."""
+        arrays = self.loop.weights
+        if arrays is None or WEIGHTS_FILE not in files.hashes:
+            return None
+        return Weights(file=WEIGHTS_FILE, sha256=files.hashes[WEIGHTS_FILE],
+                       bytes=(self.run_dir / WEIGHTS_FILE).stat().st_size,
+                       parameters=sum(int(a.size) for a in arrays.values()),
+                       spec_sha256=spec_sha256(self.p.spec.to_dict()), step=self.loop.steps)
 
     def _devices(self) -> list[Device]:
         listed = self.loop.framework.get("devices")

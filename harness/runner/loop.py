@@ -57,6 +57,9 @@ class LoopResult:
     # Records the metrics of the steps dispatched since the last evaluation (waiting for them): what a run that is
     # stopped between evaluations calls, so that steps.csv reaches `steps`. None before training starts.
     record_pending: Callable[[], list[dict[str, Any]]] | None = None
+    # The trained parameters by Flax path (Trainer.weights), fetched after run_stop, outside the timed window;
+    # None when not kept (--no-weights, an aborted run, a multi-process run).
+    weights: dict[str, np.ndarray] | None = None
 
 
 def _finite(x: float | None) -> float | None:
@@ -91,11 +94,13 @@ def train_to_target(
     mesh: MeshShape | None = None,
     checkpoint: Callable[[], None] | None = None,
     steps_per_dispatch: int = 1,
+    keep_weights: bool = False,
 ) -> LoopResult:
     """Fill `result` as the run goes, so that an interrupted run still leaves what it did; `checkpoint` is
     called at run_start and after every evaluation (the runner writes the record so far). `steps_per_dispatch`
     K must divide `eval_every_steps` and `max_steps` (harness/runner/plan.py `dispatch_steps` chooses it): the loop then
-    dispatches K steps a call, and evaluates, reads the loss and records per-step metrics at the same steps."""
+    dispatches K steps a call, and evaluates, reads the loss and records per-step metrics at the same steps.
+    `keep_weights`: fetch the trained parameters into `result.weights` once the timed window is closed."""
     batch, k = spec.batch_size, steps_per_dispatch
     if spec.eval_every_steps % k or max_steps % k:
         raise ValueError(f"steps_per_dispatch {k} must divide eval_every_steps {spec.eval_every_steps} and "
@@ -181,4 +186,6 @@ def train_to_target(
     result.record_pending = None
     trainer.sync()
     result.marks["run_stop"] = marks.mark("run_stop")
+    if keep_weights:
+        result.weights = trainer.weights()  # after run_stop: keeping them is not part of the timed work
     return result

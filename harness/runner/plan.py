@@ -54,6 +54,7 @@ class RunOptions:
     peer_timeout_s: float = LOST_AFTER_S  # a process silent this long is lost; the others stop
     spec: WorkloadSpec | None = None  # a variant not in the registry (e.g. a study's expert sweep)
     steps_per_dispatch: int | None = None  # training steps a compiled call; None: the spec's
+    keep_weights: bool = True  # write the trained parameters (weights.npz) into the run folder
 
     def metering(self) -> Metering:
         return Metering(meter=self.meter, meter_options=self.meter_options, sample_hz=self.sample_hz,

@@ -129,6 +129,11 @@ class JaxTrainer:
     def sync(self) -> None:
         jax.block_until_ready(self._state)
 
+    def weights(self) -> dict[str, np.ndarray]:
+        host = jax.device_get(self._state.params)  # gathers expert shards from every device of a mesh
+        return {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(leaf, np.float32)
+                for path, leaf in jax.tree_util.tree_flatten_with_path(host)[0]}
+
     def describe(self) -> dict[str, Any]:
         model = self.spec.model
         platform = self.devices[0].platform

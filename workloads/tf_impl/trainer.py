@@ -86,8 +86,7 @@ class TfTrainer:
         self.variables[0].numpy()
 
     def weights(self) -> dict[str, np.ndarray]:
-        """The current weights by Flax parameter path (for parity tests)."""
-        return {k: v.numpy() for k, v in self.model.params.items()}
+        return {k: np.asarray(v.numpy(), np.float32) for k, v in self.model.params.items()}
 
     def describe(self) -> dict[str, Any]:
         model = self.spec.model

@@ -165,7 +165,7 @@ def _record(f: Path, skipped: list[str]) -> RunRecord | None:
         skipped.append(f"{e}: not in the site")
         return None
     if record is not None and not isinstance(record, RunRecord):
-        skipped.append(f"{f}: a metered command record, not a training run: not in the site")
+        skipped.append(f"{f}: {record.WHAT}, not a training run: not in the site's training tables")
         return None
     return record
 

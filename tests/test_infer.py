@@ -1,0 +1,167 @@
+"""`harness infer`: a trained run's kept weights served under the real MLPerf LoadGen, each scenario for about
+half a second on switch-tiny, and every bad input one line with exit 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.results.files import sha256_file
+from harness.results.inference import InferenceRecord
+from harness.results.reader import read_record
+from tests.conftest import only_run_dir
+
+pytestmark = pytest.mark.e2e
+
+SHORT = ["--meter", "fake", "--duration-ms", "500", "--samples", "16", "--batch", "4"]
+
+
+def infer(run_dir: Path, out: Path, *extra: str) -> tuple[int, Path | None]:
+    code = main(["infer", str(run_dir), "--output-dir", str(out), *SHORT, *extra])
+    made = sorted(out.glob("*/result.json")) if out.exists() else []
+    return code, made[-1].parent if made else None
+
+
+def test_a_run_keeps_its_weights_with_their_hash(switch_tiny_run):
+    r = read_record(switch_tiny_run)
+    assert r.weights is not None and r.weights.file == "weights.npz"
+    assert sha256_file(switch_tiny_run / "weights.npz") == r.weights.sha256 == r.files["weights.npz"]
+    with np.load(switch_tiny_run / "weights.npz") as npz:
+        assert sum(npz[k].size for k in npz.files) == r.weights.parameters == r.training.params_total
+        assert "block_1/switch_ffn/w_in" in npz.files
+
+
+@pytest.mark.parametrize("scenario", ["offline", "server", "singlestream", "multistream"])
+def test_each_scenario_under_loadgen(switch_tiny_run, tmp_path, scenario):
+    code, folder = infer(switch_tiny_run, tmp_path, "--scenario", scenario)
+    r = read_record(folder)
+    assert isinstance(r, InferenceRecord) and r.status == "completed"
+    lg = r.loadgen
+    assert lg.validity in ("VALID", "INVALID") and lg.below_mlperf_duration
+    assert code == (0 if r.valid else 1)
+    assert lg.valid == (not lg.failed) or lg.validity == "INVALID"
+    # The SUT answered what LoadGen asked, and every answer carried gen_len tokens.
+    assert r.traffic.samples > 0 and r.traffic.generated_tokens == r.traffic.samples * r.serving.gen_len
+    assert r.traffic.latency_ms["ttft"]["p50"] <= r.traffic.latency_ms["query"]["p50"]
+    # The energy window lies inside LoadGen's power window (its stamps are cut to the millisecond).
+    marks = r.timing.marks_unix_s
+    assert lg.power_begin_unix_s - 0.002 <= marks["first_query"] < marks["last_response"] <= lg.power_end_unix_s + 0.002
+    assert r.energy.window == "first_query..last_response" and r.energy.total_j > 0
+    assert r.joules_per_token == pytest.approx(r.energy.total_j / r.traffic.generated_tokens)
+    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json", "power.csv",
+                 "accuracy/mlperf_log_accuracy.json"):
+        assert sha256_file(folder / name) == r.files[name]
+    a = r.accuracy
+    assert a.samples == 16 and a.tokens == 16 * r.serving.gen_len and 0 < a.greedy_accuracy <= 1
+    assert a.floor_loss is not None and a.floor_loss < a.teacher_forced_loss
+    assert 0 <= a.generated_valid_fraction <= 1
+    # harness check: LoadGen's verdict, the quality, the window inside LoadGen's, the files as recorded.
+    from harness.mlperf.check import check_inference
+
+    notes: list[str] = []
+    problems = check_inference(r, folder, notes)
+    assert (not problems) == r.valid and any("below MLPerf Inference's 600 s" in n for n in notes)
+
+
+def test_the_record_round_trips(switch_tiny_run, tmp_path):
+    from harness.results.encoding import from_json, to_json
+
+    _, folder = infer(switch_tiny_run, tmp_path, "--no-accuracy")
+    data = json.loads((folder / "result.json").read_text())
+    assert data["schema"] == "harness.result/3" and data["kind"] == "inference"
+    r = read_record(folder)
+    again = from_json(to_json(r))
+    assert again.serving == r.serving and again.traffic == r.traffic and again.loadgen == r.loadgen
+    assert data["figures"]["joules_per_token"] == pytest.approx(r.joules_per_token)
+    assert r.accuracy is None and not r.valid  # no accuracy pass: the quality is not known to hold
+
+
+def test_dense_and_switch_at_batch_1_route_honestly(tiny_run, switch_tiny_run, tmp_path):
+    """A decode step of a batch of 1 gets one slot per expert: every drop is a prompt's (prefill); with a
+    capacity factor of E nothing can drop; a dense model routes nothing."""
+    _, folder = infer(switch_tiny_run, tmp_path / "e", "--scenario", "singlestream", "--capacity-factor", "8",
+                      "--no-accuracy")
+    r = read_record(folder)
+    assert r.traffic.routed_tokens > 0 and r.traffic.dropped_tokens == 0
+    assert r.serving.capacity["slots_per_expert_at_decode"]["1"] == 1
+    _, folder = infer(tiny_run("dense-tiny"), tmp_path / "d", "--scenario", "singlestream", "--no-accuracy")
+    assert read_record(folder).traffic.routed_tokens == 0
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "run"
+    shutil.copytree(run, dest)
+    return dest
+
+
+@pytest.mark.parametrize("case, args, says", [
+    ("not a run", [], "not a run folder"),
+    ("no weights", [], "kept no weights"),
+    ("tampered", [], "not the ones the run trained"),
+    ("aborted", [], "only a run that ended"),
+    ("ok", ["--gen-len", "0"], "--gen-len must be at least 1"),
+    ("ok", ["--prompt-len", "30", "--gen-len", "8"], "longer than the model's context of 32"),
+    ("ok", ["--scenario", "batch"], "--scenario must be one of offline, server, singlestream, multistream"),
+    ("ok", ["--ttft-ms", "0.00001"], "no run can meet it"),
+    ("ok", ["--samples", "100000"], "--samples must be 1..64"),
+])
+def test_bad_input_is_one_line_and_exit_2(switch_tiny_run, tmp_path, capsys, case, args, says):
+    run = _copy(switch_tiny_run, tmp_path)
+    data = json.loads((run / "result.json").read_text())
+    if case == "not a run":
+        run = tmp_path / "empty"
+        run.mkdir()
+    elif case == "no weights":
+        data["weights"] = None
+    elif case == "tampered":
+        with open(run / "weights.npz", "ab") as f:
+            f.write(b"x")
+    elif case == "aborted":
+        data["status"] = "aborted"
+    (run / "result.json").write_text(json.dumps(data)) if case in ("no weights", "aborted") else None
+    capsys.readouterr()
+    assert main(["infer", str(run), "--output-dir", str(tmp_path / "out"), *SHORT, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_an_unmet_bound_is_a_measured_invalid(switch_tiny_run, tmp_path):
+    """A time-per-output-token bound the decoder cannot keep is measured, and LoadGen says INVALID: exit 1."""
+    code, folder = infer(switch_tiny_run, tmp_path, "--scenario", "server", "--tpot-ms", "0.000001",
+                         "--no-accuracy")
+    r = read_record(folder)
+    assert code == 1 and r.loadgen.validity == "INVALID" and "perf_constraints" in r.loadgen.failed
+
+
+def test_no_weights_flag(tmp_path):
+    out = tmp_path / "out"
+    assert main(["run", "--workload", "dense-tiny", "--meter", "fake", "--no-progress", "--max-steps", "20",
+                 "--no-weights", "--output-dir", str(out)]) in (0, 1)
+    run = only_run_dir(out)
+    assert read_record(run).weights is None and not (run / "weights.npz").exists()
+
+
+def test_ctrl_c_during_the_test_leaves_an_aborted_record(switch_tiny_run, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "infer", str(switch_tiny_run), "--output-dir",
+                             str(out), "--meter", "fake", "--duration-ms", "60000", "--samples", "16", "--batch", "4",
+                             "--scenario", "server"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/result.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # the running record is written just before LoadGen starts
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    r = read_record(only_run_dir(out))
+    assert r.status == "aborted" and r.energy.window == "first_query..aborted" and r.traffic.samples > 0
