@@ -23,8 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from benchlib import spec_named, write_json
 
-from benchlib import spec_named, write_json  # noqa: I001  (benchlib puts the checkout on sys.path)
 from harness import meters
 from harness.infer import loadgen as lgx
 from harness.infer.sut import DecoderSUT
@@ -111,7 +111,8 @@ def main() -> int:
         "cached_s_per_token": med["cached"], "recompute_s_per_token": med["recompute"],
         "cached_speedup": med["recompute"] / med["cached"], "bare_tokens_per_s": med["bare"],
         "loadgen_tokens_per_s": med["loadgen"], "loadgen_over_bare": med["loadgen"] / med["bare"],
-        "metered_tokens_per_s": med["loadgen_metered"], "metered_over_unmetered": med["loadgen_metered"] / med["loadgen"],
+        "metered_tokens_per_s": med["loadgen_metered"],
+        "metered_over_unmetered": med["loadgen_metered"] / med["loadgen"],
     }
     print(f"{spec.name}, batch {b}, prompt {args.prompt_len} + {args.gen_len} tokens, {args.blocks} blocks:")
     print(f"  cached decode {1e6 * med['cached']:.2f} us/token, full recompute {1e6 * med['recompute']:.2f} us/token: "

@@ -16,8 +16,8 @@ from harness.mlperf.rcp import rcp_test
 from harness.mlperf.system_desc import check_system_desc
 from harness.results.files import sha256_file
 from harness.results.identity import group
-from harness.results.reader import load, read_json, read_record, tampered_files
 from harness.results.inference import InferenceRecord
+from harness.results.reader import load, read_json, read_record, tampered_files
 from harness.results.schema import CommandRecord, Record, RunRecord
 
 MAX_GAP_S = 2.0
