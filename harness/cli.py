@@ -177,6 +177,9 @@ def _add_footprint(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--net-intensity", dest="net_carbon_intensity", type=float, help=argparse.SUPPRESS)
     p.add_argument("--embodied", type=float, help="embodied carbon, kg CO2e per chip-year (reported apart)")
     p.add_argument("--embodied-source", help="where the --embodied figure comes from")
+    p.add_argument("--lifetime", nargs=2, metavar=("TRAIN_RESULT", "INFER_RESULT"),
+                   help="train once and serve: a run and an inference record of its weights (with --tokens N)")
+    p.add_argument("--tokens", type=float, help="--lifetime: generated tokens served")
     _json_arg(p)
 
 
@@ -185,6 +188,8 @@ def _footprint(args: argparse.Namespace, console: Console) -> int:
     from harness.carbon.paper import recompute, running_example
     from harness.report.carbon_text import footprint_lines, four_m_lines, paper_table
 
+    if args.lifetime:
+        return _lifetime(args, console)
     if args.paper:
         rows, example = recompute(), running_example()
         if args.json:
@@ -202,6 +207,24 @@ def _footprint(args: argparse.Namespace, console: Console) -> int:
     out = job_footprint(args.chips, hours, args.watts, args.pue, args.region, args.carbon_intensity,
                         args.net_carbon_intensity, args.embodied, args.embodied_source)
     return _emit(args, console, out, lambda: footprint_lines(out))
+
+
+def _lifetime(args: argparse.Namespace, console: Console) -> int:
+    from pathlib import Path
+
+    from harness.report.lifetime import footprint_of, lifetime_lines
+    from harness.results.inference import InferenceRecord
+    from harness.results.reader import read_record
+    from harness.results.schema import RunRecord
+
+    if args.tokens is None or not args.tokens >= 0:
+        raise UsageError("--lifetime needs --tokens N (generated tokens served, >= 0)")
+    train, served = (read_record(Path(p)) for p in args.lifetime)
+    if not isinstance(train, RunRecord) or not isinstance(served, InferenceRecord):
+        raise UsageError(f"--lifetime TRAIN_RESULT INFER_RESULT: a training run then an inference record, got "
+                         f"{train.WHAT} and {served.WHAT}")
+    out = footprint_of(train, served, args.tokens)
+    return _emit(args, console, out, lambda: lifetime_lines(out))
 
 
 def _add_whatif(sub: argparse._SubParsersAction) -> None:
@@ -513,6 +536,16 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated: jax, tensorflow; every workload runs in each (the first is baseline)")
     p.add_argument("--resume", help="finish an interrupted study: its folder (<output>/<utc>-study-<id>)")
     _mesh_arg(p)
+    p.add_argument("--inference", action="store_true",
+                   help="serve the study's trained runs under LoadGen over a batch sweep: dense / Switch J per token")
+    p.add_argument("--from", dest="from_dir", help="--inference: a finished study (or campaign) to serve, "
+                                                   "instead of training one first")
+    p.add_argument("--batches", help="--inference: comma-separated batch sizes (default 1,4,16,64)")
+    p.add_argument("--scenario", default="offline", help="--inference: the LoadGen scenario (default offline)")
+    p.add_argument("--duration-ms", type=int, default=5000, help="--inference: LoadGen's min_duration_ms a test")
+    p.add_argument("--prompt-len", type=int, help="--inference: prompt tokens (default: half the context)")
+    p.add_argument("--gen-len", type=int, help="--inference: tokens generated a prompt (default: the rest)")
+    p.add_argument("--samples", type=int, help="--inference: prompts in LoadGen's sample library")
 
 
 def _study(args: argparse.Namespace, console: Console) -> int:
@@ -531,13 +564,47 @@ def _study(args: argparse.Namespace, console: Console) -> int:
 
     asked = {"workloads": listed(args.workloads), "seeds": args.seeds, "corpora": listed(args.corpus),
              "sweep": args.sweep, "frameworks": listed(args.frameworks)}
-    campaign, md, page = study_and_report(asked, Path(args.output_dir), base,
-                                          on_run=lambda r: console.print(run_line(r), highlight=False),
-                                          resume=Path(args.resume) if args.resume else None)
-    console.print(md.read_text(), highlight=False, markup=False)
-    console.print(f"study: {campaign} (harness report {campaign} builds this report again)\nreport: {md} and {page}",
-                  highlight=False)
+    if args.inference:
+        batches = _inference_batches(args.batches)  # a bad list fails before anything trains
+    if not (args.inference and args.from_dir):
+        campaign, md, page = study_and_report(asked, Path(args.output_dir), base,
+                                              on_run=lambda r: console.print(run_line(r), highlight=False),
+                                              resume=Path(args.resume) if args.resume else None)
+        console.print(md.read_text(), highlight=False, markup=False)
+        console.print(f"study: {campaign} (harness report {campaign} builds this report again)\nreport: {md} and "
+                      f"{page}", highlight=False)
+    if not args.inference:
+        return 0
+    from harness.infer.execute import InferOptions
+    from harness.report.inference import infer_line
+    from harness.session import Metering
+    from harness.study.inference import report_inference, serve_study, study_dirs
+
+    metering = Metering(meter=args.meter, meter_options=_meter_options(args), sample_hz=args.sample_hz,
+                        **_pricing(args))
+    serve = InferOptions(run_dir="", scenario=args.scenario.lower(), duration_ms=args.duration_ms,
+                         prompt_len=args.prompt_len, gen_len=args.gen_len, samples=args.samples, metering=metering)
+    for study_dir in study_dirs(Path(args.from_dir) if args.from_dir else campaign):
+        summary = serve_study(study_dir, batches, serve,
+                              on_record=lambda r: console.print(infer_line(r), highlight=False, markup=False))
+        md = report_inference(study_dir, summary)
+        console.print(md.read_text(), highlight=False, markup=False)
+        console.print(f"inference report: {md}", highlight=False)
     return 0
+
+
+def _inference_batches(text: str | None) -> list[int]:
+    from harness.study.inference import DEFAULT_BATCHES
+
+    if text is None:
+        return list(DEFAULT_BATCHES)
+    try:
+        batches = [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise UsageError(f"--batches must be comma-separated integers, e.g. 1,4,16,64; got {text!r}") from None
+    if not batches or min(batches) < 1:
+        raise UsageError(f"--batches must be positive integers, got {text!r}")
+    return batches
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:

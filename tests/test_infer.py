@@ -165,3 +165,79 @@ def test_ctrl_c_during_the_test_leaves_an_aborted_record(switch_tiny_run, tmp_pa
     assert proc.returncode == 130, err
     r = read_record(only_run_dir(out))
     assert r.status == "aborted" and r.energy.window == "first_query..aborted" and r.traffic.samples > 0
+
+
+def _study_of(runs: dict[str, Path], folder: Path) -> Path:
+    """A study folder (study.json and runs/) holding copies of already trained runs."""
+    (folder / "runs").mkdir(parents=True)
+    listed = {}
+    for label, run in runs.items():
+        shutil.copytree(run, folder / "runs" / run.name)
+        listed[label] = [f"runs/{run.name}"]
+    (folder / "study.json").write_text(json.dumps({"schema": "harness.study/1", "corpus": "default", "seeds": 1,
+                                                   "workloads": list(runs), "runs": listed, "status": "complete"}))
+    return folder
+
+
+def test_the_inference_study_pairs_by_seed_and_prices_a_lifetime(tiny_run, switch_tiny_run, tmp_path, capsys):
+    study = _study_of({"dense-tiny": tiny_run("dense-tiny"), "switch-tiny": switch_tiny_run}, tmp_path / "study")
+    assert main(["study", "--inference", "--from", str(study), "--batches", "1,2", "--duration-ms", "300",
+                 "--samples", "8", "--meter", "fake"]) == 0
+    summary = json.loads((study / "inference" / "inference.json").read_text())["summary"]
+    assert [r["batch"] for r in summary["rows"]] == [1, 2]
+    for row in summary["rows"]:
+        d, s = row["models"]["dense-tiny"], row["models"]["switch-tiny"]
+        ratio = row["ratios"]["dense-tiny/switch-tiny"]
+        assert ratio["ratio"] == pytest.approx(d["j_per_token"]["0"] / s["j_per_token"]["0"]) and ratio["n"] == 1
+    assert len(summary["lifetime"]) == 2 and all(x["note"] for x in summary["lifetime"])
+    report = (study / "inference" / "report.md").read_text()
+    assert "dense-tiny ÷ switch-tiny" in report and (study / "inference" / "j_per_token_vs_batch.png").is_file()
+    # harness footprint --lifetime on one trained run and a record that served it.
+    served = next(p for p in (study / "inference" / "records").glob("*/result.json")
+                  if json.loads(p.read_text())["workload"] == "switch-tiny")
+    train = next((study / "runs").glob("*switch-tiny*"))
+    capsys.readouterr()
+    assert main(["footprint", "--lifetime", str(train), str(served.parent), "--tokens", "1e6", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["total_j"] == pytest.approx(out["train"]["joules"] + 1e6 * out["serve"]["j_per_token"])
+    assert main(["footprint", "--lifetime", str(train), str(served.parent)]) == 2  # no --tokens
+
+
+@pytest.fixture(scope="module")
+def served(switch_tiny_run, tmp_path_factory) -> Path:
+    """A folder of two inference records of the session's switch-tiny run: Offline and SingleStream."""
+    out = tmp_path_factory.mktemp("served")
+    for scenario in ("offline", "singlestream"):
+        infer(switch_tiny_run, out, "--scenario", scenario)
+    return out
+
+
+def test_package_lays_inference_out_as_mlperf_inference_and_check_reads_it(served, tmp_path):
+    from harness.mlperf.check import check_package
+    from harness.mlperf.package import build_package
+
+    root = build_package([served], tmp_path, "acme", "cpu2")
+    base = root / "inference" / "results" / "cpu2" / "switch-tiny"
+    for scenario in ("Offline", "SingleStream"):
+        for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json"):
+            assert (base / scenario / "performance" / "run_1" / name).is_file()
+        assert (base / scenario / "accuracy" / "run_1" / "mlperf_log_accuracy.json").is_file()
+        assert (base / scenario / "harness" / "result_1.json").is_file()
+    records = {p.parent.parent.name: read_record(p) for p in base.glob("*/harness/result_1.json")}
+    expected = [f"{s}/harness/result_1.json" for s, r in records.items() if not r.valid]
+    problems = check_package(root)
+    assert all(any(e in p for e in expected) for p in problems) and len(problems) >= len(expected)
+    # A LoadGen log changed after packaging is caught.
+    detail = base / "Offline" / "performance" / "run_1" / "mlperf_log_detail.txt"
+    detail.write_text(detail.read_text() + "\n")
+    assert any("mlperf_log_detail.txt: sha256 differs" in p for p in check_package(root))
+
+
+def test_the_site_has_an_inference_table(served, tmp_path):
+    from harness.report.site.build import build_site
+
+    index = build_site([served], tmp_path / "site").read_text()
+    table = index.split('id="inference-table"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == 3  # the header and two records
+    assert "offline" in table and "singlestream" in table
+    assert 'title="fake:synthetic"' in table  # the method of every J/token, in full beside its badge

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.infer.loadgen import LOG_FILES
 from harness.mlperf.compliance import check_log, read_log
 from harness.mlperf.package import MANIFEST
 from harness.mlperf.rcp import rcp_test
@@ -39,8 +40,11 @@ def check_package(root: Path, notes: list[str] | None = None) -> list[str]:
         for desc in sorted((org / "systems").glob("*.json")):
             problems += [f"{desc}: {p}" for p in check_system_desc(desc)]
         logs = sorted((org / "results").glob("*/*/result_*.txt"))
-        if not logs:
-            problems.append(f"{org}: no results/<system>/<workload>/result_<i>.txt")
+        served = sorted((org / "inference" / "results").glob("*/*/*/harness/result_*.json"))
+        if not logs and not served:
+            problems.append(f"{org}: no results/<system>/<workload>/result_<i>.txt and no inference results")
+        for path in served:
+            problems += check_packaged_inference(path, notes)
         for log in logs:
             problems += check_log(log)
             problems += check_energy(log)
@@ -164,12 +168,14 @@ def check_command(record: CommandRecord, folder: Path) -> list[str]:
 LOADGEN_STAMP_S = 0.002
 
 
-def check_inference(record: InferenceRecord, folder: Path, notes: list[str] | None = None) -> list[str]:
-    """An inference record: final and complete, every file as recorded (LoadGen's logs too), LoadGen's verdict
-    VALID, the quality holding, and the energy window inside LoadGen's power window; a duration below MLPerf's
-    600 s is a note (a measurement, not a submission)."""
-    result_json = folder / "result.json"
-    problems = check_record(record, result_json) + tampered_files(record, folder)
+def check_inference(record: InferenceRecord, folder: Path, notes: list[str] | None = None,
+                    result_json: Path | None = None) -> list[str]:
+    """An inference record: final and complete, every file as recorded (LoadGen's logs too: in `folder`, a run
+    folder; None for a packaged record, whose files are checked by their packaged names), LoadGen's verdict VALID,
+    the quality holding, and the energy window inside LoadGen's power window; a duration below MLPerf's 600 s is
+    a note (a measurement, not a submission)."""
+    result_json = result_json or folder / "result.json"
+    problems = check_record(record, result_json) + (tampered_files(record, folder) if folder else [])
     lg = record.loadgen
     if lg is None:
         return problems + [f"{result_json}: LoadGen did not finish (status {record.status_text})"]
@@ -190,8 +196,31 @@ def check_inference(record: InferenceRecord, folder: Path, notes: list[str] | No
         problems.append(f"{result_json}: the energy window {start:.3f}..{stop:.3f} is not inside LoadGen's power "
                         f"window {begin:.3f}..{end:.3f}")
     if lg.below_mlperf_duration and notes is not None:
-        notes.append(f"{folder}: minimum duration {(lg.effective_min_duration_ms or 0) / 1e3:g} s, below MLPerf "
-                     "Inference's 600 s: a measurement, not a submission")
+        seconds = (lg.effective_min_duration_ms or 0) / 1e3
+        notes.append(f"{folder or result_json}: minimum duration {seconds:g} s, below MLPerf Inference's 600 s: a "
+                     "measurement, not a submission")
+    return problems
+
+
+def check_packaged_inference(path: Path, notes: list[str] | None = None) -> list[str]:
+    """A packaged inference record: what check_inference holds it to, with LoadGen's logs as packaged (run_<i>
+    beside harness/result_<i>.json) hashing as the record says."""
+    record = load(read_json(path), path)
+    if not isinstance(record, InferenceRecord):
+        return [f"{path}: {record.WHAT}, not an inference record"]
+    i = path.stem.removeprefix("result_")
+    scenario = path.parent.parent
+    problems = check_inference(record, None, notes, result_json=path)
+    for sub, prefix in (("performance", ""), ("accuracy", "accuracy/")):
+        for name in LOG_FILES:
+            recorded = record.files.get(prefix + name)
+            packaged = scenario / sub / f"run_{i}" / name
+            if recorded is None:
+                continue
+            if not packaged.is_file():
+                problems.append(f"{packaged}: missing (the record lists it)")
+            elif sha256_file(packaged) != recorded:
+                problems.append(f"{packaged}: sha256 differs from the record's")
     return problems
 
 

@@ -5,7 +5,13 @@
     <org>/results/<system>/<workload>/power/result_<i>/node_<k>.txt :::MLLOG power log of each metered host
     <org>/results/<system>/<workload>/harness/result_<i>.json    our result.json, untouched
     <org>/results/<system>/<workload>/harness/power_<i>.csv      the power trace it was computed from
+    <org>/inference/results/<system>/<workload>/<Scenario>/performance/run_<i>/  LoadGen's logs of a harness infer
+    <org>/inference/results/<system>/<workload>/<Scenario>/accuracy/run_<i>/     its AccuracyOnly pass
+    <org>/inference/results/<system>/<workload>/<Scenario>/harness/result_<i>.json, power_<i>.csv
     <org>/harness_manifest.json                                  sha256 of every file above
+
+Inference records take MLPerf Inference's layout (results/<system>/<benchmark>/<scenario>/performance/run_1/)
+under inference/, apart from the training submission: MLPerf submits the two separately.
 
 The logs are re-rendered from each run's recorded timestamps under the submitter's org and system names.
 """
@@ -20,9 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import UsageError
+from harness.infer.loadgen import LOADGEN_NAME, LOG_FILES
 from harness.mlperf.runlog import metered_hosts, render_power_log, render_run_log
 from harness.mlperf.system_desc import STATUS_ALIASES, STATUS_VALUES, describe_system
 from harness.results.files import atomic_write_text, sha256_file, write_json
+from harness.results.inference import InferenceRecord
 from harness.results.reader import read_record, runs_only
 from harness.results.schema import RunRecord
 
@@ -61,11 +69,13 @@ def build_package(paths: list[Path], out: Path, org: str, system: str, status: s
     if status.strip().lower() not in STATUS_ALIASES and status not in STATUS_VALUES:
         raise UsageError(f"--status must be one of {', '.join(STATUS_ALIASES)}, got {status!r}")
     records = {d: read_record(d, verify_files=True) for d in find_runs(paths, say)}
-    kept = {r.source: r for r in runs_only(list(records.values()), say, why="not MLPerf training runs")}
+    served = [(d, r) for d, r in records.items() if isinstance(r, InferenceRecord)]
+    others = [r for r in records.values() if not isinstance(r, InferenceRecord)]
+    kept = {r.source: r for r in runs_only(others, say, why="not MLPerf training runs")}
     runs = [(d, r) for d, r in records.items() if r.source in kept]
-    if not runs:
-        raise UsageError(f"no training runs to package under {', '.join(map(str, paths))}")
-    for run_dir, r in runs:
+    if not runs and not served:
+        raise UsageError(f"no training runs or inference records to package under {', '.join(map(str, paths))}")
+    for run_dir, r in runs + served:
         if say is not None and r.problems():
             say(f"{run_dir.name} does not count (harness check fails it): {'; '.join(r.problems())}")
     root = out / org
@@ -90,14 +100,37 @@ def build_package(paths: list[Path], out: Path, org: str, system: str, status: s
             for host in (h for h in metered_hosts(result) if h is not None):
                 shutil.copyfile(run_dir / f"host_{host}" / "power.csv", base / "harness" / f"power_{i}_host_{host}.csv")
             divisions.add(_division_of(base / f"result_{i}.txt"))
-    first = runs[0][1]
+    _package_inference(served, root / "inference" / "results" / system)
+    first = (runs or served)[0][1]
     division = "closed" if divisions == {"closed"} else "open"
     nodes = len({h["host_id"] for h in first.energy.hosts}) or 1
+    framework = first.training.framework if isinstance(first, RunRecord) else first.serving.decoder
     write_json(root / "systems" / f"{system}.json",
                describe_system(org, system, division, first.environment.hardware, first.environment.software,
-                               status=status, nodes=nodes, framework=first.training.framework))
+                               status=status, nodes=nodes, framework=framework))
     write_manifest(root)
     return root
+
+
+def _package_inference(served: list[tuple[Path, InferenceRecord]], base: Path) -> None:
+    """Each inference record's LoadGen logs in MLPerf Inference's places, our record and power trace beside them;
+    several records of one benchmark and scenario (a batch sweep) are run_1, run_2, ... in the order they ran."""
+    groups: dict[tuple[str, str], list[tuple[Path, InferenceRecord]]] = {}
+    for d, r in served:
+        groups.setdefault((r.workload, LOADGEN_NAME[r.serving.scenario]), []).append((d, r))
+    for (workload, scenario), members in groups.items():
+        where = base / workload / scenario
+        for i, (d, _) in enumerate(sorted(members, key=lambda m: m[1].created_unix_s), 1):
+            copies = ((d, where / "performance" / f"run_{i}"), (d / "accuracy", where / "accuracy" / f"run_{i}"))
+            for src, dest in copies:
+                for name in LOG_FILES:
+                    if (src / name).is_file():
+                        dest.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(src / name, dest / name)
+            (where / "harness").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(d / "result.json", where / "harness" / f"result_{i}.json")
+            if (d / "power.csv").is_file():
+                shutil.copyfile(d / "power.csv", where / "harness" / f"power_{i}.csv")
 
 
 def _division_of(log: Path) -> str:

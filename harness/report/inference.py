@@ -51,3 +51,53 @@ def infer_lines(r: InferenceRecord, path: str) -> list[str]:
     lines.append(f"  verdict: {r.verdict()}")
     lines.append(f"  result: {path}")
     return lines
+
+
+def _ci(x: dict | None) -> str:
+    if not x:
+        return "n/a"
+    return f"**{x['ratio']:.2f}×** [{x['lo']:.2f}, {x['hi']:.2f}] (n={x['n']})"
+
+
+def study_markdown(summary: dict, corpus: str | None, figures: list[str]) -> str:
+    """The inference study's report: J/token per batch, the ratio with its interval, training plus serving."""
+    base = summary["baseline"]
+    others = sorted({m for r in summary["rows"] for m in r["models"]} - {base})
+    methods = sorted({x for r in summary["rows"] for m in r["models"].values() for x in m["method"]})
+    out = [f"# Serving {base} against {', '.join(others)}" + (f" ({corpus} corpus)" if corpus else ""), "",
+           f"Energy per generated token under MLPerf LoadGen, each trained seed served at each batch, interleaved. "
+           f"Energy: {'; '.join(methods)}. Ratios pair the models by training seed (t interval on the per-seed "
+           f"log ratios).", ""]
+    head = "| batch | " + " | ".join(f"{m} J/token" for m in [base, *others]) + " | " + \
+        " | ".join(f"{base} ÷ {m}" for m in others) + " | tokens/s | p99 TPOT ms | dropped | LoadGen | quality |"
+    out += [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in summary["rows"]:
+        models = r["models"]
+        cells = [f"{models[m]['median_j_per_token']:.3e}" if m in models and models[m]["median_j_per_token"]
+                 else "n/a" for m in [base, *others]]
+        ratios = [_ci((r.get("ratios") or {}).get(f"{base}/{m}")) for m in others]
+
+        def each(key: str, fmt: str, models: dict = models) -> str:
+            return " / ".join(fmt.format(models[m][key]) if m in models and models[m][key] is not None else "n/a"
+                              for m in [base, *others])
+
+        valid = " / ".join(",".join(sorted(set(filter(None, models[m]["loadgen_valid"])))) for m in models)
+        holds = " / ".join("yes" if all(models[m]["quality_holds"]) else "NO" for m in models)
+        out.append(f"| {r['batch']} | " + " | ".join(cells + ratios) + f" | {each('tokens_per_s', '{:,.0f}')} | "
+                   f"{each('tpot_p99_ms', '{:.3f}')} | {each('dropped_fraction', '{:.1%}')} | {valid} | {holds} |")
+    out += ["", "## Training once, then serving", "",
+            f"Energy to train (median over seeds, {'; '.join(summary['training_method'])}): "
+            + ", ".join(f"{m} {j:,.1f} J" if j else f"{m} n/a" for m, j in summary["training_j"].items()), ""]
+    for life in summary["lifetime"]:
+        out.append(f"- batch {life['batch']}: {life['note']}")
+    if summary["skipped"]:
+        out += ["", "Not served: " + "; ".join(summary["skipped"])]
+    out += [""] + [f"![{f}]({f})" for f in figures]
+    return "\n".join(out) + "\n"
+
+
+def infer_line(r: InferenceRecord) -> str:
+    """One line per served record, as a study goes."""
+    s = r.serving
+    return (f"{r.workload} seed {s.run_seed} batch {s.batch}: {_num(r.joules_per_token, '.3e', ' J/token')} "
+            f"({r.energy.label}), {_num(r.tokens_per_s, ',.0f', ' tokens/s')}; {r.verdict()}")

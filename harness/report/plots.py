@@ -124,3 +124,32 @@ def sweep(points: list[tuple[int, float, float, float]], method: str, dense_ener
     ax.set_xticks(xs, [str(x) for x in xs])
     return _finish(fig, ax, out, "experts per Switch layer (activated FLOPs per token fixed)",
                    f"energy to target (J, {method})", "Energy to target vs number of experts")
+
+
+def inference_sweep(summary: dict, out: Path) -> list[Path]:
+    """J per generated token against batch, each model (median over seeds, every seed a dot), and tokens/s against
+    p99 time per output token (latency against throughput), from an inference study's summary."""
+    rows = summary["rows"]
+    labels = sorted({m for r in rows for m in r["models"]}, key=lambda m: m != summary["baseline"])
+    method = "; ".join(sorted({x for r in rows for m in r["models"].values() for x in m["method"]}))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, label in enumerate(labels):
+        pts = [(r["batch"], r["models"][label]) for r in rows if label in r["models"]]
+        ax.plot([b for b, _ in pts], [m["median_j_per_token"] for _, m in pts], "o-", color=_COLORS[i], label=label)
+        for b, m in pts:
+            ax.scatter([b] * len(m["j_per_token"]), list(m["j_per_token"].values()), s=8, color=_COLORS[i], alpha=0.5)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    paths = [_finish(fig, ax, out / "j_per_token_vs_batch.png", "batch (sequences a decoder call)",
+                     f"J per generated token ({method})", "Energy per generated token against batch")]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, label in enumerate(labels):
+        pts = [(r["batch"], r["models"][label]) for r in rows if label in r["models"]
+               and r["models"][label]["tpot_p99_ms"] is not None]
+        ax.plot([m["tpot_p99_ms"] for _, m in pts], [m["tokens_per_s"] for _, m in pts], "o-", color=_COLORS[i],
+                label=label)
+        for b, m in pts:
+            ax.annotate(f"b{b}", (m["tpot_p99_ms"], m["tokens_per_s"]), fontsize=7)
+    paths.append(_finish(fig, ax, out / "throughput_vs_latency.png", "p99 time per output token (ms)",
+                         "generated tokens/s", "Throughput against latency"))
+    return paths

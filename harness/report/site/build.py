@@ -42,8 +42,8 @@ def build_site(paths: list[Path], out: Path, check: bool = True, say: Callable[[
             raise UsageError(f"--output-dir {out} lies inside {p}: give a folder outside the ones the site reads")
     check_writable(Path(out), "--output-dir")
     found = collect([Path(p) for p in paths], check=check)
-    if not found.runs:
-        raise UsageError(f"no training runs (result.json) found under {', '.join(map(str, paths))}"
+    if not found.runs and not found.served:
+        raise UsageError(f"no training runs or inference records (result.json) found under {', '.join(map(str, paths))}"
                          + (f" ({'; '.join(found.skipped)})" if found.skipped else ""))
     for line in found.skipped if say is not None else ():
         say(line)
@@ -137,6 +137,8 @@ def _index(found: Collected, rows: list[Row], summary: list[dict[str, Any]], pai
         pages.table(HEADERS, (_row_html(row, s) for row, s in zip(rows, summary, strict=True)), "results-table",
                     sortable=True, box=True),
         f'<p id="shown" class="muted">{len(rows)} rows</p></section>',
+        '<section id="inference"><h2>Inference: energy per generated token</h2>', _inference_html(found),
+        "</section>",
         '<section id="claims"><h2>Claims</h2>', _claims_html(found, links), "</section>",
         '<section id="reports"><h2>Study reports</h2>',
         pages.listing(f'<a href="{esc(href)}">{esc(name)}</a>' for name, href in reports), "</section>",
@@ -144,6 +146,36 @@ def _index(found: Collected, rows: list[Row], summary: list[dict[str, Any]], pai
     if found.skipped:
         body.append("<section><h2>Not in the site</h2>" + pages.listing(esc(s) for s in found.skipped) + "</section>")
     return pages.page("harness results", body, script=True)
+
+
+INFERENCE_HEADERS = ("System", "Workload", "Scenario", "Batch", "Tokens/s", "J/token", "p99 TPOT (ms)", "Energy",
+                     "LoadGen", "Quality", "Check")
+
+
+def _inference_html(found: Collected) -> str:
+    """One row per `harness infer` record: what was served how, its J/token with the method's badge, LoadGen's
+    verdict and whether the served quality held."""
+    if not found.served:
+        return '<p class="muted">No inference records (harness infer) among the folders.</p>'
+    rows = []
+    for r, source in sorted(found.served, key=lambda x: (x[0].workload, x[0].serving.scenario, x[0].serving.batch)):
+        s, lg, a = r.serving, r.loadgen, r.accuracy
+        tpot = (r.traffic.latency_ms.get("tpot") or {}).get("p99")
+        check = "not checked" if source.check is None else ("passes" if not source.check else "FAILS")
+        rows.append("<tr>" + "".join([
+            pages.cell(r.environment.hardware.machine_class), pages.cell(r.workload), pages.cell(s.scenario),
+            pages.cell(str(s.batch), s.batch, numeric=True),
+            pages.cell(fmt(r.tokens_per_s), r.tokens_per_s, numeric=True),
+            pages.cell(fmt(r.joules_per_token), r.joules_per_token, numeric=True),
+            pages.cell(fmt(tpot), tpot, numeric=True),
+            pages.cell(f'<span title="{esc(r.energy.label)}">{badge(_word(r))}</span>', raw=True),
+            pages.cell("not finished" if lg is None else lg.validity + (f" ({', '.join(lg.failed)})" if lg.failed
+                                                                         else "")),
+            pages.cell("not measured" if a is None else ("holds" if a.meets_target else "MISSED")),
+            pages.cell(check)]) + "</tr>")
+    return ("<p>Each trained model served under MLPerf LoadGen; J/token is the window's energy over the tokens it "
+            "generated, with the method of the energy. A run shorter than MLPerf's 600 s is a measurement, not a "
+            "submission.</p>" + pages.table(INFERENCE_HEADERS, rows, "inference-table", sortable=True, box=True))
 
 
 def _pair_html(p: Pair) -> str:

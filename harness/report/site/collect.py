@@ -16,11 +16,12 @@ import re
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.mlperf.package import MANIFEST
+from harness.results.inference import InferenceRecord
 from harness.results.reader import ResultReadError, record_in_file
 from harness.results.schema import RunRecord
 
@@ -73,6 +74,7 @@ class Collected:
     claims: list[tuple[Path, dict[str, Any]]]
     reports: list[Path]  # folders holding a study's report.html
     skipped: list[str]
+    served: list[tuple[InferenceRecord, Source]] = field(default_factory=list)  # harness infer records
 
 
 def slug(text: str) -> str:
@@ -96,6 +98,7 @@ def collect(paths: list[Path], check: bool = True) -> Collected:
     sources: list[Source] = []
     skipped: list[str] = []
     claims, reports = [], []
+    served: dict[str, tuple[InferenceRecord, Source]] = {}
     for given in map(Path, paths):
         files = [f for f in sorted(given.rglob("*.json")) if _readable(given, f, skipped)]
         units = _units(given, files)
@@ -113,17 +116,20 @@ def collect(paths: list[Path], check: bool = True) -> Collected:
             if unit is None:
                 unit = Source(f, "record", given)
                 sources.append(unit)
+            if isinstance(record, InferenceRecord):
+                served.setdefault(record.run_id, (record, unit))  # a record copied twice: one row
+                continue
             run = SiteRun(record, _system(unit, f, record), unit, _files(given, f, record))
             kept = runs.get(record.run_id)
             if kept is None or _rank(run) > _rank(kept):  # a run copied twice (a set and its package): one row
                 runs[record.run_id] = run
         reports += sorted(r.parent for r in given.rglob("report.html") if inside(given, r))
-    used = {id(r.source) for r in runs.values()}
+    used = {id(r.source) for r in runs.values()} | {id(u) for _, u in served.values()}
     sources = [s for s in sources if id(s) in used]
     if check:
         for source, found in zip(sources, _check_all(sources), strict=True):
             source.check = found
-    return Collected(sources, list(runs.values()), claims, reports, skipped)
+    return Collected(sources, list(runs.values()), claims, reports, skipped, list(served.values()))
 
 
 def _rank(run: SiteRun) -> tuple[bool, int]:
@@ -158,14 +164,14 @@ def _json(path: Path) -> Any:
         return None
 
 
-def _record(f: Path, skipped: list[str]) -> RunRecord | None:
+def _record(f: Path, skipped: list[str]) -> RunRecord | InferenceRecord | None:
     try:
         record = record_in_file(f)
     except ResultReadError as e:
         skipped.append(f"{e}: not in the site")
         return None
-    if record is not None and not isinstance(record, RunRecord):
-        skipped.append(f"{f}: {record.WHAT}, not a training run: not in the site's training tables")
+    if record is not None and not isinstance(record, RunRecord | InferenceRecord):
+        skipped.append(f"{f}: {record.WHAT}, neither a training run nor an inference record: not in the site")
         return None
     return record
 

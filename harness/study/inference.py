@@ -1,0 +1,147 @@
+"""`harness study --inference`: the trained runs of a study served over a batch sweep, interleaved, and the dense
+÷ Switch energy per generated token at each batch with its interval over the trained seeds.
+
+Each run that reached its target is served (harness/infer/execute.py) at every batch of the sweep; the order
+runs over batches, then seeds, the workloads taking turns within a seed (in reverse every other seed), so that a
+machine's drift falls on both models alike. A run that did not reach its target is not served (its quality is
+not the pair's) and the summary says so. Ratios pair the two models by training seed (harness/report/stats.py
+`seeded_ratio_ci`), never by position in a list.
+
+The summary also prices training and serving together: the energy to train each model once (its runs' median
+energy to target) plus N generated tokens at each batch's J/token, and the N at which the cheaper model changes,
+where it does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.infer.execute import InferOptions, infer
+from harness.report.lifetime import lifetime
+from harness.report.stats import seeded_ratio_ci
+from harness.results.files import atomic_write_text, write_json
+from harness.results.inference import InferenceRecord
+from harness.results.reader import read_json, read_record, read_study
+from harness.results.schema import RunRecord
+
+SCHEMA = "harness.inference-study/1"
+DEFAULT_BATCHES = (1, 4, 16, 64)
+FILE = "inference.json"
+
+
+def study_dirs(path: Path) -> list[Path]:
+    """The studies under `path`: a study folder (study.json), or a campaign's (one study a corpus)."""
+    if (path / "study.json").is_file():
+        return [path]
+    found = sorted(p.parent for p in path.glob("*/study.json"))
+    if not found:
+        raise UsageError(f"--from {path}: no study here (no study.json in it or in its folders); give what "
+                         "harness study printed")
+    return found
+
+
+def serve_study(study_dir: Path, batches: list[int], base: InferOptions,
+                on_record: Callable[[InferenceRecord], None] | None = None) -> dict[str, Any]:
+    """Serve every converged run of the study at every batch, into <study>/inference/; returns the summary."""
+    study, runs = read_study(study_dir)
+    labels = list(runs)
+    out = study_dir / "inference"
+    done = _done(out)
+    skipped = [f"{r.workload} seed {r.seed}: {r.status_text}, not served" for rs in runs.values() for r in rs
+               if not r.converged]
+    seeds = sorted({r.seed for rs in runs.values() for r in rs if r.converged})
+    by = {(label, r.seed): r for label, rs in runs.items() for r in rs if r.converged}
+    for batch in batches:
+        for i, seed in enumerate(seeds):
+            for label in labels if i % 2 == 0 else labels[::-1]:
+                run = by.get((label, seed))
+                key = f"{label}/seed{seed}/batch{batch}"
+                if run is None or key in done:
+                    continue
+                opts = dataclasses.replace(base, run_dir=str(run.directory), batch=batch,
+                                           output_dir=str(out / "records"))
+                folder, record = infer(opts)
+                done[key] = str(folder.relative_to(out))
+                if on_record:
+                    on_record(record)
+                write_json(out / FILE, {"schema": SCHEMA, "study": str(study_dir), "batches": batches,
+                                        "done": done, "status": "running"})
+    records = {key: read_record(out / rel) for key, rel in done.items()}
+    summary = summarise(labels, batches, runs, records, skipped)
+    write_json(out / FILE, {"schema": SCHEMA, "study": str(study_dir), "corpus": study.get("corpus"),
+                            "batches": batches, "done": done, "status": "complete", "summary": summary})
+    return summary
+
+
+def _done(out: Path) -> dict[str, str]:
+    """What an interrupted attempt served already (its records still there)."""
+    f = out / FILE
+    if not f.is_file():
+        return {}
+    return {k: v for k, v in (read_json(f, FILE).get("done") or {}).items() if (out / v / "result.json").is_file()}
+
+
+def summarise(labels: list[str], batches: list[int], runs: dict[str, list[RunRecord]],
+              records: dict[str, InferenceRecord], skipped: list[str]) -> dict[str, Any]:
+    """Per batch: each model's J/token, tokens/s, p99 time per output token and drops by seed; the baseline ÷
+    each other model's J/token with its interval, paired by seed; and training plus serving."""
+    base = labels[0]
+    rows = []
+    for batch in batches:
+        per: dict[str, list[tuple[int, InferenceRecord]]] = {}
+        for key, r in records.items():
+            label, seed, b = key.split("/")
+            if int(b.removeprefix("batch")) == batch:
+                per.setdefault(label, []).append((int(seed.removeprefix("seed")), r))
+        row: dict[str, Any] = {"batch": batch, "models": {}}
+        for label, rs in per.items():
+            jpt = [(s, r.joules_per_token) for s, r in rs]
+            row["models"][label] = {
+                "j_per_token": dict((str(s), j) for s, j in jpt),
+                "median_j_per_token": _median([j for _, j in jpt]),
+                "tokens_per_s": _median([r.tokens_per_s for _, r in rs]),
+                "tpot_p99_ms": _median([(r.traffic.latency_ms.get("tpot") or {}).get("p99") for _, r in rs]),
+                "ttft_p99_ms": _median([(r.traffic.latency_ms.get("ttft") or {}).get("p99") for _, r in rs]),
+                "dropped_fraction": _median([r.traffic.dropped_tokens / r.traffic.routed_tokens
+                                             for _, r in rs if r.traffic.routed_tokens]),
+                "loadgen_valid": [r.loadgen.validity if r.loadgen else None for _, r in rs],
+                "quality_holds": [bool(r.accuracy and r.accuracy.meets_target) for _, r in rs],
+                "method": sorted({r.energy.label for _, r in rs}),
+            }
+        for label in labels[1:]:
+            a = [(s, r.joules_per_token) for s, r in per.get(base, []) if r.joules_per_token]
+            b = [(s, r.joules_per_token) for s, r in per.get(label, []) if r.joules_per_token]
+            if a and b:
+                ci = seeded_ratio_ci(a, b)
+                row.setdefault("ratios", {})[f"{base}/{label}"] = {
+                    "ratio": ci.ratio, "lo": ci.lo, "hi": ci.hi, "n": ci.n, "method": ci.method,
+                    "left_out": list(getattr(ci, "left_out", ()) or ())}
+        rows.append(row)
+    training = {label: _median([r.energy_to_target_j for r in rs]) for label, rs in runs.items()}
+    training_method = sorted({r.energy.label for rs in runs.values() for r in rs if r.converged})
+    return {"baseline": base, "rows": rows, "skipped": skipped, "training_j": training,
+            "training_method": training_method, "lifetime": [lifetime(training, row, base, label)
+                                                            for row in rows for label in labels[1:]]}
+
+
+def _median(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def report_inference(study_dir: Path, summary: dict[str, Any]) -> Path:
+    """<study>/inference/report.md and its figures."""
+    from harness.report.inference import study_markdown
+    from harness.report.plots import inference_sweep
+
+    out = study_dir / "inference"
+    figures = [p.name for p in inference_sweep(summary, out)]
+    study = read_json(study_dir / "study.json", "study.json")
+    md = out / "report.md"
+    atomic_write_text(md, study_markdown(summary, study.get("corpus"), figures))
+    return md
