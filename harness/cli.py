@@ -414,8 +414,9 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 def _compare(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
-    from harness.report.compare import compare, default_reference
-    from harness.report.tables import compare_lines
+    from harness.report.compare import compare, compare_inference, default_reference
+    from harness.report.tables import compare_inference_lines, compare_lines
+    from harness.results.inference import InferenceRecord
     from harness.results.reader import read_records, runs_only
 
     ref_dir = Path(args.reference) if args.reference else default_reference()
@@ -425,14 +426,21 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     if not ref_dir.is_dir():
         raise UsageError(f"--reference {ref_dir}: not a directory (give a folder of reference runs)")
     notes: list[str] = []
-    entries = compare(runs_only(read_records(Path(args.path), skipped=notes.append), notes.append),
-                      runs_only(read_records(ref_dir, skipped=lambda line: notes.append(f"reference: {line}")),
-                                notes.append, why="not training runs (reference)"))
+    yours = read_records(Path(args.path), skipped=notes.append)
+    reference = read_records(ref_dir, skipped=lambda line: notes.append(f"reference: {line}"))
+    served = [r for r in yours if isinstance(r, InferenceRecord)]
+    served_refs = [r for r in reference if isinstance(r, InferenceRecord)]
+    trained = [r for r in yours if not isinstance(r, InferenceRecord)]
+    entries = compare(runs_only(trained, notes.append),
+                      runs_only([r for r in reference if not isinstance(r, InferenceRecord)], notes.append,
+                                why="not training runs (reference)")) if trained or not served else []
+    inference = compare_inference(served, served_refs) if served else []
     if args.json:
-        return _emit(args, console, entries, list)
+        return _emit(args, console, entries + inference if inference else entries, list)
     _say(console, [f"reference: {ref_dir}", *notes])
-    for item, style in compare_lines(entries):
+    for item, style in compare_lines(entries) if entries else ():
         console.print(item, highlight=False, style=style)
+    _say(console, compare_inference_lines(inference))
     return 0
 
 

@@ -241,3 +241,18 @@ def test_the_site_has_an_inference_table(served, tmp_path):
     assert table.count("<tr>") == 3  # the header and two records
     assert "offline" in table and "singlestream" in table
     assert 'title="fake:synthetic"' in table  # the method of every J/token, in full beside its badge
+
+
+def test_compare_matches_inference_records_served_the_same_way(served):
+    from dataclasses import replace
+
+    from harness.report.compare import compare_inference
+
+    records = [read_record(p.parent) for p in sorted(served.glob("*/result.json"))]
+    offline = next(r for r in records if r.serving.scenario == "offline")
+    twin = replace(offline, run_id="another")
+    entries = compare_inference([offline], [twin, *records])
+    (entry,) = entries
+    assert entry["reference_records"] == 1  # the same record is not its own reference; singlestream is not alike
+    jpt = next(row for row in entry["rows"] if row["metric"].startswith("energy per generated token"))
+    assert jpt["ratio"] == pytest.approx(1.0)

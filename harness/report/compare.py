@@ -8,6 +8,7 @@ from typing import Any
 from harness.mlperf.rcp import rcp_test
 from harness.report.stats import median
 from harness.results.identity import Identity, group, identity
+from harness.results.inference import InferenceRecord
 from harness.results.schema import RunRecord
 
 METRICS = (
@@ -98,3 +99,48 @@ def _entry(ident: Identity, runs: list[RunRecord], refs: list[RunRecord], on_you
             "not_compared": sorted({f"{i.framework}, {i.precision}, mesh {i.mesh} on {i.system_text}"
                                     for i in others}),
             "rows": rows, "convergence": rcp}
+
+
+INFERENCE_METRICS = (
+    ("energy per generated token (J)", lambda r: r.joules_per_token),
+    ("generated tokens per joule", lambda r: r.tokens_per_j),
+    ("samples per joule", lambda r: r.samples_per_j),
+    ("generated tokens/s", lambda r: r.tokens_per_s),
+    ("p99 time per output token (ms)", lambda r: (r.traffic.latency_ms.get("tpot") or {}).get("p99")),
+    ("p99 time to first token (ms)", lambda r: (r.traffic.latency_ms.get("ttft") or {}).get("p99")),
+)
+
+
+def serving_key(r: InferenceRecord) -> tuple:
+    """What two inference records must share to be compared: the benchmark (workload, spec), how it was served
+    (scenario, batch, lengths, sampling, capacity) and the machine."""
+    s = r.serving
+    return (r.workload, s.spec_sha256, s.scenario, s.batch, s.prompt_len, s.gen_len, s.sampling,
+            s.capacity.get("capacity_factor_eval"), r.environment.hardware.machine_class)
+
+
+def compare_inference(yours: list[InferenceRecord], reference: list[InferenceRecord]) -> list[dict[str, Any]]:
+    """One entry per serving key of yours: medians on both sides and yours / reference, against reference records
+    served the same way on the same machine only (J/token on other hardware is another measurement)."""
+    own = {r.run_id for r in yours}
+    refs: dict[tuple, list[InferenceRecord]] = {}
+    for r in reference:
+        if r.run_id not in own:
+            refs.setdefault(serving_key(r), []).append(r)
+    groups: dict[tuple, list[InferenceRecord]] = {}
+    for r in yours:
+        groups.setdefault(serving_key(r), []).append(r)
+    out = []
+    for key, runs in groups.items():
+        matched = refs.get(key, [])
+        rows = []
+        for label, value in INFERENCE_METRICS:
+            a, b = median([value(r) for r in runs]), median([value(r) for r in matched])
+            rows.append({"metric": label, "yours": a, "reference": b, "ratio": a / b if a is not None and b else None})
+        out.append({"workload": key[0], "scenario": key[2], "batch": key[3], "prompt_len": key[4],
+                    "gen_len": key[5], "sampling": key[6], "system": key[8], "records": len(runs),
+                    "reference_records": len(matched),
+                    "energy_methods": sorted({r.energy.label for r in runs}),
+                    "reference_energy_methods": sorted({r.energy.label for r in matched}),
+                    "not_valid": [f"{r.run_id}: {r.verdict()}" for r in runs if not r.valid], "rows": rows})
+    return out

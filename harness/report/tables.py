@@ -83,3 +83,24 @@ def compare_lines(entries: list[dict[str, Any]]) -> list[tuple[Any, str | None]]
             out.append((f"  not ranked on energy (incomplete figure): {', '.join(e['energy_incomplete'])}", "yellow"))
         out.append((f"  convergence: {e['convergence']['verdict']}", None))
     return out
+
+
+def compare_inference_lines(entries: list[dict]) -> list[str]:
+    """harness compare on inference records: each serving setup, yours beside the reference's, with ratios."""
+    out = []
+    for e in entries:
+        head = (f"{e['workload']} {e['scenario']} batch {e['batch']} ({e['prompt_len']} + {e['gen_len']} tokens, "
+                f"{e['sampling']}) on {e['system']}: {e['records']} record(s) against {e['reference_records']} "
+                f"reference record(s)")
+        out.append(head)
+        if not e["reference_records"]:
+            out.append("  no reference record served this way on this machine: nothing to compare")
+        for row in e["rows"]:
+            ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+            yours = "n/a" if row["yours"] is None else f"{row['yours']:.4g}"
+            ref = "n/a" if row["reference"] is None else f"{row['reference']:.4g}"
+            out.append(f"  {row['metric']}: yours {yours}, reference {ref}, ratio {ratio}")
+        out.append(f"  energy: yours {', '.join(e['energy_methods'])}; reference "
+                   f"{', '.join(e['reference_energy_methods']) or 'n/a'}")
+        out += [f"  not valid: {x}" for x in e["not_valid"]]
+    return out
