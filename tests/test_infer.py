@@ -256,3 +256,69 @@ def test_compare_matches_inference_records_served_the_same_way(served):
     assert entry["reference_records"] == 1  # the same record is not its own reference; singlestream is not alike
     jpt = next(row for row in entry["rows"] if row["metric"].startswith("energy per generated token"))
     assert jpt["ratio"] == pytest.approx(1.0)
+
+
+def _node_measured(r: InferenceRecord, energy_j: float, seed: int, **serving) -> InferenceRecord:
+    """`r` as if an external node meter had measured `energy_j` over its window, serving trained seed `seed`."""
+    from dataclasses import replace
+
+    from harness.results.schema import Component
+
+    node = {"external/node": Component(joules=energy_j, init_joules=1.0, method="measured:external-command",
+                                       scope="node", part="node")}
+    energy = replace(r.energy, components=node, node_j=energy_j, total_j=energy_j, complete=True,
+                     method="measured:external-command")
+    workload = serving.pop("workload", r.workload)
+    return replace(r, run_id=f"{workload}-{seed}-{energy_j}", workload=workload, energy=energy,
+                   serving=replace(r.serving, run_seed=seed, **serving))
+
+
+def _claim(tmp_path: Path, **keys) -> dict:
+    from harness.report.claims.assess import assess
+    from harness.report.claims.claim_file import read_claim
+
+    keys = {"text": "A serves for less energy a token than B", "metric": "joules_per_token", "stage": "inference",
+            "workload": "switch-tiny", "subject": "a", "baseline": "b", "relation": "<=", "value": 0.8} | keys
+    keys = {k: v for k, v in keys.items() if v is not None}
+    lines = [f"{k} = {json.dumps(v)}" if not isinstance(v, dict) else
+             f"{k} = {{ {', '.join(f'{a} = {json.dumps(b)}' for a, b in v.items())} }}" for k, v in keys.items()]
+    (tmp_path / "claim.toml").write_text("\n".join(lines) + "\n")
+    return assess(read_claim(tmp_path / "claim.toml"), checker=lambda path: [])
+
+
+def test_an_inference_claim_pairs_by_trained_seed_and_holds_the_rules(served, tmp_path):
+    from conftest import write_run
+
+    offline = next(read_record(p.parent) for p in served.glob("*/result.json")
+                   if json.loads(p.read_text())["serving"]["scenario"] == "offline")
+    assert offline.valid
+    for seed, (a, b) in enumerate(zip([1.00, 1.04, 0.98], [1.50, 1.53, 1.49], strict=True)):
+        write_run(tmp_path / "a" / f"r{seed}", _node_measured(offline, a, seed))
+        write_run(tmp_path / "b" / f"r{seed}", _node_measured(offline, b, seed))
+    result = _claim(tmp_path)
+    assert result["verdict"] == "SUPPORTED", result["reasons"]
+    assert result["interval"]["pairing"] == "paired by seed: 3 pairs"
+    assert result["interval"]["estimate"] == pytest.approx((1.00 * 1.04 * 0.98 / (1.50 * 1.53 * 1.49)) ** (1 / 3))
+    # Served at another batch on one side: not the same serving, cannot be assessed.
+    write_run(tmp_path / "b" / "r1", _node_measured(offline, 1.53, 1, batch=8))
+    result = _claim(tmp_path)
+    assert result["verdict"] == "CANNOT BE ASSESSED" and any(r.startswith("same serving") for r in result["reasons"])
+    # The energy the fake meter synthesised has no node meter behind it: never enough for a claim.
+    write_run(tmp_path / "m" / "r0", offline)
+    result = _claim(tmp_path, subject="m", baseline=None, relation="<=", value=1.0)
+    assert result["verdict"] == "CANNOT BE ASSESSED" and any("no node meter" in r for r in result["reasons"])
+
+
+def test_dense_over_sparse_joules_per_token_at_inference(served, tmp_path):
+    from conftest import write_run
+
+    offline = next(read_record(p.parent) for p in served.glob("*/result.json")
+                   if json.loads(p.read_text())["serving"]["scenario"] == "offline")
+    for seed in range(3):
+        write_run(tmp_path / "s" / f"d{seed}", _node_measured(offline, 2.0 + 0.01 * seed, seed, workload="dense-tiny",
+                                                               capacity={}, spec_sha256="d" * 64))
+        write_run(tmp_path / "s" / f"s{seed}", _node_measured(offline, 1.0, seed))
+    result = _claim(tmp_path, metric="dense_over_sparse_joules_per_token", subject="s", baseline=None,
+                    workload={"dense": "dense-tiny", "sparse": "switch-tiny"}, relation=">=", value=1.5)
+    assert result["verdict"] == "SUPPORTED", result["reasons"]
+    assert result["interval"]["estimate"] == pytest.approx((2.0 * 2.01 * 2.02) ** (1 / 3), rel=1e-6)

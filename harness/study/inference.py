@@ -15,7 +15,6 @@ where it does.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 from harness.errors import UsageError
 from harness.infer.execute import InferOptions, infer
 from harness.report.lifetime import lifetime
-from harness.report.stats import seeded_ratio_ci
+from harness.report.stats import median, seeded_ratio_ci
 from harness.results.files import atomic_write_text, write_json
 from harness.results.inference import InferenceRecord
 from harness.results.reader import read_json, read_record, read_study
@@ -103,11 +102,11 @@ def summarise(labels: list[str], batches: list[int], runs: dict[str, list[RunRec
             jpt = [(s, r.joules_per_token) for s, r in rs]
             row["models"][label] = {
                 "j_per_token": dict((str(s), j) for s, j in jpt),
-                "median_j_per_token": _median([j for _, j in jpt]),
-                "tokens_per_s": _median([r.tokens_per_s for _, r in rs]),
-                "tpot_p99_ms": _median([(r.traffic.latency_ms.get("tpot") or {}).get("p99") for _, r in rs]),
-                "ttft_p99_ms": _median([(r.traffic.latency_ms.get("ttft") or {}).get("p99") for _, r in rs]),
-                "dropped_fraction": _median([r.traffic.dropped_tokens / r.traffic.routed_tokens
+                "median_j_per_token": median([j for _, j in jpt]),
+                "tokens_per_s": median([r.tokens_per_s for _, r in rs]),
+                "tpot_p99_ms": median([(r.traffic.latency_ms.get("tpot") or {}).get("p99") for _, r in rs]),
+                "ttft_p99_ms": median([(r.traffic.latency_ms.get("ttft") or {}).get("p99") for _, r in rs]),
+                "dropped_fraction": median([r.traffic.dropped_tokens / r.traffic.routed_tokens
                                              for _, r in rs if r.traffic.routed_tokens]),
                 "loadgen_valid": [r.loadgen.validity if r.loadgen else None for _, r in rs],
                 "quality_holds": [bool(r.accuracy and r.accuracy.meets_target) for _, r in rs],
@@ -122,16 +121,13 @@ def summarise(labels: list[str], batches: list[int], runs: dict[str, list[RunRec
                     "ratio": ci.ratio, "lo": ci.lo, "hi": ci.hi, "n": ci.n, "method": ci.method,
                     "left_out": list(getattr(ci, "left_out", ()) or ())}
         rows.append(row)
-    training = {label: _median([r.energy_to_target_j for r in rs]) for label, rs in runs.items()}
+    training = {label: median([r.energy_to_target_j for r in rs]) for label, rs in runs.items()}
     training_method = sorted({r.energy.label for rs in runs.values() for r in rs if r.converged})
     return {"baseline": base, "rows": rows, "skipped": skipped, "training_j": training,
             "training_method": training_method, "lifetime": [lifetime(training, row, base, label)
                                                             for row in rows for label in labels[1:]]}
 
 
-def _median(values) -> float | None:
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals else None
 
 
 def report_inference(study_dir: Path, summary: dict[str, Any]) -> Path:

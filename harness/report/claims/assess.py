@@ -35,6 +35,10 @@ def assess(claim: Claim, checker=None) -> dict[str, Any]:
     """The claim's verdict and everything behind it (claim.json's content). `checker(path) -> problems` is
     `harness check` (harness/mlperf/check.py); tests may pass their own."""
     checker = checker or _harness_check
+    if claim.stage == "inference":
+        from harness.report.claims.inference import assess_inference
+
+        return assess_inference(claim, checker)
     notes: list[str] = []
     reasons: list[str] = []
     sides, folders = _sides(claim, notes, reasons)

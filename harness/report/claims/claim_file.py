@@ -9,6 +9,8 @@
     value = 0.70
     scope = "node"                       # per-joule metrics: the node's energy or the accelerators' ("accelerator")
     confidence = 0.95                    # of the interval the verdict is judged on
+    stage = "training"                   # or "inference": the sides are harness infer records
+                                         # (metrics in harness/report/claims/inference.py)
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.report.claims.inference import INFERENCE_METRICS
 from harness.report.claims.metrics import METRICS, SCOPES, Metric
 from workloads.errors import InputError
 
 RELATIONS = ("<=", ">=")
-KEYS = ("text", "metric", "workload", "subject", "baseline", "relation", "value", "scope", "confidence")
+KEYS = ("text", "metric", "workload", "subject", "baseline", "relation", "value", "scope", "confidence", "stage")
+STAGES = ("training", "inference")
 
 
 class ClaimFileError(InputError):
@@ -42,6 +46,7 @@ class Claim:
     value: float
     scope: str | None  # the energy the metric is over: "node" or "accelerator"; None for time and MFU
     confidence: float
+    stage: str = "training"  # "inference": the sides are inference records (harness/report/claims/inference.py)
 
     @property
     def ratio(self) -> bool:
@@ -51,7 +56,8 @@ class Claim:
     def as_read(self) -> dict[str, Any]:
         return {"text": self.text, "metric": self.metric.name, "workload": self.workloads,
                 "subject": str(self.subject), "baseline": str(self.baseline) if self.baseline else None,
-                "relation": self.relation, "value": self.value, "scope": self.scope, "confidence": self.confidence}
+                "relation": self.relation, "value": self.value, "scope": self.scope, "confidence": self.confidence,
+                "stage": self.stage}
 
 
 def read_claim(path: Path) -> Claim:
@@ -71,9 +77,14 @@ def read_claim(path: Path) -> Claim:
     for key in ("text", "metric", "workload", "subject", "relation", "value"):
         if key not in data:
             raise ClaimFileError(f"{where} missing `{key}` (a claim has {', '.join(KEYS)})")
-    metric = METRICS.get(str(data["metric"]))
+    stage = data.get("stage", "training")
+    if stage not in STAGES:
+        raise ClaimFileError(f"{where} stage must be one of {', '.join(STAGES)}, got {stage!r}")
+    table = INFERENCE_METRICS if stage == "inference" else METRICS
+    metric = table.get(str(data["metric"]))
     if metric is None:
-        raise ClaimFileError(f"{where} metric must be one of {', '.join(METRICS)}, got {data['metric']!r}")
+        raise ClaimFileError(f"{where} metric must be one of {', '.join(table)} (stage {stage}), got "
+                             f"{data['metric']!r}")
     relation = data["relation"]
     if relation not in RELATIONS:
         raise ClaimFileError(f"{where} relation must be {' or '.join(RELATIONS)}, got {relation!r}")
@@ -97,7 +108,8 @@ def read_claim(path: Path) -> Claim:
     if isinstance(confidence, bool) or not isinstance(confidence, float | int) or not 0.5 <= confidence < 1:
         raise ClaimFileError(f"{where} confidence must be a level in [0.5, 1), e.g. 0.95, got {confidence!r}")
     return Claim(path=path, text=str(data["text"]), metric=metric, workloads=workloads, subject=subject,
-                 baseline=baseline, relation=relation, value=float(value), scope=scope, confidence=float(confidence))
+                 baseline=baseline, relation=relation, value=float(value), scope=scope, confidence=float(confidence),
+                 stage=stage)
 
 
 def _workloads(where: str, given: Any, metric: Metric) -> dict[str, str]:
