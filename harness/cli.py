@@ -554,6 +554,8 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt-len", type=int, help="--inference: prompt tokens (default: half the context)")
     p.add_argument("--gen-len", type=int, help="--inference: tokens generated a prompt (default: the rest)")
     p.add_argument("--samples", type=int, help="--inference: prompts in LoadGen's sample library")
+    p.add_argument("--capacity-factor", type=float,
+                   help="--inference: Switch capacity factor at inference (default: the spec's eval one)")
 
 
 def _study(args: argparse.Namespace, console: Console) -> int:
@@ -586,16 +588,17 @@ def _study(args: argparse.Namespace, console: Console) -> int:
     from harness.infer.execute import InferOptions
     from harness.report.inference import infer_line
     from harness.session import Metering
-    from harness.study.inference import report_inference, serve_study, study_dirs
+    from harness.study.inference import inference_folder, report_inference, serve_study, study_dirs
 
     metering = Metering(meter=args.meter, meter_options=_meter_options(args), sample_hz=args.sample_hz,
                         **_pricing(args))
     serve = InferOptions(run_dir="", scenario=args.scenario.lower(), duration_ms=args.duration_ms,
-                         prompt_len=args.prompt_len, gen_len=args.gen_len, samples=args.samples, metering=metering)
+                         prompt_len=args.prompt_len, gen_len=args.gen_len, samples=args.samples,
+                         capacity_factor=args.capacity_factor, metering=metering)
     for study_dir in study_dirs(Path(args.from_dir) if args.from_dir else campaign):
         summary = serve_study(study_dir, batches, serve,
                               on_record=lambda r: console.print(infer_line(r), highlight=False, markup=False))
-        md = report_inference(study_dir, summary)
+        md = report_inference(study_dir, summary, inference_folder(serve))
         console.print(md.read_text(), highlight=False, markup=False)
         console.print(f"inference report: {md}", highlight=False)
     return 0

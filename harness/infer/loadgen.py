@@ -104,6 +104,9 @@ def run_test(sut, qsl, settings, out_dir: Path) -> None:
     log.enable_trace = False  # its trace is tens of MB of JSON for a few seconds of serving
     out_dir.mkdir(parents=True, exist_ok=True)
     lg.StartTestWithLogSettings(sut, qsl, settings, log)
+    trace = out_dir / "mlperf_log_trace.json"
+    if trace.is_file() and trace.stat().st_size == 0:  # what LoadGen leaves with its trace off
+        trace.unlink()
 
 
 def read_detail(path: Path) -> dict[str, Any]:

@@ -59,12 +59,14 @@ def _ci(x: dict | None) -> str:
     return f"**{x['ratio']:.2f}×** [{x['lo']:.2f}, {x['hi']:.2f}] (n={x['n']})"
 
 
-def study_markdown(summary: dict, corpus: str | None, figures: list[str]) -> str:
+def study_markdown(summary: dict, corpus: str | None, figures: list[str], capacity: float | None = None) -> str:
     """The inference study's report: J/token per batch, the ratio with its interval, training plus serving."""
     base = summary["baseline"]
     others = sorted({m for r in summary["rows"] for m in r["models"]} - {base})
     methods = sorted({x for r in summary["rows"] for m in r["models"].values() for x in m["method"]})
-    out = [f"# Serving {base} against {', '.join(others)}" + (f" ({corpus} corpus)" if corpus else ""), "",
+    setting = ", Switch capacity factor " + (f"{capacity:g}" if capacity is not None else "as the spec's eval one")
+    out = [f"# Serving {base} against {', '.join(others)}" + (f" ({corpus} corpus)" if corpus else "") + setting,
+           "",
            f"Energy per generated token under MLPerf LoadGen, each trained seed served at each batch, interleaved. "
            f"Energy: {'; '.join(methods)}. Ratios pair the models by training seed (t interval on the per-seed "
            f"log ratios).", ""]

@@ -49,7 +49,7 @@ def serve_study(study_dir: Path, batches: list[int], base: InferOptions,
     """Serve every converged run of the study at every batch, into <study>/inference/; returns the summary."""
     study, runs = read_study(study_dir)
     labels = list(runs)
-    out = study_dir / "inference"
+    out = study_dir / inference_folder(base)
     done = _done(out)
     skipped = [f"{r.workload} seed {r.seed}: {r.status_text}, not served" for rs in runs.values() for r in rs
                if not r.converged]
@@ -73,8 +73,16 @@ def serve_study(study_dir: Path, batches: list[int], base: InferOptions,
     records = {key: read_record(out / rel) for key, rel in done.items()}
     summary = summarise(labels, batches, runs, records, skipped)
     write_json(out / FILE, {"schema": SCHEMA, "study": str(study_dir), "corpus": study.get("corpus"),
-                            "batches": batches, "done": done, "status": "complete", "summary": summary})
+                            "batches": batches, "scenario": base.scenario, "duration_ms": base.duration_ms,
+                            "capacity_factor": base.capacity_factor, "done": done, "status": "complete",
+                            "summary": summary})
     return summary
+
+
+def inference_folder(base: InferOptions) -> str:
+    """Where a study's serving goes: inference/, or inference-capacity<F>/ at another Switch capacity factor (so
+    that two settings never share one summary)."""
+    return "inference" if base.capacity_factor is None else f"inference-capacity{base.capacity_factor:g}"
 
 
 def _done(out: Path) -> dict[str, str]:
@@ -130,14 +138,16 @@ def summarise(labels: list[str], batches: list[int], runs: dict[str, list[RunRec
 
 
 
-def report_inference(study_dir: Path, summary: dict[str, Any]) -> Path:
-    """<study>/inference/report.md and its figures."""
+def report_inference(study_dir: Path, summary: dict[str, Any], folder: str = "inference") -> Path:
+    """<study>/<folder>/report.md and its figures."""
     from harness.report.inference import study_markdown
     from harness.report.plots import inference_sweep
 
-    out = study_dir / "inference"
+    out = study_dir / folder
     figures = [p.name for p in inference_sweep(summary, out)]
     study = read_json(study_dir / "study.json", "study.json")
     md = out / "report.md"
-    atomic_write_text(md, study_markdown(summary, study.get("corpus"), figures))
+    capacity = folder.removeprefix("inference-capacity") if folder != "inference" else None
+    atomic_write_text(md, study_markdown(summary, study.get("corpus"), figures,
+                                         float(capacity) if capacity else None))
     return md
