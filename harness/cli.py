@@ -634,6 +634,18 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     for p in paths:
         if not p.is_dir():
             raise UsageError(f"{p}: not a directory (give study campaign, study or run directories)")
+    from harness.results.inference import InferenceRecord
+    from harness.results.reader import read_records
+
+    found = [r for p in paths for r in read_records(p, skipped=lambda line: None)]
+    served = [r for r in found if isinstance(r, InferenceRecord)]
+    if served and len(served) == len(found):  # inference records only: the serving report
+        from harness.report.inference import served_report
+        from harness.results.writer import new_folder
+
+        out = Path(args.output_dir) if args.output_dir else new_folder(Path(DEFAULT_OUTPUT), "report")
+        console.print(f"report: {served_report(served, out)}", highlight=False)
+        return 0
     md, page = build_report(paths, Path(args.output_dir) if args.output_dir else None, root=Path(DEFAULT_OUTPUT),
                             say=lambda line: console.print(f"skipped: {line}", highlight=False, style="yellow"))
     console.print(f"report: {md} and {page}", highlight=False)

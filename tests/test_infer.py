@@ -322,3 +322,20 @@ def test_dense_over_sparse_joules_per_token_at_inference(served, tmp_path):
                     workload={"dense": "dense-tiny", "sparse": "switch-tiny"}, relation=">=", value=1.5)
     assert result["verdict"] == "SUPPORTED", result["reasons"]
     assert result["interval"]["estimate"] == pytest.approx((2.0 * 2.01 * 2.02) ** (1 / 3), rel=1e-6)
+
+
+def test_report_on_inference_records(served, tmp_path, capsys):
+    assert main(["report", str(served), "--output-dir", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert md.count("\n## ") == 2 and ", offline, " in md and ", singlestream, " in md  # one section a serving
+    assert (tmp_path / "r" / "serving_1" / "j_per_token_vs_batch.png").is_file()
+
+
+def test_a_run_trained_in_tensorflow_is_served_from_its_weights(tiny_run, tmp_path):
+    """Both frameworks keep their weights under the Flax names: the JAX decoder serves a TensorFlow run."""
+    pytest.importorskip("tensorflow")
+    code, folder = infer(tiny_run("switch-tiny", "tensorflow"), tmp_path)
+    r = read_record(folder)
+    assert r.status == "completed" and r.serving.decoder["trained_with"] == "tensorflow"
+    assert r.accuracy.meets_target  # the same model: what TensorFlow trained, JAX serves at its quality
+    assert r.serving.decoder["framework"] == "jax" and r.traffic.generated_tokens > 0

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from harness.report.lifetime import lifetime
+from harness.report.stats import median, seeded_ratio_ci
 from harness.results.inference import SCENARIO_METRIC, InferenceRecord
+from harness.results.schema import RunRecord
 
 
 def _num(x: float | None, fmt: str, unit: str = "") -> str:
@@ -25,8 +30,10 @@ def infer_lines(r: InferenceRecord, path: str) -> list[str]:
     lines.append(f"  window {e.window}: {_num(e.seconds, '.2f', ' s')}, {t.queries} queries, {t.samples} samples, "
                  f"{t.generated_tokens:,} tokens, {_num(r.tokens_per_s, ',.1f', ' tokens/s')}")
     lines.append(f"  energy: {_num(e.total_j, '.3f', ' J')} ({e.label}); init {_num(e.init_j, '.2f', ' J')} apart")
-    lines.append(f"  J/token {_num(r.joules_per_token, '.3e')}, tokens/J {_num(r.tokens_per_j, ',.1f')}, "
-                 f"samples/J {_num(r.samples_per_j, ',.3f')}, mJ/query {_num(r.mj_per_query, ',.2f')}")
+    # MLPerf Inference's efficiency for the scenario: samples/J (Offline, Server) or energy per query (the streams).
+    mlperf = (f"samples/J {_num(r.samples_per_j, ',.3f')}" if s.scenario in ("offline", "server")
+              else f"mJ/query {_num(r.mj_per_query, ',.2f')}")
+    lines.append(f"  J/token {_num(r.joules_per_token, '.3e')}, tokens/J {_num(r.tokens_per_j, ',.1f')}, {mlperf}")
     co2 = r.co2e_per_million_tokens_kg
     if co2:
         lines.append(f"  CO2e per million tokens: {1e3 * co2[0]:.3f} g gross / {1e3 * co2[1]:.3f} g net "
@@ -67,7 +74,7 @@ def study_markdown(summary: dict, corpus: str | None, figures: list[str], capaci
     setting = ", Switch capacity factor " + (f"{capacity:g}" if capacity is not None else "as the spec's eval one")
     out = [f"# Serving {base} against {', '.join(others)}" + (f" ({corpus} corpus)" if corpus else "") + setting,
            "",
-           f"Energy per generated token under MLPerf LoadGen, each trained seed served at each batch, interleaved. "
+           f"Energy per generated token under MLPerf LoadGen, each trained seed served at each batch. "
            f"Energy: {'; '.join(methods)}. Ratios pair the models by training seed (t interval on the per-seed "
            f"log ratios).", ""]
     head = "| batch | " + " | ".join(f"{m} J/token" for m in [base, *others]) + " | " + \
@@ -103,3 +110,86 @@ def infer_line(r: InferenceRecord) -> str:
     s = r.serving
     return (f"{r.workload} seed {s.run_seed} batch {s.batch}: {_num(r.joules_per_token, '.3e', ' J/token')} "
             f"({r.energy.label}), {_num(r.tokens_per_s, ',.0f', ' tokens/s')}; {r.verdict()}")
+
+
+def summarise(labels: list[str], batches: list[int], runs: dict[str, list[RunRecord]],
+              records: dict[str, InferenceRecord], skipped: list[str]) -> dict[str, Any]:
+    """Per batch: each model's J/token, tokens/s, p99 time per output token and drops by seed; the baseline ÷
+    each other model's J/token with its interval, paired by seed; and training plus serving."""
+    base = labels[0]
+    rows = []
+    for batch in batches:
+        per: dict[str, list[tuple[int, InferenceRecord]]] = {}
+        for key, r in records.items():
+            label, seed, b = key.split("/")
+            if int(b.removeprefix("batch")) == batch:
+                per.setdefault(label, []).append((int(seed.removeprefix("seed")), r))
+        row: dict[str, Any] = {"batch": batch, "models": {}}
+        for label, rs in per.items():
+            jpt = [(s, r.joules_per_token) for s, r in rs]
+            row["models"][label] = {
+                "j_per_token": dict((str(s), j) for s, j in jpt),
+                "median_j_per_token": median([j for _, j in jpt]),
+                "tokens_per_s": median([r.tokens_per_s for _, r in rs]),
+                "tpot_p99_ms": median([(r.traffic.latency_ms.get("tpot") or {}).get("p99") for _, r in rs]),
+                "ttft_p99_ms": median([(r.traffic.latency_ms.get("ttft") or {}).get("p99") for _, r in rs]),
+                "dropped_fraction": median([r.traffic.dropped_tokens / r.traffic.routed_tokens
+                                             for _, r in rs if r.traffic.routed_tokens]),
+                "loadgen_valid": [r.loadgen.validity if r.loadgen else None for _, r in rs],
+                "quality_holds": [bool(r.accuracy and r.accuracy.meets_target) for _, r in rs],
+                "method": sorted({r.energy.label for _, r in rs}),
+            }
+        for label in labels[1:]:
+            a = [(s, r.joules_per_token) for s, r in per.get(base, []) if r.joules_per_token]
+            b = [(s, r.joules_per_token) for s, r in per.get(label, []) if r.joules_per_token]
+            if a and b:
+                ci = seeded_ratio_ci(a, b)
+                row.setdefault("ratios", {})[f"{base}/{label}"] = {
+                    "ratio": ci.ratio, "lo": ci.lo, "hi": ci.hi, "n": ci.n, "method": ci.method,
+                    "left_out": list(getattr(ci, "left_out", ()) or ())}
+        rows.append(row)
+    training = {label: median([r.energy_to_target_j for r in rs]) for label, rs in runs.items()}
+    training_method = sorted({r.energy.label for rs in runs.values() for r in rs if r.converged})
+    return {"baseline": base, "rows": rows, "skipped": skipped, "training_j": training,
+            "training_method": training_method, "lifetime": [lifetime(training, row, base, label)
+                                                            for row in rows for label in labels[1:]]}
+
+
+def served_groups(records: list[InferenceRecord]) -> dict[str, dict[str, InferenceRecord]]:
+    """Records outside a study, as summarise() takes them: one group a (machine, scenario, lengths, sampling),
+    each keyed workload/seed<trained seed>/batch<b>; a key met twice keeps the later record."""
+    groups: dict[str, dict[str, InferenceRecord]] = {}
+    for r in sorted(records, key=lambda r: r.created_unix_s):
+        s = r.serving
+        title = (f"{r.environment.hardware.machine_class}, {s.scenario}, prompt {s.prompt_len} + {s.gen_len} tokens, "
+                 f"{s.sampling}")
+        groups.setdefault(title, {})[f"{r.workload}/seed{s.run_seed}/batch{s.batch}"] = r
+    return groups
+
+
+def served_report(records: list[InferenceRecord], out_dir) -> Any:
+    """`harness report` on inference records: for each way of serving, J/token against batch for every model
+    (dense first), latency against throughput, and the dense ÷ Switch ratios paired by trained seed."""
+    from pathlib import Path
+
+    from harness.report.plots import inference_sweep
+    from harness.results.files import atomic_write_text
+
+    out_dir = Path(out_dir)
+    parts = []
+    for i, (title, keyed) in enumerate(served_groups(records).items(), 1):
+        labels = sorted({k.split("/")[0] for k in keyed}, key=lambda w: (bool(_capacity(keyed, w)), w))
+        batches = sorted({r.serving.batch for r in keyed.values()})
+        summary = summarise(labels, batches, {}, keyed, [])
+        folder = out_dir / f"serving_{i}"
+        folder.mkdir(parents=True, exist_ok=True)
+        figures = [f"serving_{i}/{p.name}" for p in inference_sweep(summary, folder)]
+        body = study_markdown(summary, None, figures).split("\n", 1)[1].replace("\n## ", "\n### ")
+        parts.append(f"## {title}\n{body}")
+    md = out_dir / "report.md"
+    atomic_write_text(md, "# harness report: serving\n\n" + "\n".join(parts))
+    return md
+
+
+def _capacity(keyed: dict[str, InferenceRecord], workload: str) -> dict:
+    return next(r.serving.capacity for k, r in keyed.items() if k.startswith(f"{workload}/"))

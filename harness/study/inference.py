@@ -21,12 +21,10 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.infer.execute import InferOptions, infer
-from harness.report.lifetime import lifetime
-from harness.report.stats import median, seeded_ratio_ci
+from harness.report.inference import summarise
 from harness.results.files import atomic_write_text, write_json
 from harness.results.inference import InferenceRecord
 from harness.results.reader import read_json, read_record, read_study
-from harness.results.schema import RunRecord
 
 SCHEMA = "harness.inference-study/1"
 DEFAULT_BATCHES = (1, 4, 16, 64)
@@ -91,51 +89,6 @@ def _done(out: Path) -> dict[str, str]:
     if not f.is_file():
         return {}
     return {k: v for k, v in (read_json(f, FILE).get("done") or {}).items() if (out / v / "result.json").is_file()}
-
-
-def summarise(labels: list[str], batches: list[int], runs: dict[str, list[RunRecord]],
-              records: dict[str, InferenceRecord], skipped: list[str]) -> dict[str, Any]:
-    """Per batch: each model's J/token, tokens/s, p99 time per output token and drops by seed; the baseline ÷
-    each other model's J/token with its interval, paired by seed; and training plus serving."""
-    base = labels[0]
-    rows = []
-    for batch in batches:
-        per: dict[str, list[tuple[int, InferenceRecord]]] = {}
-        for key, r in records.items():
-            label, seed, b = key.split("/")
-            if int(b.removeprefix("batch")) == batch:
-                per.setdefault(label, []).append((int(seed.removeprefix("seed")), r))
-        row: dict[str, Any] = {"batch": batch, "models": {}}
-        for label, rs in per.items():
-            jpt = [(s, r.joules_per_token) for s, r in rs]
-            row["models"][label] = {
-                "j_per_token": dict((str(s), j) for s, j in jpt),
-                "median_j_per_token": median([j for _, j in jpt]),
-                "tokens_per_s": median([r.tokens_per_s for _, r in rs]),
-                "tpot_p99_ms": median([(r.traffic.latency_ms.get("tpot") or {}).get("p99") for _, r in rs]),
-                "ttft_p99_ms": median([(r.traffic.latency_ms.get("ttft") or {}).get("p99") for _, r in rs]),
-                "dropped_fraction": median([r.traffic.dropped_tokens / r.traffic.routed_tokens
-                                             for _, r in rs if r.traffic.routed_tokens]),
-                "loadgen_valid": [r.loadgen.validity if r.loadgen else None for _, r in rs],
-                "quality_holds": [bool(r.accuracy and r.accuracy.meets_target) for _, r in rs],
-                "method": sorted({r.energy.label for _, r in rs}),
-            }
-        for label in labels[1:]:
-            a = [(s, r.joules_per_token) for s, r in per.get(base, []) if r.joules_per_token]
-            b = [(s, r.joules_per_token) for s, r in per.get(label, []) if r.joules_per_token]
-            if a and b:
-                ci = seeded_ratio_ci(a, b)
-                row.setdefault("ratios", {})[f"{base}/{label}"] = {
-                    "ratio": ci.ratio, "lo": ci.lo, "hi": ci.hi, "n": ci.n, "method": ci.method,
-                    "left_out": list(getattr(ci, "left_out", ()) or ())}
-        rows.append(row)
-    training = {label: median([r.energy_to_target_j for r in rs]) for label, rs in runs.items()}
-    training_method = sorted({r.energy.label for rs in runs.values() for r in rs if r.converged})
-    return {"baseline": base, "rows": rows, "skipped": skipped, "training_j": training,
-            "training_method": training_method, "lifetime": [lifetime(training, row, base, label)
-                                                            for row in rows for label in labels[1:]]}
-
-
 
 
 def report_inference(study_dir: Path, summary: dict[str, Any], folder: str = "inference") -> Path:
