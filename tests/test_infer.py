@@ -339,3 +339,26 @@ def test_a_run_trained_in_tensorflow_is_served_from_its_weights(tiny_run, tmp_pa
     assert r.status == "completed" and r.serving.decoder["trained_with"] == "tensorflow"
     assert r.accuracy.meets_target  # the same model: what TensorFlow trained, JAX serves at its quality
     assert r.serving.decoder["framework"] == "jax" and r.traffic.generated_tokens > 0
+
+
+def test_a_query_latency_bound_is_judged_on_whole_queries(switch_tiny_run, tmp_path):
+    """With --latency-ms LoadGen judges Server on query latency (token latencies off: it would ignore the bound)."""
+    _, first = infer(switch_tiny_run, tmp_path / "a", "--scenario", "server", "--no-accuracy")
+    alone_ms = read_record(first).serving.decoder["warm_up_ms"]["batch_1_total"]
+    # Meetable by one prompt alone, not by queries that wait up to 5 ms for a batch to fill.
+    code, folder = infer(switch_tiny_run, tmp_path / "b", "--scenario", "server", "--latency-ms",
+                         str(1.2 * alone_ms), "--max-wait-ms", "5", "--no-accuracy")
+    r = read_record(folder)
+    assert code == 1 and "perf_constraints" in r.loadgen.failed
+    assert r.loadgen.results["result_overlatency_query_count"] > 0
+
+
+def test_loadgen_user_conf(switch_tiny_run, tmp_path, capsys):
+    conf = tmp_path / "user.conf"
+    conf.write_text("# LoadGen's own format\n*.Offline.min_duration = 700\n")
+    _, folder = infer(switch_tiny_run, tmp_path / "out", "--user-conf", str(conf), "--no-accuracy")
+    assert read_record(folder).loadgen.effective_min_duration_ms == 700  # read after the flags: it has the last word
+    conf.write_text("min_duration 700\n")
+    capsys.readouterr()
+    assert main(["infer", str(switch_tiny_run), "--user-conf", str(conf), *SHORT]) == 2
+    assert "line 1 is not 'model.scenario.key = value'" in capsys.readouterr().err

@@ -96,6 +96,9 @@ def check(o: InferOptions) -> None:
                         ("--tpot-ms", o.tpot_ms)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise UsageError(f"{flag} must be a positive number, got {value}")
+    if o.latency_ms is not None and (o.ttft_ms is not None or o.tpot_ms is not None):
+        raise UsageError("--latency-ms bounds whole queries, --ttft-ms and --tpot-ms tokens: LoadGen judges one or "
+                         "the other; give --latency-ms alone, or --ttft-ms / --tpot-ms")
     if not o.max_wait_ms >= 0:
         raise UsageError(f"--max-wait-ms must be >= 0, got {o.max_wait_ms}")
     if o.capacity_factor is not None and not o.capacity_factor > 0:
@@ -237,12 +240,13 @@ def _settings(o: InferOptions, warm: dict[str, float], batch: int) -> lgx.Settin
 
 
 def _unmeetable(s: lgx.Settings, warm: dict[str, float]) -> None:
-    """A bound below what one prompt alone takes on this decoder can never be met: a usage error, not a test."""
+    """A bound below half of what one prompt alone takes on this decoder (the warm-up's fastest call; the half is a
+    margin for its noise) can never be met: a usage error, not a test."""
     prefill_1, total_1 = warm["batch_1_prefill"], warm["batch_1_total"]
     for flag, bound, least in (("--ttft-ms", s.ttft_ms, prefill_1), ("--latency-ms", s.latency_ms, total_1)):
         if bound is not None and bound < 0.5 * least:
             raise UsageError(f"{flag} {bound:g}: no run can meet it; one prompt alone takes {least:.2f} ms on this "
-                             "decoder (measured in warm-up)")
+                             "decoder (the warm-up's fastest call); give at least half of that")
 
 
 def _run_loadgen(sut: DecoderSUT, count: int, settings, out: Path) -> None:

@@ -60,7 +60,9 @@ def test_settings(s: Settings, mode: str, performance_count: int):
     t.mode = lg.TestMode.PerformanceOnly if mode == "performance" else lg.TestMode.AccuracyOnly
     t.min_duration_ms = int(s.duration_ms)
     t.min_query_count = int(s.min_queries)
-    t.use_token_latencies = True  # time to first token and time per output token, as MLPerf's LLM benchmarks
+    # Time to first token and time per output token, as MLPerf's LLM benchmarks; LoadGen then judges Server on
+    # them and ignores a query latency bound, so --latency-ms (whole queries) turns them off.
+    t.use_token_latencies = s.latency_ms is None
     t.performance_sample_count_override = performance_count
     if s.target_qps is not None:
         t.offline_expected_qps = float(s.target_qps)
