@@ -663,8 +663,9 @@ def _add_claim(sub: argparse._SubParsersAction) -> None:
 def _claim(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
-    from harness.report.claims.assess import SUPPORTED, judge
+    from harness.report.claims.assess import judge
     from harness.report.claims.render import lines
+    from harness.report.claims.verdict import SUPPORTED
 
     result, json_path, md_path = judge(Path(args.claim_file), Path(args.output_dir) if args.output_dir else None)
     _emit(args, console, result, lambda: [*lines(result), f"written: {json_path} and {md_path}"])

@@ -22,13 +22,15 @@ from typing import Any
 from harness.mlperf.scoring import olympic
 from harness.report.claims.claim_file import Claim
 from harness.report.claims.rules import check_rules, differences
+from harness.report.claims.verdict import CANNOT, INCONCLUSIVE
+from harness.report.claims.verdict import how as _how
+from harness.report.claims.verdict import verdict as _verdict
 from harness.report.stats import RatioCI, is_paired, log_mean_ci, pair_by_seed, runs_to_settle, seeded_ratio_ci
 from harness.results.files import sha256_file
 from harness.results.reader import ResultReadError, read_records, runs_only
 from harness.results.schema import RunRecord
 
 SCHEMA = "harness.claim/1"
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, CANNOT = "SUPPORTED", "NOT SUPPORTED", "INCONCLUSIVE", "CANNOT BE ASSESSED"
 
 
 def assess(claim: Claim, checker=None) -> dict[str, Any]:
@@ -47,7 +49,7 @@ def assess(claim: Claim, checker=None) -> dict[str, Any]:
     reasons += [f"{rule.name}: {rule.detail}" for rule in rules if not rule.passed]
     values = {name: _values(claim, side) for name, side in sides.items()}
     estimate, interval = _estimate(claim, sides, values, reasons)
-    verdict = CANNOT if reasons else _verdict(claim, interval)
+    verdict = CANNOT if reasons else _verdict(claim.relation, claim.value, interval)
     more = None
     if verdict == INCONCLUSIVE:
         logs = _log_spread(values, is_paired(interval))
@@ -162,27 +164,6 @@ def _estimate(claim: Claim, sides: dict[str, list[RunRecord]], values: dict[str,
         reasons.append(f"no interval: {e}")
         return estimate, None
     return estimate, interval
-
-
-def _how(interval: RatioCI | None) -> str:
-    if interval is None:
-        return ""
-    if "Welch" in interval.method:
-        return (f"unpaired (a seed ran twice on a side, or fewer than 2 seeds are shared): Welch, n >= {interval.n} "
-                "a side")
-    if "mean log value" in interval.method:
-        return f"one side: {interval.n} runs"
-    left = f"; {interval.left_out} run(s) whose seed the other side did not run left out" if interval.left_out else ""
-    return f"paired by seed: {interval.n} pairs{left}"
-
-
-def _verdict(claim: Claim, interval: RatioCI | None) -> str:
-    if interval is None:
-        return CANNOT
-    lo, hi, v = interval.lo, interval.hi, claim.value
-    if claim.relation == "<=":
-        return SUPPORTED if hi <= v else NOT_SUPPORTED if lo > v else INCONCLUSIVE
-    return SUPPORTED if lo >= v else NOT_SUPPORTED if hi < v else INCONCLUSIVE
 
 
 def _log_spread(values: dict[str, list[tuple[int, float]]], paired: bool) -> list[list[float]]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.report.claims.rules import MIN_RUNS, Rule, energy_problem
+from harness.report.claims.verdict import CANNOT, INCONCLUSIVE, how, verdict
 from harness.report.stats import is_paired, log_mean_ci, pair_by_seed, runs_to_settle, seeded_ratio_ci
 from harness.results.files import sha256_file
 from harness.results.inference import InferenceRecord
@@ -107,11 +108,9 @@ def assess_inference(claim, checker) -> dict[str, Any]:
                     seeded_ratio_ci(values[names[0]], values[names[1]], claim.confidence))
     except ValueError as e:
         reasons.append(f"no interval: {e}")
-    from harness.report.claims.assess import CANNOT, INCONCLUSIVE, _how, _verdict
-
-    verdict = CANNOT if reasons else _verdict(claim, interval)
+    judged = CANNOT if reasons else verdict(claim.relation, claim.value, interval)
     more = None
-    if verdict == INCONCLUSIVE:
+    if judged == INCONCLUSIVE:
         paired = is_paired(interval)
         logs = ([[math.log(a / b) for a, b in pair_by_seed(*values.values()).pairs]] if paired else
                 [[math.log(v) for _, v in side] for side in values.values()])
@@ -119,14 +118,14 @@ def assess_inference(claim, checker) -> dict[str, Any]:
     of = f"{names[0]} / {names[1]}" if len(names) == 2 else names[0]
     n_now = min((len(v) for v in values.values()), default=0)
     return {
-        "schema": "harness.claim/1", "verdict": verdict, "text": claim.text, "claim": claim.as_read(),
+        "schema": "harness.claim/1", "verdict": judged, "text": claim.text, "claim": claim.as_read(),
         "metric": {"name": claim.metric.name, "what": claim.metric.what, "scope": claim.scope,
                    "higher_is_better": claim.metric.higher_is_better, "derived": None, "stage": "inference"},
         "estimate": {"olympic": {}, "value": None, "of": of,
                      "geometric_mean": None if interval is None else interval.ratio},
         "interval": None if interval is None else {"estimate": interval.ratio, "lo": interval.lo, "hi": interval.hi,
                                                    "level": interval.level, "method": interval.method,
-                                                   "n": interval.n, "pairing": _how(interval)},
+                                                   "n": interval.n, "pairing": how(interval)},
         "rules": [{"rule": r.name, "passed": r.passed, "detail": r.detail} for r in rules],
         "reasons": reasons, "more_runs_per_side": None if more is None else max(0, more - n_now),
         "differences": _differences(sides), "notes": notes,
