@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import meters as meter_pkg
 from harness.errors import UsageError
 from harness.infer import loadgen as lgx
 from harness.infer.served import ServedRun, load_run, prompts_and_truth, with_capacity
@@ -136,8 +137,6 @@ def infer(o: InferOptions) -> tuple[Path, InferenceRecord]:
     meters, unavailable = o.metering.choose(local_accelerators(devices, rt.process_index()))
     pricing = o.metering.check()
     out = new_folder(Path(o.output_dir), f"{served.record.workload}-{o.scenario}")
-    from harness import meters as meter_pkg
-
     sampler = meter_pkg.Sampler(meters, hz=o.metering.sample_hz or DEFAULT_SAMPLE_HZ, accounting=cpu_snapshot)
     sampler.start()
     marks: dict[str, float] = {}
