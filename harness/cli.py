@@ -65,6 +65,34 @@ def _mesh_arg(p: argparse.ArgumentParser) -> None:
                                   "the workload's batch splits)")
 
 
+def _serving_args(p: argparse.ArgumentParser, only: str = "") -> None:
+    """How a trained run is served under LoadGen (infer, study --inference); `only` prefixes the help where the
+    flags apply to one mode of the command."""
+    p.add_argument("--scenario", default="offline", help=f"{only}offline | server | singlestream | multistream "
+                                                         "(default offline)")
+    p.add_argument("--prompt-len", type=int, help=f"{only}prompt tokens, cut from held-out contexts (default: half "
+                                                  "the context)")
+    p.add_argument("--gen-len", type=int, help=f"{only}tokens generated a prompt (default: the rest of the context)")
+    p.add_argument("--samples", type=int, help=f"{only}prompts in LoadGen's sample library (default: every held-out "
+                                               "context)")
+    p.add_argument("--duration-ms", type=int, default=5000,
+                   help=f"{only}LoadGen's min_duration_ms a test (default 5000; MLPerf's is 600000)")
+    p.add_argument("--capacity-factor", type=float,
+                   help=f"{only}Switch expert capacity factor at inference (default: the spec's eval one)")
+
+
+def _serving_options(args: argparse.Namespace, **more):
+    """InferOptions from the serving and metering flags (infer, study --inference)."""
+    from harness.infer.execute import InferOptions
+    from harness.session import Metering
+
+    metering = Metering(meter=args.meter, meter_options=_meter_options(args), sample_hz=args.sample_hz,
+                        **_pricing(args))
+    return InferOptions(scenario=args.scenario.lower(), prompt_len=args.prompt_len, gen_len=args.gen_len,
+                        samples=args.samples, duration_ms=args.duration_ms, capacity_factor=args.capacity_factor,
+                        metering=metering, **more)
+
+
 def _meter_args(p: argparse.ArgumentParser, choose: bool = True) -> None:
     """--meter and every backend's own flags, from the one registry (harness/meters/registry.py)."""
     from harness.meters import BACKENDS, meter_flags
@@ -549,13 +577,7 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="from_dir", help="--inference: a finished study (or campaign) to serve, "
                                                    "instead of training one first")
     p.add_argument("--batches", help="--inference: comma-separated batch sizes (default 1,4,16,64)")
-    p.add_argument("--scenario", default="offline", help="--inference: the LoadGen scenario (default offline)")
-    p.add_argument("--duration-ms", type=int, default=5000, help="--inference: LoadGen's min_duration_ms a test")
-    p.add_argument("--prompt-len", type=int, help="--inference: prompt tokens (default: half the context)")
-    p.add_argument("--gen-len", type=int, help="--inference: tokens generated a prompt (default: the rest)")
-    p.add_argument("--samples", type=int, help="--inference: prompts in LoadGen's sample library")
-    p.add_argument("--capacity-factor", type=float,
-                   help="--inference: Switch capacity factor at inference (default: the spec's eval one)")
+    _serving_args(p, "--inference: ")
 
 
 def _study(args: argparse.Namespace, console: Console) -> int:
@@ -585,16 +607,10 @@ def _study(args: argparse.Namespace, console: Console) -> int:
                       f"{page}", highlight=False)
     if not args.inference:
         return 0
-    from harness.infer.execute import InferOptions
     from harness.report.inference import infer_line
-    from harness.session import Metering
     from harness.study.inference import inference_folder, report_inference, serve_study, study_dirs
 
-    metering = Metering(meter=args.meter, meter_options=_meter_options(args), sample_hz=args.sample_hz,
-                        **_pricing(args))
-    serve = InferOptions(run_dir="", scenario=args.scenario.lower(), duration_ms=args.duration_ms,
-                         prompt_len=args.prompt_len, gen_len=args.gen_len, samples=args.samples,
-                         capacity_factor=args.capacity_factor, metering=metering)
+    serve = _serving_options(args, run_dir="")
     for study_dir in study_dirs(Path(args.from_dir) if args.from_dir else campaign):
         summary = serve_study(study_dir, batches, serve,
                               on_record=lambda r: console.print(infer_line(r), highlight=False, markup=False))
@@ -742,17 +758,11 @@ def _meter(args: argparse.Namespace, console: Console | None) -> int:
     return code if code != 0 or not record.files_missing else 1
 
 
-# Every command: (declares its subparser and flags, runs it), in the order `harness --help` lists them.
 def _add_infer(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("infer", help="serve a trained run under MLPerf LoadGen, metered: J per generated token")
     p.add_argument("run_dir", help="a run folder harness run wrote (holds result.json and weights.npz)")
-    p.add_argument("--scenario", default="offline", help="offline | server | singlestream | multistream")
     p.add_argument("--batch", type=int, default=16, help="most sequences a decoder call holds (default 16)")
-    p.add_argument("--prompt-len", type=int, help="prompt tokens, cut from held-out contexts (default: half)")
-    p.add_argument("--gen-len", type=int, help="tokens generated per prompt (default: the rest of the context)")
-    p.add_argument("--samples", type=int, help="prompts in LoadGen's sample library (default: every held-out one)")
-    p.add_argument("--duration-ms", type=int, default=5000,
-                   help="LoadGen's min_duration_ms (default 5000; MLPerf's is 600000)")
+    _serving_args(p)
     p.add_argument("--min-queries", type=int, default=1, help="LoadGen's min_query_count (default 1)")
     p.add_argument("--target-qps", type=float, help="Server's arrival rate / Offline's expected rate "
                                                     "(default: from the warm-up)")
@@ -765,8 +775,6 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user-conf", help="LoadGen's user.conf (model.scenario.key = value; model 'harness' or *)")
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); else sampled")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--capacity-factor", type=float,
-                   help="Switch: expert capacity factor at inference (default: the spec's eval one)")
     p.add_argument("--no-accuracy", action="store_true", help="skip LoadGen's AccuracyOnly pass")
     _output_arg(p)
     _carbon_args(p)
@@ -776,27 +784,22 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
 
 
 def _infer(args: argparse.Namespace, console: Console) -> int:
-    from harness.infer.execute import InferOptions, infer
+    from harness.infer.execute import infer
     from harness.report.inference import infer_lines
     from harness.results.encoding import to_json
-    from harness.session import Metering
 
-    metering = Metering(meter=args.meter, meter_options=_meter_options(args), sample_hz=args.sample_hz,
-                        **_pricing(args))
-    opts = InferOptions(
-        run_dir=args.run_dir, scenario=args.scenario.lower(), batch=args.batch, prompt_len=args.prompt_len,
-        gen_len=args.gen_len, samples=args.samples, duration_ms=args.duration_ms, min_queries=args.min_queries,
-        target_qps=args.target_qps, latency_ms=args.latency_ms, ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms,
-        max_wait_ms=args.max_wait_ms, samples_per_query=args.samples_per_query, user_conf=args.user_conf,
-        temperature=args.temperature, seed=args.seed, capacity_factor=args.capacity_factor,
-        accuracy=not args.no_accuracy, output_dir=args.output_dir,
-        metering=metering)
+    opts = _serving_options(
+        args, run_dir=args.run_dir, batch=args.batch, min_queries=args.min_queries, target_qps=args.target_qps,
+        latency_ms=args.latency_ms, ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms, max_wait_ms=args.max_wait_ms,
+        samples_per_query=args.samples_per_query, user_conf=args.user_conf, temperature=args.temperature,
+        seed=args.seed, accuracy=not args.no_accuracy, output_dir=args.output_dir)
     out, record = infer(opts)
     _emit(args, console, to_json(record), lambda: infer_lines(record, str(out / "result.json")))
     _say_missing(console, record)
     return 0 if record.valid and not record.files_missing else 1
 
 
+# Every command: (declares its subparser and flags, runs it), in the order `harness --help` lists them.
 _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None],
                            Callable[[argparse.Namespace, Console], int]]] = {
     "list": (_add_list, _list),
