@@ -165,13 +165,16 @@ def _pricing(args: argparse.Namespace) -> dict:
 
 
 def _add_list(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("list", help="list workloads")
+    p = sub.add_parser("list", help="list workloads")
+    _json_arg(p)
 
 
 def _list(args: argparse.Namespace, console: Console) -> int:
     from harness.report.tables import workloads_table
-    from workloads.registry import WORKLOADS
+    from workloads.registry import WORKLOADS, describe
 
+    if args.json:
+        return _emit(args, console, [describe(s) for s in WORKLOADS.values()], list)
     table, notes = workloads_table(WORKLOADS)
     console.print(table)
     _say(console, notes, style="yellow")

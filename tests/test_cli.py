@@ -1,5 +1,6 @@
 """End-to-end `harness run` on the tiny workloads, and bad input: one line, exit code 2, no traceback."""
 
+import json
 import csv
 import shutil
 import subprocess
@@ -224,3 +225,18 @@ def test_package_takes_a_shell_glob_of_a_results_folder(tmp_path, capsys, switch
     assert "skipped 1 file(s) that are not run directories: emissions.csv" in out
     assert "skipped 1 record(s), each a metered command record (harness meter) (true): not MLPerf training runs" in out
     assert len(list((tmp_path / "pkg" / "acme" / "results" / "vm" / "switch-tiny").glob("result_*.txt"))) == 2
+
+
+def test_list_json_prints_every_spec_for_scripts(capsys):
+    from workloads.registry import WORKLOADS
+    from workloads.specs import spec_sha256
+
+    assert main(["list", "--json"]) == 0
+    listed = {d["name"]: d for d in json.loads(capsys.readouterr().out)}
+    assert set(listed) == set(WORKLOADS)
+    for name, spec in WORKLOADS.items():
+        d = listed[name]
+        assert d["spec_sha256"] == spec_sha256(spec.to_dict()) and d["model"]["d_model"] == spec.model.d_model
+        assert d["target"]["default"] == pytest.approx(spec.target_loss()) and d["sized_for"] == spec.sized_for
+        assert "procedural" in d["corpora"]["default"]["source"] and d["params"]["total"] > d["params"]["activated"] \
+            or not spec.model.num_experts

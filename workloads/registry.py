@@ -144,3 +144,29 @@ def get_workload(name: str) -> WorkloadSpec:
         raise UnknownWorkloadError(
             f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}"
         ) from None
+
+
+def describe(spec: WorkloadSpec) -> dict:
+    """A spec for scripts and readers (`harness list --json`): its name, model shape and parameters, each corpus
+    with where it comes from and its entropy floor, the target, the optimiser with its calibration, what it is
+    sized for, and its SHA-256 (workloads/specs.py `spec_sha256`)."""
+    from dataclasses import asdict
+
+    from workloads.corpus import CORPUS_VERSION, entropy_floor
+    from workloads.flops import param_counts
+    from workloads.specs import spec_sha256
+
+    def corpus(cfg) -> dict:
+        return {"name": cfg.name, "source": f"procedural ({CORPUS_VERSION}, workloads/corpus.py), generated on the "
+                                            "machine: no file, no network",
+                "entropy_floor_nats": entropy_floor(cfg), "config": asdict(cfg)}
+
+    d = spec.to_dict()
+    return {"name": spec.name, "description": spec.description, "spec_sha256": spec_sha256(d),
+            "model": d["model"], "params": param_counts(spec.model),
+            "corpora": {"default": corpus(spec.corpus), "control": corpus(spec.control_corpus)},
+            "target": {"metric": "eval_loss_nats_per_token", "margin_nats": spec.target_margin,
+                       "default": spec.target_loss("default"), "control": spec.target_loss("control")},
+            "batch_size": spec.batch_size, "seq_len": spec.seq_len, "eval_every_steps": spec.eval_every_steps,
+            "max_steps": spec.max_steps, "optimizer": d["optimizer"], "calibration": d["calibration"],
+            "steps_per_dispatch": spec.steps_per_dispatch, "sized_for": spec.sized_for}
