@@ -1,7 +1,7 @@
 """End-to-end `harness run` on the tiny workloads, and bad input: one line, exit code 2, no traceback."""
 
-import json
 import csv
+import json
 import shutil
 import subprocess
 import sys
