@@ -17,7 +17,28 @@ class UserDataError(InputError):
     """Bad --data input; the message is one line naming what is wrong and what is valid."""
 
 
-class TokenFile:
+class ByteWindows:
+    """Training windows of seq_len + 1 tokens drawn at random from a token stream, seeded by (run seed, step), and a
+    fixed held-out set: the DataSource the runner reads (harness/runner/loop.py), for any token stream."""
+
+    seq_len: int
+    _train: np.ndarray  # int32 [tokens]
+    _eval: np.ndarray  # int32 [sequences, seq_len + 1]
+
+    def train_batch(self, run_seed: int, step: int, batch: int) -> np.ndarray:
+        rng = np.random.default_rng([run_seed, step, 11])
+        starts = rng.integers(0, self._train.size - self.seq_len - 1, size=batch)
+        return self._train[starts[:, None] + np.arange(self.seq_len + 1)]
+
+    def train_batches(self, run_seed: int, first_step: int, count: int, batch: int) -> np.ndarray:
+        """[count, batch, seq_len + 1]: train_batch of steps first_step.. (slicing is cheap; no walk to share)."""
+        return np.stack([self.train_batch(run_seed, first_step + i, batch) for i in range(count)])
+
+    def eval_set(self) -> np.ndarray:
+        return self._eval
+
+
+class TokenFile(ByteWindows):
     def __init__(self, path: str | Path, seq_len: int, eval_fraction: float = 0.1, eval_sequences: int = 64):
         path = Path(path)
         if not path.is_file():
@@ -55,15 +76,3 @@ class TokenFile:
         held_out = ids[-n_eval:].astype(np.int32)
         count = min(eval_sequences, held_out.size // window)
         self._eval = held_out[: count * window].reshape(count, window)
-
-    def train_batch(self, run_seed: int, step: int, batch: int) -> np.ndarray:
-        rng = np.random.default_rng([run_seed, step, 11])
-        starts = rng.integers(0, self._train.size - self.seq_len - 1, size=batch)
-        return self._train[starts[:, None] + np.arange(self.seq_len + 1)]
-
-    def train_batches(self, run_seed: int, first_step: int, count: int, batch: int) -> np.ndarray:
-        """[count, batch, seq_len + 1]: train_batch of steps first_step.. (slicing is cheap; no walk to share)."""
-        return np.stack([self.train_batch(run_seed, first_step + i, batch) for i in range(count)])
-
-    def eval_set(self) -> np.ndarray:
-        return self._eval
