@@ -241,6 +241,7 @@ def test_the_site_has_an_inference_table(served, tmp_path):
     assert table.count("<tr>") == 3  # the header and two records
     assert "offline" in table and "singlestream" in table
     assert 'title="fake:synthetic"' in table  # the method of every J/token, in full beside its badge
+    assert ">synthetic</span>" in table and ">measured</span>" not in table  # the fake meter never reads as measured
 
 
 def test_compare_matches_inference_records_served_the_same_way(served):

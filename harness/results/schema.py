@@ -170,7 +170,10 @@ class Energy:
 
     @property
     def method_word(self) -> str:
-        """'measured', 'modelled' or 'partly modelled': how to say where the figure comes from."""
+        """'measured', 'modelled', 'partly modelled' or 'synthetic': how to say where the figure comes from. The
+        fake meter's figures (tests, dry runs) are synthetic, never measured, whatever else is in the sum."""
+        if any(m.startswith("fake:") for m in self.methods):
+            return "synthetic"
         modelled = self.modelled_methods
         if not modelled:
             return "measured"

@@ -18,6 +18,7 @@ th button{all:unset;cursor:pointer;font-weight:bold}th button:focus-visible,a:fo
 input:focus-visible{outline:2px solid #0050d0;outline-offset:2px}td.n{text-align:right;white-space:nowrap}
 .badge{display:inline-block;padding:1px 6px;border-radius:8px;font-size:.85em;white-space:nowrap}
 .measured{background:#d7f0d7}.modelled{background:#fde2c4}.partly-modelled{background:#fff1b8}
+.synthetic{background:#e4e4e4}
 .incomplete{background:#f8c9c9}.mixed-methods{background:#e3dcf5}.pass{color:#176b17}.fail{color:#a30000}.not-checked{color:#666}
 form{display:flex;flex-wrap:wrap;gap:.6em 1.2em;align-items:center;margin:.6em 0}label{white-space:nowrap}
 select{max-width:100%}.wrap{overflow-x:auto}img{max-width:100%;height:auto}.muted{color:#666;font-size:.9em}
