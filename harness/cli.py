@@ -653,21 +653,30 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     for p in paths:
         if not p.is_dir():
             raise UsageError(f"{p}: not a directory (give study campaign, study or run directories)")
+    try:
+        md, page = build_report(paths, Path(args.output_dir) if args.output_dir else None, root=Path(DEFAULT_OUTPUT),
+                                say=lambda line: console.print(f"skipped: {line}", highlight=False, style="yellow"))
+    except UsageError as e:
+        return _served_report(args, paths, console, e)  # no training runs: inference records only, or nothing
+    console.print(f"report: {md} and {page}", highlight=False)
+    return 0
+
+
+def _served_report(args: argparse.Namespace, paths: list, console: Console, refused: UsageError) -> int:
+    """harness report on inference records alone: the serving report; with none, the training report's own error
+    (`refused`)."""
+    from pathlib import Path
+
+    from harness.report.inference import served_report
     from harness.results.inference import InferenceRecord
     from harness.results.reader import read_records
+    from harness.results.writer import new_folder
 
-    found = [r for p in paths for r in read_records(p, skipped=lambda line: None)]
-    served = [r for r in found if isinstance(r, InferenceRecord)]
-    if served and len(served) == len(found):  # inference records only: the serving report
-        from harness.report.inference import served_report
-        from harness.results.writer import new_folder
-
-        out = Path(args.output_dir) if args.output_dir else new_folder(Path(DEFAULT_OUTPUT), "report")
-        console.print(f"report: {served_report(served, out)}", highlight=False)
-        return 0
-    md, page = build_report(paths, Path(args.output_dir) if args.output_dir else None, root=Path(DEFAULT_OUTPUT),
-                            say=lambda line: console.print(f"skipped: {line}", highlight=False, style="yellow"))
-    console.print(f"report: {md} and {page}", highlight=False)
+    served = [r for p in paths for r in read_records(p, skipped=lambda line: None) if isinstance(r, InferenceRecord)]
+    if not served:
+        raise refused
+    out = Path(args.output_dir) if args.output_dir else new_folder(Path(DEFAULT_OUTPUT), "report")
+    console.print(f"report: {served_report(served, out)}", highlight=False)
     return 0
 
 

@@ -318,12 +318,24 @@ def _accuracy(o: InferOptions, served: ServedRun, decoder, prompts: np.ndarray, 
                     generated_valid_fraction=valid, note=note)
 
 
+@dataclass
 class _Builder:
     """The record from what the test has done so far (written before the test, and at the end)."""
 
-    def __init__(self, o, served, prompt_len, gen_len, batch, samples, devices, pricing, meters, unavailable,
-                 sampler, marks, state, out) -> None:
-        self.__dict__.update(locals())
+    o: InferOptions
+    served: ServedRun
+    prompt_len: int
+    gen_len: int
+    batch: int
+    samples: int  # prompts in the sample library
+    devices: list  # the framework's devices served on
+    pricing: Any
+    meters: list
+    unavailable: list[dict[str, str]]
+    sampler: Any
+    marks: dict[str, float]  # label -> unix s, as the sampler took them
+    state: dict[str, Any]  # what the test has reached: status, error, SUT, settings, verdict, accuracy, decoder
+    out: Path
 
     def record(self) -> InferenceRecord:
         o, served, state, marks = self.o, self.served, self.state, self.marks
@@ -388,11 +400,8 @@ def environment_of(devices):
 def _write(files: RecordFiles, build: _Builder) -> InferenceRecord:
     rows = build.sampler.power_rows()
     files.csv("power.csv", rows)
-    for name in lgx.LOG_FILES:
+    for name in (*lgx.LOG_FILES, *(f"accuracy/{n}" for n in lgx.LOG_FILES)):
         if (build.out / name).exists():
-            files.write(name, lambda p: None)  # LoadGen wrote it: hashed into the record
-    for name in lgx.LOG_FILES:
-        if (build.out / "accuracy" / name).exists():
-            files.write(f"accuracy/{name}", lambda p: None)
+            files.adopt(name)  # LoadGen wrote it: hashed into the record
     record, _ = files.record(build.record())
     return record

@@ -19,7 +19,7 @@ from harness.results.files import sha256_file
 from harness.results.reader import ResultReadError, read_record
 from harness.results.schema import RunRecord, Status
 from workloads.corpus import CorpusConfig, MarkovMixture, dataset_sha256
-from workloads.specs import ModelConfig, WorkloadSpec, canonical, spec_sha256
+from workloads.specs import ModelConfig, OptimizerConfig, WorkloadSpec, canonical, spec_sha256
 from workloads.user_data import TokenFile
 
 SERVABLE = (Status.CONVERGED, Status.NOT_CONVERGED)
@@ -82,15 +82,13 @@ def spec_of(recorded: dict[str, Any]) -> WorkloadSpec:
     model = ModelConfig(**d["model"])
     corpus = _corpus(d["corpus"])
     return WorkloadSpec(name=recorded["name"], description=d.get("description", ""), model=model, corpus=corpus,
-                        control_corpus=_corpus(d["control_corpus"]), optimizer=recorded_optimizer(d),
+                        control_corpus=_corpus(d["control_corpus"]), optimizer=_optimizer(d),
                         batch_size=d["batch_size"], eval_every_steps=d["eval_every_steps"],
                         target_margin=d["target_margin"], max_steps=d["max_steps"],
                         eval_batch_size=d.get("eval_batch_size", 0), sized_for=d.get("sized_for", "cpu"))
 
 
-def recorded_optimizer(d: dict[str, Any]):
-    from workloads.specs import OptimizerConfig
-
+def _optimizer(d: dict[str, Any]) -> OptimizerConfig:
     fields = OptimizerConfig.__dataclass_fields__
     return OptimizerConfig(**{k: v for k, v in d["optimizer"].items() if k in fields and fields[k].init})
 

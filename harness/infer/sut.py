@@ -19,20 +19,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from harness.infer.loadgen import loadgen
-
-
-class Generator(Protocol):
-    """The decoder as the SUT drives it (workloads/framework.py `Decoder`)."""
-
-    def prefill(self, prompts: np.ndarray) -> tuple[np.ndarray, Any]: ...
-    def generate_rest(self, state: Any) -> np.ndarray: ...
-    @property
-    def dropped(self) -> Any: ...  # .total: token-slots the Switch layers dropped in the last prefill + rest
+from workloads.framework import Decoder
 
 
 @dataclass
@@ -55,7 +47,7 @@ class Served:
 class DecoderSUT:
     """LoadGen's SUT around `decoders` (bucket size -> a compiled decoder) and the QSL's `prompts` [N, P]."""
 
-    def __init__(self, decoders: dict[int, Generator], prompts: np.ndarray, gen_len: int, max_wait_s: float,
+    def __init__(self, decoders: dict[int, Decoder], prompts: np.ndarray, gen_len: int, max_wait_s: float,
                  mark: Callable[[str], Any], labels: tuple[str, str], switch_layers: int):
         self.decoders, self.buckets = decoders, sorted(decoders)
         self.batch = self.buckets[-1]

@@ -56,6 +56,10 @@ class RecordFiles:
         self.missing.pop(name, None)
         return True
 
+    def adopt(self, name: str) -> bool:
+        """A file another program wrote in the folder (LoadGen's logs), hashed into the record like ours."""
+        return self.write(name, lambda path: None)
+
     def csv(self, name: str, rows: list[dict[str, Any]]) -> bool:
         return self.write(name, lambda p: files.write_csv(p, rows, union_columns(rows)))
 

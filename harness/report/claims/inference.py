@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from harness.report.claims.metrics import Metric
 from harness.report.claims.rules import MIN_RUNS, Rule, energy_problem
 from harness.report.claims.verdict import CANNOT, INCONCLUSIVE, how, verdict
 from harness.report.stats import is_paired, log_mean_ci, pair_by_seed, runs_to_settle, seeded_ratio_ci
@@ -41,28 +41,19 @@ def _per(figure: Callable[[InferenceRecord, float], float | None]) -> Callable[[
     return value
 
 
-@dataclass(frozen=True)
-class InferenceMetric:
-    name: str
-    what: str
-    value: Callable[[InferenceRecord, str | None], float | None]
-    higher_is_better: bool = False
-    default_scope: str | None = "node"
-    fixed_scope: bool = False
-    derived: str | None = None
-    within_one_system: bool = False
+def _j_per_token(r: InferenceRecord, j: float) -> float | None:
+    return j / r.traffic.generated_tokens if r.traffic.generated_tokens else None
 
 
-INFERENCE_METRICS: dict[str, InferenceMetric] = {m.name: m for m in (
-    InferenceMetric("joules_per_token", "energy per generated token (J)",
-                    _per(lambda r, j: j / r.traffic.generated_tokens if r.traffic.generated_tokens else None)),
-    InferenceMetric("tokens_per_j", "generated tokens per joule", _per(lambda r, j: r.traffic.generated_tokens / j),
-                    higher_is_better=True),
-    InferenceMetric("samples_per_j", "samples per joule (MLPerf Inference's Offline and Server efficiency)",
-                    _per(lambda r, j: r.traffic.samples / j), higher_is_better=True),
-    InferenceMetric("dense_over_sparse_joules_per_token", "dense / sparse energy per generated token",
-                    _per(lambda r, j: j / r.traffic.generated_tokens if r.traffic.generated_tokens else None),
-                    higher_is_better=True, within_one_system=True),
+# The metrics a claim at inference can be about: the same Metric as training claims, reading inference records.
+INFERENCE_METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("joules_per_token", "energy per generated token (J)", _per(_j_per_token)),
+    Metric("tokens_per_j", "generated tokens per joule", _per(lambda r, j: r.traffic.generated_tokens / j),
+           higher_is_better=True),
+    Metric("samples_per_j", "samples per joule (MLPerf Inference's Offline and Server efficiency)",
+           _per(lambda r, j: r.traffic.samples / j), higher_is_better=True),
+    Metric("dense_over_sparse_joules_per_token", "dense / sparse energy per generated token", _per(_j_per_token),
+           higher_is_better=True, within_one_system=True),
 )}
 
 
