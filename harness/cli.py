@@ -60,6 +60,11 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-loss", type=float, help="eval loss target, nats/token (required with --data)")
 
 
+def _weights_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-weights", action="store_true",
+                   help="do not keep the trained parameters (weights.npz, what harness infer serves)")
+
+
 def _mesh_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mesh", help="data=D,expert=E over every device (default: every device on data, as far as "
                                   "the workload's batch splits)")
@@ -353,8 +358,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     _meter_args(p)
     _sample_arg(p)
     p.add_argument("--no-progress", action="store_true", help="no live display")
-    p.add_argument("--no-weights", action="store_true",
-                   help="do not keep the trained parameters (weights.npz, what harness infer serves)")
+    _weights_arg(p)
     p.add_argument("--allow-cpu", action="store_true",
                    help="run a workload sized for an accelerator (dense-base, switch-base) on the CPU anyway")
     _mesh_arg(p)
@@ -575,6 +579,7 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated: jax, tensorflow; every workload runs in each (the first is baseline)")
     p.add_argument("--resume", help="finish an interrupted study: its folder (<output>/<utc>-study-<id>)")
     _mesh_arg(p)
+    _weights_arg(p)
     p.add_argument("--inference", action="store_true",
                    help="serve the study's trained runs under LoadGen over a batch sweep: dense / Switch J per token")
     p.add_argument("--from", dest="from_dir", help="--inference: a finished study (or campaign) to serve, "
@@ -592,7 +597,8 @@ def _study(args: argparse.Namespace, console: Console) -> int:
 
     base = RunOptions(workload="", meter=args.meter, meter_options=_meter_options(args), progress=False,
                       **_pricing(args), sample_hz=args.sample_hz, mesh=args.mesh,
-                      data=str(Path(args.data).resolve()) if args.data else None, target_loss=args.target_loss)
+                      data=str(Path(args.data).resolve()) if args.data else None, target_loss=args.target_loss,
+                      keep_weights=not args.no_weights)
 
     def listed(text: str | None) -> list[str] | None:
         return None if text is None else [x for x in text.split(",") if x]

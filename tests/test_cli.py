@@ -110,6 +110,8 @@ def test_user_data_npy(tmp_path):
         (["run", "--workload", "dense-tiny", "--data", "/no/such/file.txt"], "--target-loss"),
         (["run", "--workload", "switch-small", "--data", "{tmp}/bad.npy", "--target-loss", "1"], "not a .npy file"),
         (["run", "--workload", "dense-tiny", "--corpus", "other"], "default, control"),
+        (["run", "--workload", "switch-text", "--corpus", "control"], "switch-text has no control corpus"),
+        (["study", "--workloads", "dense-text,switch-text", "--corpus", "control"], "has no control corpus"),
         (["run", "--workload", "dense-tiny", "--seed", "abc"], "invalid int"),
         (["run"], "--workload"),
         (["frobnicate"], "invalid choice"),
@@ -119,7 +121,7 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, args, needle):
     # In-process: argparse and validation errors must surface before any training or jax compilation.
     (tmp_path / "bad.npy").write_bytes(b"0123456789")  # ten garbage bytes named .npy
     args = [a.format(tmp=tmp_path) for a in args]
-    if args[0] == "run" and len(args) > 1:
+    if args[0] in ("run", "study") and len(args) > 1:
         args = [*args, "--output-dir", str(tmp_path)]
     try:
         code = main(args)
@@ -238,5 +240,11 @@ def test_list_json_prints_every_spec_for_scripts(capsys):
         d = listed[name]
         assert d["spec_sha256"] == spec_sha256(spec.to_dict()) and d["model"]["d_model"] == spec.model.d_model
         assert d["target"]["default"] == pytest.approx(spec.target_loss()) and d["sized_for"] == spec.sized_for
-        assert "procedural" in d["corpora"]["default"]["source"] and d["params"]["total"] > d["params"]["activated"] \
-            or not spec.model.num_experts
+        assert d["params"]["total"] > d["params"]["activated"] or not spec.model.num_experts
+        if "text" in name:  # real text: its source and licence named, no floor, no control corpus
+            source = d["corpora"]["default"]["source"]
+            assert "King James" in source and "SOURCES.md" in source
+            assert d["corpora"]["default"]["entropy_floor_nats"] is None and set(d["corpora"]) == {"default"}
+            assert d["target"]["margin_nats"] is None and d["model"]["vocab_size"] == 256
+        else:
+            assert "procedural" in d["corpora"]["default"]["source"] and set(d["corpora"]) == {"default", "control"}

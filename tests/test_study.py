@@ -112,12 +112,13 @@ def test_a_study_on_the_users_own_text_priced_as_asked(tmp_path):
     text.write_text("the quick brown fox jumps over the lazy dog. " * 400, encoding="utf-8")
     code = main(["study", "--workloads", "dense-tiny,switch-tiny", "--seeds", "1", "--data", str(text),
                  "--target-loss", "3.0", "--pue", "1.1", "--carbon-intensity", "0.3", "--sample-hz", "25",
-                 "--meter", "fake", "--output-dir", str(tmp_path / "out")])
+                 "--meter", "fake", "--no-weights", "--output-dir", str(tmp_path / "out")])
     assert code == 0
     (campaign,) = (tmp_path / "out").glob("*-study-*")
     options = json.loads((campaign / "campaign.json").read_text())["options"]
     assert options["pue"] == 1.1 and options["carbon_intensity"] == 0.3 and options["sample_hz"] == 25
     assert options["data"] == str(text.resolve()) and options["target_loss"] == 3.0
+    assert options["keep_weights"] is False and not list(campaign.rglob("weights.npz"))
     study = json.loads((campaign / "user-data" / "study.json").read_text())
     for run in study["runs"].values():
         r = json.loads((campaign / "user-data" / run[0] / "result.json").read_text())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -25,6 +26,7 @@ import numpy as np
 from workloads.errors import InputError
 from workloads.user_data import ByteWindows
 
+TEXT_VERSION = "kjv-bytes/1"  # the text, its split and its eval windows; a change to any is a new version
 TEXT_FILE = "kjv.txt.gz"
 # SHA-256 of the shipped file's uncompressed text (`bible -f "Gen1:1-Rev22:21"`, Debian bible-kjv 4.38).
 TEXT_SHA256 = "cd45f0c9cedab8e4439bd6486c8952c77cc8b0ecc5d1f6ae3513f2039f47229d"
@@ -34,6 +36,23 @@ HELD_OUT_EVERY, HELD_OUT_FROM = 10, 4  # book indices 4, 14, 24, ...: 7 of the 6
 
 class TextCorpusError(InputError):
     """The shipped text is missing or not the one the harness was built with."""
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Plain data naming the shipped text as a spec's corpus (workloads/specs.py): byte tokens, no entropy floor
+    known, so a spec on it states its target in nats per byte outright."""
+
+    name: str
+    seq_len: int
+    eval_sequences: int = 128
+    file: str = TEXT_FILE
+    text_sha256: str = TEXT_SHA256
+    version: str = TEXT_VERSION
+
+    @property
+    def vocab_size(self) -> int:
+        return 256
 
 
 @cache
@@ -68,6 +87,13 @@ class TextCorpus(ByteWindows):
     """Byte windows of the training books, and the fixed eval windows of the held-out books."""
 
     vocab_size = 256
+
+    @classmethod
+    def of(cls, cfg: TextConfig) -> TextCorpus:
+        if (cfg.file, cfg.text_sha256, cfg.version) != (TEXT_FILE, TEXT_SHA256, TEXT_VERSION):
+            raise TextCorpusError(f"text corpus {cfg.name}: {cfg.file} {cfg.version} (sha256 {cfg.text_sha256[:12]}…) "
+                                  f"is not the text this harness ships ({TEXT_FILE} {TEXT_VERSION})")
+        return cls(cfg.seq_len, cfg.eval_sequences)
 
     def __init__(self, seq_len: int, eval_sequences: int = 128) -> None:
         held = set(held_out_books())

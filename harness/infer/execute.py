@@ -312,7 +312,8 @@ def _accuracy(o: InferOptions, served: ServedRun, decoder, prompts: np.ndarray, 
     else:
         allowed_excess = served.record.target.target_loss
         meets = loss <= allowed_excess
-        note += "; user data: no true law, the loss is held to the training target itself"
+        kind = "real text" if served.record.data.get("kind") == "text" else "user data"
+        note += f"; {kind}: no true law, the loss is held to the training target itself"
     return Accuracy(samples=len(prompts), tokens=int(lp.size), teacher_forced_loss=loss, greedy_accuracy=accuracy,
                     floor_loss=floor, floor_greedy_accuracy=floor_acc, allowed=allowed_excess, meets_target=bool(meets),
                     generated_valid_fraction=valid, note=note)

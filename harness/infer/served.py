@@ -18,7 +18,8 @@ from harness.errors import UsageError
 from harness.results.files import sha256_file
 from harness.results.reader import ResultReadError, read_record
 from harness.results.schema import RunRecord, Status
-from workloads.corpus import CorpusConfig, MarkovMixture, dataset_sha256
+from workloads.corpus import MarkovMixture, dataset_sha256
+from workloads.sources import corpus_from, open_corpus
 from workloads.specs import ModelConfig, OptimizerConfig, WorkloadSpec, canonical, spec_sha256
 from workloads.user_data import TokenFile
 
@@ -31,7 +32,7 @@ class ServedRun:
     spec: WorkloadSpec
     weights: dict[str, np.ndarray]
     eval_set: np.ndarray  # [N, seq_len + 1], the run's held-out contexts (hash checked against the record)
-    law: MarkovMixture | None  # the procedural corpus's true next-token law; None for user data
+    law: MarkovMixture | None  # the procedural corpus's true next-token law; None for text and user data
 
     @property
     def entropy_margin(self) -> float | None:
@@ -80,21 +81,18 @@ def spec_of(recorded: dict[str, Any]) -> WorkloadSpec:
     """The WorkloadSpec a record ran (its model and corpus as the harness reads them now)."""
     d = canonical(recorded)
     model = ModelConfig(**d["model"])
-    corpus = _corpus(d["corpus"])
-    return WorkloadSpec(name=recorded["name"], description=d.get("description", ""), model=model, corpus=corpus,
-                        control_corpus=_corpus(d["control_corpus"]), optimizer=_optimizer(d),
-                        batch_size=d["batch_size"], eval_every_steps=d["eval_every_steps"],
+    control = d.get("control_corpus")
+    return WorkloadSpec(name=recorded["name"], description=d.get("description", ""), model=model,
+                        corpus=corpus_from(d["corpus"]), control_corpus=control and corpus_from(control),
+                        optimizer=_optimizer(d), batch_size=d["batch_size"], eval_every_steps=d["eval_every_steps"],
                         target_margin=d["target_margin"], max_steps=d["max_steps"],
-                        eval_batch_size=d.get("eval_batch_size", 0), sized_for=d.get("sized_for", "cpu"))
+                        eval_batch_size=d.get("eval_batch_size", 0), sized_for=d.get("sized_for", "cpu"),
+                        target_eval_loss=d.get("target_eval_loss"))
 
 
 def _optimizer(d: dict[str, Any]) -> OptimizerConfig:
     fields = OptimizerConfig.__dataclass_fields__
     return OptimizerConfig(**{k: v for k, v in d["optimizer"].items() if k in fields and fields[k].init})
-
-
-def _corpus(d: dict[str, Any]) -> CorpusConfig:
-    return CorpusConfig(**{**d, "successor_probs": tuple(d["successor_probs"])})
 
 
 def _held_out(record: RunRecord, spec: WorkloadSpec, run_dir: str) -> tuple[np.ndarray, MarkovMixture | None]:
@@ -106,9 +104,9 @@ def _held_out(record: RunRecord, spec: WorkloadSpec, run_dir: str) -> tuple[np.n
                              "contexts are the prompts")
         eval_set, law = TokenFile(source, spec.seq_len).eval_set(), None
     else:
-        cfg = _corpus(dict(data["config"]))
-        law = MarkovMixture(cfg)
-        eval_set = law.eval_set()
+        source = open_corpus(corpus_from(dict(data["config"])))
+        eval_set = source.eval_set()
+        law = source if isinstance(source, MarkovMixture) else None
     if dataset_sha256(eval_set) != data.get("eval_sha256"):
         raise UsageError(f"{run_dir}: the held-out set made now hashes {dataset_sha256(eval_set)[:12]}…, the run's "
                          f"was {str(data.get('eval_sha256'))[:12]}… (a different corpus version)")

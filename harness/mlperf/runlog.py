@@ -75,7 +75,7 @@ class _Capture:
 def division(record: RunRecord) -> str:
     """'closed' for a registered workload run exactly as registered on its default corpus, else 'open'."""
     spec = WORKLOADS.get(record.workload)
-    if spec is None or record.data.get("kind") != "procedural" or record.data.get("corpus") != "default":
+    if spec is None or record.data.get("kind") not in ("procedural", "text") or record.data.get("corpus") != "default":
         return "open"
     same_spec = same_workload(spec, record.spec)
     same_target = math.isclose(record.target.target_loss, spec.target_loss(), rel_tol=0, abs_tol=1e-12)
@@ -100,7 +100,7 @@ def render_run_log(record: RunRecord, org: str = "harness-user", platform: str |
         log.event(key=key, value=value, time_ms=t, metadata=metadata or None)
 
     # Procedural data never touches disk, so there is no page cache to drop; say so rather than claim it.
-    event(K.CACHE_CLEAR, False, note="procedural or user data read into memory; no OS cache dropped")
+    event(K.CACHE_CLEAR, False, note="procedural, shipped or user data read into memory; no OS cache dropped")
     log.start(key=K.INIT_START, value=None, time_ms=t_init)
     event(K.SUBMISSION_ORG, org)
     event(K.SUBMISSION_PLATFORM, platform or record.environment.hardware.platform_name)

@@ -27,9 +27,11 @@ def workloads_table(workloads: dict[str, Any]) -> tuple[Table, list[str]]:
         m = spec.model
         model = f"switch E={m.num_experts}" if m.num_experts else "dense"
         lr = f"{spec.optimizer.learning_rate:g}" + ("" if spec.calibration.calibrated else " (uncalibrated)")
+        target = (f"{spec.target_eval_loss:.3f}" if spec.target_eval_loss is not None
+                  else f"floor+{spec.target_margin} ({spec.target_loss():.3f})")
         table.add_row(spec.name, model, f"L={m.num_layers} d={m.d_model} ff={m.d_ff}", m.dtype, spec.corpus.name,
-                      f"{spec.batch_size}x{spec.seq_len}", lr, str(spec.eval_every_steps),
-                      f"floor+{spec.target_margin} ({spec.target_loss():.3f})", str(spec.max_steps), spec.sized_for)
+                      f"{spec.batch_size}x{spec.seq_len}", lr, str(spec.eval_every_steps), target,
+                      str(spec.max_steps), spec.sized_for)
     notes = [f"{s.name}: {s.calibration.where}" for s in workloads.values() if not s.calibration.calibrated]
     return table, notes
 

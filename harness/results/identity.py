@@ -8,7 +8,7 @@ Runs are only ever averaged, scored or paired within one identity. Its parts, an
   - spec_sha256: the canonical spec (workloads/specs.py `spec_sha256`: model, corpus, optimiser, batch, target),
     so a recalibrated learning rate or a resized model is another benchmark even under the same name, while a
     field added to the harness later (with the value older runs used) is not a difference;
-  - data: the procedural corpus ("default", "control") or the user's data ("user:<sha12>"), and eval_sha256, the
+  - data: the spec's corpus ("default", "control") or the user's data ("user:<sha12>"), and eval_sha256, the
     held-out set's hash: a control-corpus run costs a hundredth of a default one, by design;
 - how it was run (`setup`; one row's runs match these, a comparison between systems states them):
   - framework: JAX and TensorFlow take different times on the same steps;

@@ -108,7 +108,7 @@ class Accuracy:
     greedy_accuracy: float
     floor_loss: float | None  # the true law's loss of the same tokens (None: user data)
     floor_greedy_accuracy: float | None  # the Bayes-optimal greedy accuracy on them
-    allowed: float  # nats/token: the margin over the floor (procedural) or the target itself (user data)
+    allowed: float  # nats/token: the margin over the floor (procedural) or the target itself (text, user data)
     meets_target: bool
     generated_valid_fraction: float | None = None  # generated tokens the true law gives non-zero probability
     note: str = ""

@@ -207,7 +207,7 @@ class Timing:
 class Target:
     metric: str = "eval_loss_nats_per_token"
     target_loss: float  # nats/token; converged at the first evaluation at or below it
-    entropy_floor: float | None  # nats/token, the Bayes-optimal loss of a procedural corpus (None: user data)
+    entropy_floor: float | None  # nats/token, the Bayes-optimal loss of a procedural corpus (None: text, user data)
     max_steps: int
 
 
@@ -480,7 +480,7 @@ class RunRecord(Record):
 
     @property
     def corpus(self) -> str:
-        """The procedural corpus's name ("default", "control"), or "user:<eval sha256 prefix>"."""
+        """The spec's corpus it ran on ("default", "control"), or "user:<eval sha256 prefix>" for --data."""
         return self.data.get("corpus") or f"user:{str(self.data.get('eval_sha256', ''))[:12]}"
 
     @property

@@ -8,7 +8,7 @@ finish (harness/runner/finish.py: the record and every file rendered from it).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,9 @@ from harness.runner.cluster import LOST_AFTER_S, RUNTIME_HEARTBEAT_TIMEOUT_S
 from harness.runner.devices import Placement, place
 from harness.runner.sizing import cpu_refusal, typical_steps
 from harness.session import DEFAULT_SAMPLE_HZ, Metering
-from workloads.corpus import MarkovMixture, dataset_sha256, entropy_floor
+from workloads.corpus import dataset_sha256
 from workloads.registry import CORPUS_NAMES, WorkloadSpec, get_workload
+from workloads.sources import corpus_facts, open_corpus
 from workloads.trainers import runtime
 from workloads.user_data import TokenFile
 
@@ -94,6 +95,8 @@ def check(opts: RunOptions) -> tuple[WorkloadSpec, Pricing]:
         raise UsageError("--data needs --target-loss (a user corpus has no known entropy floor)")
     if opts.data is None and opts.corpus not in CORPUS_NAMES:
         raise UsageError(f"--corpus must be one of {', '.join(CORPUS_NAMES)}, got {opts.corpus!r}")
+    if opts.data is None:
+        spec.corpus_named(opts.corpus)  # a spec without a control corpus says so here
     pricing = opts.metering().check()  # a bad region or PUE fails before training, not after
     check_writable(Path(opts.output_dir), "--output-dir")
     return spec, pricing
@@ -112,11 +115,9 @@ def plan(opts: RunOptions) -> RunPlan:
         target = opts.target_loss
     else:
         cfg = spec.corpus_named(opts.corpus)
-        data = MarkovMixture(cfg)
-        floor = entropy_floor(cfg)
-        info = {"kind": "procedural", "corpus": opts.corpus, "config": asdict(cfg), "entropy_floor": floor,
-                "contexts_to_memorise": cfg.num_contexts}
-        target = opts.target_loss if opts.target_loss is not None else floor + spec.target_margin
+        data = open_corpus(cfg)
+        info = {**corpus_facts(cfg), "corpus": opts.corpus}
+        target = opts.target_loss if opts.target_loss is not None else spec.target_loss(opts.corpus)
     eval_set = data.eval_set()
     info["eval_sha256"] = dataset_sha256(eval_set)
     info["eval_sequences"] = int(eval_set.shape[0])

@@ -23,7 +23,7 @@ from harness.results.schema import RunRecord
 from harness.results.writer import new_folder
 from harness.runner.plan import RunOptions, check
 from harness.study.run import USER_DATA, resolve_specs, run_study
-from workloads.registry import CORPUS_NAMES
+from workloads.registry import CORPUS_NAMES, get_workload
 from workloads.trainers import FRAMEWORKS, runtime
 
 SCHEMA = "harness.campaign/1"
@@ -31,7 +31,7 @@ DEFAULTS = {"workloads": ["dense-small", "switch-small"], "seeds": 3, "corpora":
             "sweep": None, "frameworks": ["jax"]}
 # Everything a resumed campaign must run with again, as first asked.
 RECORDED_OPTIONS = ("meter", "meter_options", "region", "pue", "carbon_intensity", "net_intensity", "sample_hz",
-                    "mesh", "data", "target_loss")
+                    "mesh", "data", "target_loss", "keep_weights")
 
 
 def study_and_report(asked: dict[str, Any], out: Path, base: RunOptions,
@@ -44,6 +44,8 @@ def study_and_report(asked: dict[str, Any], out: Path, base: RunOptions,
         plan, base = _resumed(campaign_dir, asked, base)
     else:
         plan = {k: DEFAULTS[k] if asked.get(k) is None else asked[k] for k in DEFAULTS}
+        if asked.get("corpora") is None:
+            plan["corpora"] = default_corpora(plan["workloads"])
         if base.data is not None:
             if asked.get("corpora") is not None:
                 raise UsageError("--data is the study's corpus: give --data FILE --target-loss X or --corpus, "
@@ -51,6 +53,10 @@ def study_and_report(asked: dict[str, Any], out: Path, base: RunOptions,
             plan["corpora"] = [USER_DATA]
         _validate(plan)
     specs, sweep_info = resolve_specs(plan["workloads"], plan["sweep"])
+    for spec in specs:
+        for c in plan["corpora"]:
+            if c != USER_DATA:
+                spec.corpus_named(c)  # a workload without a control corpus, asked for one, fails before any run
     base = dataclasses.replace(base, workload=specs[0].name)
     check(base)  # the carbon, meter and data options, before anything is written or run
     for f in plan["frameworks"]:
@@ -65,6 +71,14 @@ def study_and_report(asked: dict[str, Any], out: Path, base: RunOptions,
                   frameworks=plan["frameworks"])
     md, page = build_report([campaign_dir], campaign_dir)
     return campaign_dir, md, page
+
+
+def default_corpora(workloads: list[str]) -> list[str]:
+    """Both corpora, so that the report shows where sparse does not win; the default alone where a workload has no
+    control corpus (the text pairs: their contrast is another target)."""
+    if any(get_workload(w).control_corpus is None for w in workloads):
+        return ["default"]
+    return list(CORPUS_NAMES)
 
 
 def _validate(plan: dict[str, Any]) -> None:
