@@ -81,12 +81,13 @@ def switch_tiny_run(tiny_run) -> Path:
 
 
 @functools.cache
-def markov(cfg):
-    """MarkovMixture(cfg), built once a session per corpus config (the base corpus's tables take seconds to
-    build, and a dense/Switch pair shares its corpus). Read-only: it is stateless once built."""
-    from workloads.corpus import MarkovMixture
+def corpus_once(cfg):
+    """The corpus cfg names (workloads/sources.py open_corpus: a MarkovMixture, or the shipped text), built once a
+    session per corpus config (the base corpus's tables take seconds to build, and a dense/Switch pair shares its
+    corpus). Read-only: it is stateless once built."""
+    from workloads.sources import open_corpus
 
-    return MarkovMixture(cfg)
+    return open_corpus(cfg)
 
 
 def only_result(out_dir: Path) -> dict:

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import markov
+from conftest import corpus_once
 
 from workloads.corpus import CorpusConfig, MarkovMixture, dataset_sha256, entropy_floor
 from workloads.registry import WORKLOADS
@@ -68,7 +68,7 @@ def test_registered_corpora_generate_fast_enough_not_to_stall_a_step():
     import time
 
     for spec in WORKLOADS.values():
-        c = markov(spec.corpus)  # built once a session per corpus: only generating a batch is timed
+        c = corpus_once(spec.corpus)  # built once a session per corpus: only generating a batch is timed
         # CPU time, not wall time: the suite's other worker shares the two cores (a wall-clock bound failed
         # under it at 23 ms a batch).
         t = time.process_time()
