@@ -57,7 +57,7 @@ def study_and_report(asked: dict[str, Any], out: Path, base: RunOptions,
         for c in plan["corpora"]:
             if c != USER_DATA:
                 spec.corpus_named(c)  # a workload without a control corpus, asked for one, fails before any run
-    base = dataclasses.replace(base, workload=specs[0].name)
+    base = dataclasses.replace(base, workload=specs[0].name, spec=specs[0])  # a sweep variant is in no registry
     check(base)  # the carbon, meter and data options, before anything is written or run
     for f in plan["frameworks"]:
         runtime(f)  # a framework that is not installed fails here, in one line, before any run
