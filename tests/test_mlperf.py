@@ -73,6 +73,8 @@ def test_the_shipped_rules_and_rcps_are_what_their_scripts_write(monkeypatch):
     make_rules = _script("make_rules")
     for name, spec in WORKLOADS.items():
         assert Path(rules.path(f"closed_{name}.yaml")).read_text() == make_rules.rules_text(spec), name
+    common = Path(rules.path("closed_common.yaml")).read_text()
+    assert make_rules.closed_common_text(common) == common and repr(list(WORKLOADS)) in common
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)  # the shipped file names its sources relative to the checkout
     assert _script("make_rcps").build([Path("reference_results")]) == load_rcps()

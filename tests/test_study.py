@@ -107,6 +107,17 @@ def test_tiny_study_end_to_end_writes_every_file(tmp_path):
 
 
 @pytest.mark.e2e
+def test_an_expert_sweep_of_one_switch_workload_runs(tmp_path):
+    # Its first entry is a variant no registry holds (switch-tiny-e2): the campaign's checks take the spec itself.
+    assert main(["study", "--workloads", "switch-tiny", "--sweep", "experts=2,4", "--seeds", "1", "--corpus",
+                 "default", "--meter", "fake", "--no-weights", "--output-dir", str(tmp_path)]) == 0
+    (campaign,) = tmp_path.glob("*-study-*")
+    study = json.loads((campaign / "default" / "study.json").read_text())
+    assert study["workloads"] == ["switch-tiny-e2", "switch-tiny-e4"] and study["sweep"]["values"] == [2, 4]
+    assert all(len(runs) == 1 for runs in study["runs"].values())
+
+
+@pytest.mark.e2e
 def test_a_study_on_the_users_own_text_priced_as_asked(tmp_path):
     text = tmp_path / "corpus.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 400, encoding="utf-8")

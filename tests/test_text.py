@@ -57,6 +57,9 @@ def test_the_text_pairs_state_their_targets_outright_and_hash_as_before():
     small = WORKLOADS["switch-small"].to_dict()
     before = {k: v for k, v in small.items() if k != "target_eval_loss"}
     assert spec_sha256(before) == spec_sha256(small) and spec_sha256(small).startswith("2404d0cd3f32")
+    # Records of 2026-11-26 kept the calibration inside the optimizer: still the same workload.
+    older = {**before, "optimizer": {**before["optimizer"], "lr_sweep": [3e-3], "lr_selection": "fewest steps"}}
+    assert spec_sha256(older) == spec_sha256(small)
     try:
         dataclasses.replace(tight, target_eval_loss=None)
     except SpecError as e:
@@ -86,15 +89,15 @@ def test_a_study_of_the_text_pair_runs_the_default_corpus_only():
 
 
 @pytest.mark.e2e
-def test_a_text_run_records_its_corpus_and_is_closed(tmp_path):
+def test_a_text_run_records_its_corpus_is_closed_and_is_served(tmp_path):
     from harness.cli import main
     from harness.mlperf.runlog import division
     from harness.results.reader import read_record
     from workloads.registry import TEXT_TARGETS
 
     assert main(["run", "--workload", "switch-text", "--max-steps", "8", "--meter", "fake", "--no-progress",
-                 "--no-weights", "--output-dir", str(tmp_path)]) == 1  # 8 steps: the target not reached
-    (run_dir,) = [d for d in tmp_path.iterdir() if d.is_dir()]
+                 "--output-dir", str(tmp_path / "train")]) == 1  # 8 steps: the target not reached
+    (run_dir,) = [d for d in (tmp_path / "train").iterdir() if d.is_dir()]
     r = read_record(run_dir)
     assert r.status == "not_converged" and r.target.target_loss == TEXT_TARGETS["tight"]
     assert r.data["kind"] == "text" and r.data["entropy_floor"] is None and r.target.entropy_floor is None
@@ -103,6 +106,12 @@ def test_a_text_run_records_its_corpus_and_is_closed(tmp_path):
     assert division(r) == "closed"  # the registered workload on its own corpus and target
     log = (run_dir / "mllog.txt").read_text()
     assert '"key": "eval_accuracy"' in log and '"value": "text"' in log
+    # Served from its held-out books: no true law to score against, so the loss is held to the target itself.
+    assert main(["infer", str(run_dir), "--output-dir", str(tmp_path / "served"), "--meter", "fake",
+                 "--duration-ms", "300", "--samples", "8", "--batch", "4"]) == 1  # 8 steps: the quality misses
+    served = read_record(next((tmp_path / "served").glob("*/result.json")).parent)
+    assert served.accuracy.floor_loss is None and "real text" in served.accuracy.note
+    assert served.accuracy.allowed == TEXT_TARGETS["tight"] and not served.accuracy.meets_target
 
 
 def test_the_text_eval_set_tells_the_two_targets_apart():

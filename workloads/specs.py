@@ -193,11 +193,12 @@ def _canonical(value: dict[str, Any], cls: type, path: tuple[str, ...]) -> dict[
 
 def _dataclass_for(kind: Any, value: dict[str, Any]) -> type | None:
     """The dataclass a recorded dict is of: the field's own type, or the member of a union (a corpus is a
-    procedural or a text one) whose fields hold every key the dict has."""
-    for member in typing.get_args(kind) or (kind,):
-        if dataclasses.is_dataclass(member) and set(value) <= {f.name for f in dataclasses.fields(member)}:
-            return member
-    return None
+    procedural or a text one) that has the most of the dict's keys as fields. A recorded dict may hold keys the
+    dataclass no longer has (fields since moved out, such as the optimizer's lr_sweep)."""
+    members = [m for m in (typing.get_args(kind) or (kind,)) if dataclasses.is_dataclass(m)]
+    if not members:
+        return None
+    return max(members, key=lambda m: len(set(value) & {f.name for f in dataclasses.fields(m)}))
 
 
 def learning_rate(opt: OptimizerConfig, count: int, max_steps: int) -> float:
