@@ -90,6 +90,17 @@ def corpus_once(cfg):
     return open_corpus(cfg)
 
 
+def script(name: str):
+    """scripts/<name>.py imported as a module (the scripts are not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def only_result(out_dir: Path) -> dict:
     results = list(Path(out_dir).glob("*/result.json"))
     assert len(results) == 1, results

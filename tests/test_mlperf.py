@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_run, write_run
+from conftest import make_run, script, write_run
 
 from harness.cli import main
 from harness.mlperf import rules
@@ -59,25 +59,15 @@ def test_closed_rules_match_the_registered_workloads():
             assert number["moe_aux_loss_coeff"] == spec.model.balance_coef
 
 
-def _script(name: str):
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_shipped_rules_and_rcps_are_what_their_scripts_write(monkeypatch):
-    make_rules = _script("make_rules")
+    make_rules = script("make_rules")
     for name, spec in WORKLOADS.items():
         assert Path(rules.path(f"closed_{name}.yaml")).read_text() == make_rules.rules_text(spec), name
     common = Path(rules.path("closed_common.yaml")).read_text()
     assert make_rules.closed_common_text(common) == common and repr(list(WORKLOADS)) in common
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)  # the shipped file names its sources relative to the checkout
-    assert _script("make_rcps").build([Path("reference_results")]) == load_rcps()
+    assert script("make_rcps").build([Path("reference_results")]) == load_rcps()
 
 
 @pytest.mark.e2e

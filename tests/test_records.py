@@ -158,3 +158,33 @@ def test_every_flag_of_every_command_says_what_it_is():
     silent = [f"{name} {'/'.join(a.option_strings) or a.dest}" for name, p in sub.choices.items()
               for a in p._actions if not isinstance(a, argparse._HelpAction) and not a.help]
     assert silent == []
+
+
+@pytest.mark.e2e
+def test_a_run_with_its_traces_packed_reads_checks_reports_and_sites_as_before(tmp_path, switch_tiny_run):
+    """Reference folders keep long traces gzipped (scripts/pack_traces.py): every reader finds them packed."""
+    import shutil
+
+    from conftest import script
+
+    from harness.mlperf.check import check_run_or_set
+    from harness.results.files import sha256_file
+
+    run = tmp_path / "runs" / switch_tiny_run.name
+    shutil.copytree(switch_tiny_run, run)
+    r = read_record(run)
+    packed = {n: d for n, d in r.files.items() if n in script("pack_traces").PACKABLE}
+    assert set(packed) == {"steps.csv", "mllog.txt", "power_mllog.txt"}
+    for name, digest in packed.items():
+        assert script("pack_traces").pack(run, name, digest, min_bytes=0) > 0
+        assert not (run / name).exists() and (run / f"{name}.gz").is_file()
+    read_record(run, verify_files=True)  # every listed trace found, and hashing as recorded
+    assert check_run_or_set(run) == []
+    md, _ = build_report([tmp_path / "runs"], tmp_path / "report")
+    assert (tmp_path / "report" / "routing.png").is_file()  # drawn from the packed steps.csv
+    assert main(["site", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "site")]) == 0
+    (copied,) = (tmp_path / "site").rglob("steps.csv")  # served unpacked, as the record hashed it
+    assert sha256_file(copied) == packed["steps.csv"]
+    (run / "steps.csv.gz").write_bytes(b"not gzip")
+    with pytest.raises(ResultReadError):
+        read_record(run, verify_files=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import matplotlib
@@ -10,17 +11,18 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from harness.results.files import read_stored, stored  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
 
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _read_csv(path: Path) -> list[dict[str, float]]:
-    """A trace's rows; none when the run left no trace (it was killed before writing one)."""
-    if not path.is_file():
+    """A trace's rows, plain or packed; none when the run left no trace (it was killed before writing one)."""
+    if stored(path) is None:
         return []
-    with open(path) as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+    rows = csv.DictReader(io.StringIO(read_stored(path).decode()))
+    return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in rows]
 
 
 def _finish(fig, ax, out: Path, xlabel: str, ylabel: str, title: str) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -69,6 +70,33 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# Reference folders keep a run's long text traces (steps.csv, its :::MLLOG logs) gzipped beside the record, as
+# <name>.gz, so that the repository stays small (scripts/pack_traces.py). The record's hash is of the text itself:
+# readers find a listed file plain or packed, and hash and read what it holds.
+PACKED_SUFFIX = ".gz"
+
+
+def stored(path: Path) -> Path | None:
+    """Where the file a record lists at `path` lies: `path` itself, else its packed form beside it; None if neither."""
+    if path.is_file():
+        return path
+    packed = path.with_name(path.name + PACKED_SUFFIX)
+    return packed if packed.is_file() else None
+
+
+def read_stored(path: Path) -> bytes:
+    """The bytes of the file a record lists at `path`, unpacked if it lies packed (FileNotFoundError if neither)."""
+    where = stored(path)
+    if where is None:
+        raise FileNotFoundError(path)
+    return where.read_bytes() if where == path else gzip.decompress(where.read_bytes())
+
+
+def sha256_stored(path: Path) -> str:
+    """sha256_file of the file a record lists at `path`, whether it lies plain or packed."""
+    return sha256_file(path) if path.is_file() else hashlib.sha256(read_stored(path)).hexdigest()
 
 
 def _jsonable(obj: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from harness.results import versions
 from harness.results.encoding import SchemaError, from_json
-from harness.results.files import sha256_file
+from harness.results.files import sha256_stored, stored
 from harness.results.schema import INTERRUPTED_NOTE, SCHEMA, SCHEMA_FAMILY, Record, RunRecord, Status
 from workloads.errors import InputError
 
@@ -91,9 +92,14 @@ def tampered_files(record: Record, run_dir: Path) -> list[str]:
     problems = []
     for name, digest in record.files.items():
         f = run_dir / name
-        if not f.is_file():
+        try:
+            digest_now = sha256_stored(f) if stored(f) is not None else None
+        except (OSError, EOFError, zlib.error) as e:  # a packed copy that does not unpack
+            problems.append(f"{stored(f)}: cannot be unpacked ({e})")
+            continue
+        if digest_now is None:
             problems.append(f"{f}: missing, but result.json lists it")
-        elif sha256_file(f) != digest:
+        elif digest_now != digest:
             problems.append(f"{f}: sha256 differs from the one recorded in result.json (changed after the run)")
     return problems
 

@@ -14,6 +14,7 @@ its own folder. Files are copied only from inside the folders given.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import math
@@ -27,7 +28,7 @@ from harness.report.site import pages, svg
 from harness.report.site.collect import Collected, SiteRun, collect, inside, slug
 from harness.report.site.pages import badge, cell, esc, fmt
 from harness.report.site.rows import Pair, Row, dense_sparse_pairs, rows_of, summary_rows
-from harness.results.files import atomic_write_text, check_writable, sha256_file
+from harness.results.files import PACKED_SUFFIX, atomic_write_text, check_writable, sha256_file
 
 MAX_TRACE_POINTS = 400  # a power trace on a run's page: enough to see it, few enough to stay small
 
@@ -257,7 +258,10 @@ def _run_section(system_folder: Path, run: SiteRun) -> str:
     copied = []
     for target, source in run.files.items():
         dest = folder / Path(target).name
-        shutil.copyfile(source.resolve(), dest)  # `source` was checked to lie inside its folder
+        if source.name == dest.name + PACKED_SUFFIX:  # a packed trace: the site serves the text the record hashed
+            dest.write_bytes(gzip.decompress(source.resolve().read_bytes()))
+        else:
+            shutil.copyfile(source.resolve(), dest)  # `source` was checked to lie inside its folder
         recorded = r.files.get(target) if target != "result.json" else None
         digest = sha256_file(dest)
         note = "" if recorded in (None, digest) else " (differs from the hash the record holds)"
@@ -268,7 +272,7 @@ def _run_section(system_folder: Path, run: SiteRun) -> str:
         atomic_write_text(folder / "loss.svg", loss)
         charts.append(f'<img src="runs/{name}/loss.svg" alt="eval loss against energy, {esc(r.run_id)}" '
                       'width="640" height="400">')
-    trace = run.files.get("power.csv")
+    trace = folder / "power.csv" if "power.csv" in run.files else None  # the copy: unpacked if it lay packed
     power = _power_chart(r, trace) if trace else None
     if power:
         atomic_write_text(folder / "power.svg", power)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.mlperf.package import MANIFEST
+from harness.results.files import stored
 from harness.results.inference import InferenceRecord
 from harness.results.reader import ResultReadError, record_in_file
 from harness.results.schema import RunRecord
@@ -194,7 +195,7 @@ def _files(root: Path, f: Path, record: RunRecord) -> dict[str, Path]:
     wanted: dict[str, Path] = {"result.json": f}
     if f.name == "result.json":  # a run's own folder
         for name in record.files:
-            wanted[name] = f.parent / name
+            wanted[name] = stored(f.parent / name) or f.parent / name  # plain or packed (results/files.py)
     elif f.parent.name == "harness" and f.name.startswith("result_"):  # a package: <workload>/harness/result_<i>.json
         i = f.stem.removeprefix("result_")
         base = f.parent.parent
