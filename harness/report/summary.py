@@ -53,8 +53,10 @@ def run_summary(r: RunRecord, result_path: str) -> Table:
     table.add_column("what", style="bold")
     table.add_column("value")
     target = r.target
-    table.add_row("target", f"eval loss <= {target.target_loss:.4f} nats/token"
-                  + (f" (entropy floor {target.entropy_floor:.4f})" if target.entropy_floor else ""))
+    text = r.data.get("kind") == "text"
+    table.add_row("target", f"eval loss <= {target.target_loss:.4f} nats/{'byte' if text else 'token'}"
+                  + (f" (entropy floor {target.entropy_floor:.4f})" if target.entropy_floor else "")
+                  + (" of held-out text (real text: no known floor)" if text else ""))
     table.add_row("best eval loss", _fmt(r.best_eval_loss, ".4f"))
     ttq = "time to target" if r.converged else f"timed run ({status}: target NOT reached)"
     table.add_row(ttq, _fmt(t.run_s, ".1f", " s") + f"   (init, untimed: {_fmt(t.init_s, '.1f', ' s')})")
