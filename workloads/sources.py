@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from workloads.corpus import CORPUS_VERSION, CorpusConfig, MarkovMixture, entropy_floor
+from workloads.specs import dataclass_for
 from workloads.text import TextConfig, TextCorpus, held_out_books
 
 Corpus = CorpusConfig | TextConfig
@@ -35,8 +36,8 @@ def corpus_facts(cfg: Corpus) -> dict[str, Any]:
 
 
 def corpus_from(d: dict[str, Any]) -> Corpus:
-    """A corpus config as a record or a spec's dict holds it."""
-    if str(d.get("version", "")).startswith("kjv-bytes/"):
+    """A corpus config as a record or a spec's dict holds it (its kind told by its fields, as specs.canonical does)."""
+    if dataclass_for(Corpus, d) is TextConfig:
         return TextConfig(**d)
     return CorpusConfig(**{**d, "successor_probs": tuple(d["successor_probs"])})
 

@@ -186,12 +186,12 @@ def _canonical(value: dict[str, Any], cls: type, path: tuple[str, ...]) -> dict[
                 default = dataclasses.asdict(f.default) if dataclasses.is_dataclass(f.default) else f.default
                 out[f.name] = json.loads(json.dumps(default))
             continue
-        if isinstance(out[f.name], dict) and (cls_of := _dataclass_for(kind, out[f.name])) is not None:
+        if isinstance(out[f.name], dict) and (cls_of := dataclass_for(kind, out[f.name])) is not None:
             out[f.name] = _canonical(out[f.name], cls_of, where)
     return out
 
 
-def _dataclass_for(kind: Any, value: dict[str, Any]) -> type | None:
+def dataclass_for(kind: Any, value: dict[str, Any]) -> type | None:
     """The dataclass a recorded dict is of: the field's own type, or the member of a union (a corpus is a
     procedural or a text one) that has the most of the dict's keys as fields. A recorded dict may hold keys the
     dataclass no longer has (fields since moved out, such as the optimizer's lr_sweep)."""

@@ -96,7 +96,7 @@ def read_stored(path: Path) -> bytes:
 
 def sha256_stored(path: Path) -> str:
     """sha256_file of the file a record lists at `path`, whether it lies plain or packed."""
-    return sha256_file(path) if path.is_file() else hashlib.sha256(read_stored(path)).hexdigest()
+    return sha256_file(path) if stored(path) == path else hashlib.sha256(read_stored(path)).hexdigest()
 
 
 def _jsonable(obj: Any) -> Any:

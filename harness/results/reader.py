@@ -92,14 +92,16 @@ def tampered_files(record: Record, run_dir: Path) -> list[str]:
     problems = []
     for name, digest in record.files.items():
         f = run_dir / name
-        try:
-            digest_now = sha256_stored(f) if stored(f) is not None else None
-        except (OSError, EOFError, zlib.error) as e:  # a packed copy that does not unpack
-            problems.append(f"{stored(f)}: cannot be unpacked ({e})")
-            continue
-        if digest_now is None:
+        where = stored(f)
+        if where is None:
             problems.append(f"{f}: missing, but result.json lists it")
-        elif digest_now != digest:
+            continue
+        try:
+            digest_now = sha256_stored(f)
+        except (OSError, EOFError, zlib.error) as e:  # a packed copy that does not unpack
+            problems.append(f"{where}: cannot be unpacked ({e})")
+            continue
+        if digest_now != digest:
             problems.append(f"{f}: sha256 differs from the one recorded in result.json (changed after the run)")
     return problems
 
