@@ -82,8 +82,11 @@ def _serving_args(p: argparse.ArgumentParser, only: str = "") -> None:
                                                "context)")
     p.add_argument("--duration-ms", type=int, default=5000,
                    help=f"{only}LoadGen's min_duration_ms a test (default 5000; MLPerf's is 600000)")
+    p.add_argument("--routing", help=f"{only}Switch routing when served: dropless (default: every token through its "
+                                     "expert, as serving systems route) | capacity (the paper's eval setting)")
     p.add_argument("--capacity-factor", type=float,
-                   help=f"{only}Switch expert capacity factor at inference (default: the spec's eval one)")
+                   help=f"{only}capacity routing's expert capacity factor (default: the spec's eval one; given "
+                        "alone, it implies --routing capacity)")
 
 
 def _serving_options(args: argparse.Namespace, **more):
@@ -94,7 +97,8 @@ def _serving_options(args: argparse.Namespace, **more):
     metering = Metering(meter=args.meter, meter_options=_meter_options(args), sample_hz=args.sample_hz,
                         **_pricing(args))
     return InferOptions(scenario=args.scenario.lower(), prompt_len=args.prompt_len, gen_len=args.gen_len,
-                        samples=args.samples, duration_ms=args.duration_ms, capacity_factor=args.capacity_factor,
+                        samples=args.samples, duration_ms=args.duration_ms, routing=args.routing,
+                        capacity_factor=args.capacity_factor,
                         metering=metering, **more)
 
 
@@ -617,13 +621,13 @@ def _study(args: argparse.Namespace, console: Console) -> int:
     if not args.inference:
         return 0
     from harness.report.inference import infer_line
-    from harness.study.inference import inference_folder, report_inference, serve_study, study_dirs
+    from harness.study.inference import report_inference, serve_study, study_dirs
 
     serve = _serving_options(args, run_dir="")
     for study_dir in study_dirs(Path(args.from_dir) if args.from_dir else campaign):
         summary = serve_study(study_dir, batches, serve,
                               on_record=lambda r: console.print(infer_line(r), highlight=False, markup=False))
-        md = report_inference(study_dir, summary, inference_folder(serve))
+        md = report_inference(study_dir, summary, serve)
         console.print(md.read_text(), highlight=False, markup=False)
         console.print(f"inference report: {md}", highlight=False)
     return 0

@@ -8,7 +8,8 @@
    (goal >= 0.99).
 
 The model is the workload's at its initial weights (speed does not depend on training), its context stretched
-to prompt + gen-len (rotary positions have no learned table). Usage: python scripts/bench_infer.py
+to prompt + gen-len (rotary positions have no learned table), routed as `harness infer` serves it (a Switch model
+dropless). Usage: python scripts/bench_infer.py
 [--workload switch-small] [--batch 16] [--blocks 5] [--json FILE]
 """
 
@@ -27,6 +28,7 @@ from benchlib import spec_named, write_json
 
 from harness import meters
 from harness.infer import loadgen as lgx
+from harness.infer.served import served_routing
 from harness.infer.sut import DecoderSUT
 from harness.session import Metering
 from workloads.corpus import MarkovMixture
@@ -45,7 +47,7 @@ def main() -> int:
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--json")
     args = ap.parse_args()
-    spec = spec_named(args.workload)
+    spec = served_routing(spec_named(args.workload), None, None)
     total = args.prompt_len + args.gen_len
     spec = replace(spec, model=replace(spec.model, max_len=max(spec.model.max_len, total)))
     data = MarkovMixture(spec.corpus)

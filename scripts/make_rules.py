@@ -27,7 +27,9 @@ RULES = Path(__file__).resolve().parents[1] / "harness" / "mlperf" / "rules"
 # dense-small 428,800-630,400 over 4 in harness/mlperf/rcps.json): 5, as MLPerf's lower-variance benchmarks. The
 # base pair has no reference runs yet: 5 until it has. The text pairs: 5, as the small pair whose shapes they share.
 RESULT_RUNS = {"dense-tiny": 3, "switch-tiny": 3, "dense-small": 5, "switch-small": 5, "dense-base": 5,
-               "switch-base": 5, "dense-text": 5, "switch-text": 5, "dense-text-loose": 5, "switch-text-loose": 5}
+               "switch-base": 5, "dense-text": 5, "switch-text": 5, "dense-text-loose": 5, "switch-text-loose": 5,
+               "switch-tiny-dropless": 3, "switch-small-dropless": 5, "switch-text-dropless": 5,
+               "switch-base-dropless": 5}
 
 
 def _exactly(key: str, value: object) -> str:
@@ -52,6 +54,8 @@ def rules_text(spec: WorkloadSpec) -> str:
     if model.num_experts:
         parts.append(_exactly("moe_aux_loss_coeff", model.balance_coef))
         parts.append(_exactly("num_experts", model.num_experts))
+        if model.routing != "capacity":  # logs from before the key (all capacity-routed) must still pass
+            parts.append(_exactly("moe_routing", model.routing))
     else:
         parts.append("- KEY:\n    NAME:  moe_aux_loss_coeff\n    REQ:   OPTIONAL\n"
                      "    CHECK: \" False \"  # a dense model has no router loss\n")

@@ -14,6 +14,7 @@ steps, time and energy to target. Two selections:
 Candidates are spec variants passed to the runner; the registry itself is never modified.
 
     python scripts/tune_lr.py [--pair small] [--corpus default] [--max-steps N]
+    python scripts/tune_lr.py --workloads switch-small-dropless   (named workloads instead of a pair)
     python scripts/tune_lr.py --pair base --sweep-steps 300 --full [--max-steps 12000] [--deadline T] [--output-dir DIR]
     python scripts/tune_lr.py --pair base --no-sweep [--deadline T [--shares 2,1]]  (each to target at the spec's rate)
     python scripts/tune_lr.py --pair base --tiny-width --sweep-steps 20 --full     (a CPU dry run)
@@ -79,6 +80,7 @@ def _time_box_spent(signum, frame) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pair", default="small")
+    ap.add_argument("--workloads", default=None, help="comma-separated workloads to sweep instead of --pair's two")
     ap.add_argument("--corpus", default="default")
     ap.add_argument("--max-steps", type=int, default=None, help="step cap of the runs to target")
     ap.add_argument("--sweep-steps", type=int, default=None, help="truncated sweep: compare eval loss at N steps")
@@ -95,7 +97,8 @@ def main() -> None:
     args = ap.parse_args()
     out = args.output_dir or tempfile.mkdtemp(prefix="tune-lr-")
     chosen = {}
-    for name in (f"dense-{args.pair}", f"switch-{args.pair}"):
+    names = args.workloads.split(",") if args.workloads else (f"dense-{args.pair}", f"switch-{args.pair}")
+    for name in names:
         spec = get_workload(name)
         spec = at_tiny_width(spec) if args.tiny_width else spec
         if args.no_sweep:

@@ -25,7 +25,7 @@ def _steps(run_dir: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("workload", ["dense-tiny", "switch-tiny"])
+@pytest.mark.parametrize("workload", ["dense-tiny", "switch-tiny", "switch-tiny-dropless"])
 def test_four_steps_a_call_train_what_one_step_a_call_trains(tiny_run, tmp_path, workload):
     one = tiny_run(workload, "jax")  # the session's run to target at the spec's K = 1
     # 40 steps at K = 4 (a budget short of the target: exit 1, not_converged), against that run's first 40.

@@ -82,15 +82,26 @@ def test_the_record_round_trips(switch_tiny_run, tmp_path):
 
 
 def test_dense_and_switch_at_batch_1_route_honestly(tiny_run, switch_tiny_run, tmp_path):
-    """A decode step of a batch of 1 gets one slot per expert: every drop is a prompt's (prefill); with a
-    capacity factor of E nothing can drop; a dense model routes nothing."""
+    """Served dropless by default: nothing dropped, and the executed FLOPs of a batch of 1 are what its tokens
+    activate (the gather path). Capacity routing on request: a decode step of a batch of 1 gets one slot per
+    expert, and every expert computes its slot (executed above activated); a capacity factor of E drops nothing.
+    A dense model routes nothing and executes what it activates."""
+    _, folder = infer(switch_tiny_run, tmp_path / "x", "--scenario", "singlestream", "--no-accuracy")
+    r = read_record(folder)
+    assert r.serving.routing == r.serving.switch_routing == "dropless" and r.serving.capacity == {}
+    assert r.traffic.routed_tokens > 0 and r.traffic.dropped_tokens == 0
+    assert r.serving.decoder["switch_routing"] == "dropless"
+    assert r.serving.executed_over_activated == pytest.approx(1.0, abs=0.005)  # the router's d x E aside
     _, folder = infer(switch_tiny_run, tmp_path / "e", "--scenario", "singlestream", "--capacity-factor", "8",
                       "--no-accuracy")
     r = read_record(folder)
-    assert r.traffic.routed_tokens > 0 and r.traffic.dropped_tokens == 0
+    assert r.serving.routing == "capacity" and r.traffic.routed_tokens > 0 and r.traffic.dropped_tokens == 0
     assert r.serving.capacity["slots_per_expert_at_decode"]["1"] == 1
+    assert r.serving.executed_over_activated > 2  # 8 experts x 1 slot at each decode step, for one token
     _, folder = infer(tiny_run("dense-tiny"), tmp_path / "d", "--scenario", "singlestream", "--no-accuracy")
-    assert read_record(folder).traffic.routed_tokens == 0
+    r = read_record(folder)
+    assert r.traffic.routed_tokens == 0 and r.serving.switch_routing is None
+    assert r.serving.executed_over_activated == pytest.approx(1.0)
 
 
 def _copy(run: Path, tmp_path: Path) -> Path:
@@ -109,6 +120,8 @@ def _copy(run: Path, tmp_path: Path) -> Path:
     ("ok", ["--scenario", "batch"], "--scenario must be one of offline, server, singlestream, multistream"),
     ("ok", ["--ttft-ms", "0.00001"], "no run can meet it"),
     ("ok", ["--samples", "100000"], "--samples must be 1..64"),
+    ("ok", ["--routing", "sideways"], "--routing must be one of capacity, dropless"),
+    ("ok", ["--routing", "dropless", "--capacity-factor", "2"], "dropless routing has none"),
 ])
 def test_bad_input_is_one_line_and_exit_2(switch_tiny_run, tmp_path, capsys, case, args, says):
     run = _copy(switch_tiny_run, tmp_path)
@@ -183,17 +196,18 @@ def test_the_inference_study_pairs_by_seed_and_prices_a_lifetime(tiny_run, switc
     study = _study_of({"dense-tiny": tiny_run("dense-tiny"), "switch-tiny": switch_tiny_run}, tmp_path / "study")
     assert main(["study", "--inference", "--from", str(study), "--batches", "1,2", "--duration-ms", "300",
                  "--samples", "8", "--meter", "fake"]) == 0
-    summary = json.loads((study / "inference" / "inference.json").read_text())["summary"]
+    summary = json.loads((study / "inference-dropless" / "inference.json").read_text())["summary"]
     assert [r["batch"] for r in summary["rows"]] == [1, 2]
     for row in summary["rows"]:
         d, s = row["models"]["dense-tiny"], row["models"]["switch-tiny"]
         ratio = row["ratios"]["dense-tiny/switch-tiny"]
         assert ratio["ratio"] == pytest.approx(d["j_per_token"]["0"] / s["j_per_token"]["0"]) and ratio["n"] == 1
     assert len(summary["lifetime"]) == 2 and all(x["note"] for x in summary["lifetime"])
-    report = (study / "inference" / "report.md").read_text()
-    assert "dense-tiny ÷ switch-tiny" in report and (study / "inference" / "j_per_token_vs_batch.png").is_file()
+    served_at = study / "inference-dropless"  # the default routing's folder
+    report = (served_at / "report.md").read_text()
+    assert "dense-tiny ÷ switch-tiny" in report and (served_at / "j_per_token_vs_batch.png").is_file()
     # harness footprint --lifetime on one trained run and a record that served it.
-    served = next(p for p in (study / "inference" / "records").glob("*/result.json")
+    served = next(p for p in (served_at / "records").glob("*/result.json")
                   if json.loads(p.read_text())["workload"] == "switch-tiny")
     train = next((study / "runs").glob("*switch-tiny*"))
     capsys.readouterr()
@@ -317,7 +331,7 @@ def test_dense_over_sparse_joules_per_token_at_inference(served, tmp_path):
                    if json.loads(p.read_text())["serving"]["scenario"] == "offline")
     for seed in range(3):
         write_run(tmp_path / "s" / f"d{seed}", _node_measured(offline, 2.0 + 0.01 * seed, seed, workload="dense-tiny",
-                                                               capacity={}, spec_sha256="d" * 64))
+                                                               capacity={}, routing=None, spec_sha256="d" * 64))
         write_run(tmp_path / "s" / f"s{seed}", _node_measured(offline, 1.0, seed))
     result = _claim(tmp_path, metric="dense_over_sparse_joules_per_token", subject="s", baseline=None,
                     workload={"dense": "dense-tiny", "sparse": "switch-tiny"}, relation=">=", value=1.5)

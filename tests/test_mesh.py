@@ -52,6 +52,16 @@ def test_shardings_are_as_intended(switch_runs, mesh):
 
 
 @pytest.mark.e2e
+def test_dropless_data_parallel_computes_the_one_device_function():
+    """Dropless routing keeps every expert on every device: the batch split over 8 devices trains as one."""
+    runs = probe("switch-tiny-dropless", "8x1")
+    np.testing.assert_allclose(runs["8x1"]["loss"], runs["1"]["loss"], rtol=1e-5)
+    assert runs["8x1"]["eval"] == pytest.approx(runs["1"]["eval"], rel=1e-5)
+    np.testing.assert_allclose(runs["8x1"]["load"], runs["1"]["load"], atol=1e-7)
+    assert set(runs["8x1"]["dropped"]) == {0.0} and runs["8x1"]["devices"] == 8
+
+
+@pytest.mark.e2e
 def test_dense_data_parallel_computes_the_one_device_function():
     runs = probe("dense-tiny", "8x1")
     np.testing.assert_allclose(runs["8x1"]["loss"], runs["1"]["loss"], rtol=1e-5)
@@ -93,6 +103,8 @@ def test_meshes_a_workload_cannot_use_are_refused_before_any_work():
 
     with pytest.raises(MeshError, match="dense and has no experts"):
         check_mesh(WORKLOADS["dense-tiny"], MeshShape(1, 8), 8)
+    with pytest.raises(MeshError, match="routes dropless, which keeps every expert on every device"):
+        check_mesh(WORKLOADS["switch-tiny-dropless"], MeshShape(2, 4), 8)
     with pytest.raises(MeshError, match="routes its batch of 32 in groups of 32"):
         check_mesh(WORKLOADS["switch-small"], MeshShape(2, 1), 2)  # calibrated as one routing group
     assert default_mesh(WORKLOADS["switch-small"], 8) == MeshShape(1, 1)

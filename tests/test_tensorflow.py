@@ -138,6 +138,9 @@ def test_tensorflow_refuses_what_only_jax_does():
     data = MarkovMixture(spec.corpus)
     with pytest.raises(FrameworkUnavailableError, match="meshes are JAX only"):
         build_trainer("tensorflow", spec, 0, 10, data.train_batch(0, 0, 16), data.eval_set(), MeshShape(2, 1))
+    dropless = WORKLOADS["switch-tiny-dropless"]
+    with pytest.raises(FrameworkUnavailableError, match="routes dropless, which only the JAX implementation has"):
+        build_trainer("tensorflow", dropless, 0, 10, data.train_batch(0, 0, 16), data.eval_set())
     with pytest.raises(FrameworkUnavailableError, match="multi-process runs are JAX only"):
         runtime("tensorflow").initialize("127.0.0.1:1234", 2, 0, 60)
     assert json.dumps(runtime("tensorflow").devices()[0].platform) == '"cpu"'

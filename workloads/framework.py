@@ -159,9 +159,16 @@ class Decoder(Protocol):
     def generate(self, prompts: np.ndarray) -> np.ndarray:
         """prefill and generate_rest: [batch, gen_len] on the host."""
 
+    routing: dict[str, Any]  # Switch: {"switch_routing", "ragged_dot_triton", "grouped_matmul"}; {} for dense
+
     @property
     def dropped(self) -> Any:
         """Token-slots the Switch layers dropped in the last prefill and generate_rest (`.total`)."""
+
+    @property
+    def executed_flops(self) -> dict[str, float]:
+        """Matmul FLOPs one prefill and one generate_rest call execute (workloads/flops.py), every row of the batch
+        counted: {"prefill", "generate_rest"}."""
 
     def teacher_forced(self, sequences: np.ndarray) -> Any:
         """The full forward over [batch, prompt_len + gen_len]: `.loss` (nats/token) and `.accuracy` (greedy) of

@@ -62,6 +62,9 @@ def mesh_problem(spec: WorkloadSpec, mesh: MeshShape) -> str | None:
         return f"{spec.name} is dense and has no experts to shard; put every device on data"
     if experts and experts % mesh.expert:
         return f"{spec.name}'s {experts} experts do not split evenly over {mesh.expert} devices"
+    if mesh.expert > 1 and spec.model.routing == "dropless":
+        return (f"{spec.name} routes dropless, which keeps every expert on every device (data parallel); "
+                "put every device on data")
     split = max_batch_split(spec)
     if split % mesh.devices:
         if experts:

@@ -155,6 +155,38 @@ WORKLOADS: dict[str, WorkloadSpec] = {
 }
 
 
+def dropless_twin(spec: WorkloadSpec, calibration: Calibration | None = None, lr: float | None = None
+                  ) -> WorkloadSpec:
+    """`spec` with dropless routing (workloads/routing.py): the same model, data, target and budget, every token
+    through its expert; its own benchmark, with its own learning rate and calibration where given."""
+    optimizer = spec.optimizer if lr is None else replace(spec.optimizer, learning_rate=lr)
+    return replace(spec, name=f"{spec.name}-dropless", model=replace(spec.model, routing="dropless"),
+                   description=f"{spec.name} routed dropless: no capacity, no token dropped", optimizer=optimizer,
+                   calibration=calibration or spec.calibration)
+
+
+# The dropless twins of the Switch workloads (the capacity specs, their hashes and records, unchanged). The tiny
+# and base twins keep their capacity twin's rate (tests; the base pair is uncalibrated); the small and text twins
+# have their own sweep, the capacity twin's (scripts/tune_lr.py --workloads NAME, seed 0), on the 2-core AMD EPYC
+# VM, 2026-12-07 (reference_results/cpu-2core/dropless/tune_lr*.txt), each choosing what its capacity twin chose:
+#   switch-small-dropless (cap 12,000)  3e-3: 1,900 steps  1e-2: 2,500  3e-2: not converged (best 2.227)
+#   switch-text-dropless  (cap 25,000)  3e-3: 3,600 steps  1e-2: 6,300  3e-2: not converged (best 1.332)
+_DROPLESS_CALIBRATION = {
+    "switch-small": Calibration(lr_sweep=(3e-3, 1e-2, 3e-2), selection=_SMALL_CALIBRATION.selection,
+                                where="2-core AMD EPYC VM, 2026-12-07: reference_results/cpu-2core/dropless/"
+                                      "tune_lr_small.txt"),
+    "switch-text": Calibration(lr_sweep=(3e-3, 1e-2, 3e-2), selection=_TEXT_CALIBRATION.selection,
+                               where="2-core AMD EPYC VM, 2026-12-07: reference_results/cpu-2core/dropless/"
+                                     "tune_lr_text.txt"),
+}
+WORKLOADS.update({s.name: s for s in (
+    dropless_twin(WORKLOADS["switch-tiny"]),
+    dropless_twin(WORKLOADS["switch-small"], _DROPLESS_CALIBRATION["switch-small"], lr=3e-3),
+    dropless_twin(WORKLOADS["switch-text"], _DROPLESS_CALIBRATION["switch-text"], lr=3e-3),
+    dropless_twin(WORKLOADS["switch-base"]),
+)})
+
+
 def at_tiny_width(spec: WorkloadSpec) -> WorkloadSpec:
     """`spec` at the tiny pair's width, corpus and batch, keeping its precision, attention and eval batching:
     the code path of an accelerator-sized workload, runnable on a CPU in seconds (tests, benchmark dry runs).

@@ -17,6 +17,7 @@ from typing import Any
 
 from workloads.corpus import CorpusConfig, entropy_floor
 from workloads.errors import InputError
+from workloads.routing import ROUTINGS
 from workloads.text import TextConfig
 
 ATTENTION_KINDS = ("plain", "fused")
@@ -55,10 +56,14 @@ class ModelConfig:
     # t5x / flaxformer way), so the groups are part of the function: a mesh splits the batch along group
     # boundaries and computes exactly what one device computes.
     group_sequences: int = 0
+    # How tokens reach the experts (workloads/routing.py): "capacity", the paper's (capacity_factor_* slots per
+    # expert, the rest dropped), or "dropless" (every token through its expert, executed work following tokens).
+    routing: str = "capacity"
 
     def __post_init__(self) -> None:
         _one_of("dtype", self.dtype, DTYPES)
         _one_of("attention", self.attention, ATTENTION_KINDS)
+        _one_of("routing", self.routing, ROUTINGS)
 
     def is_switch_layer(self, layer: int) -> bool:
         return self.num_experts > 0 and layer % 2 == 1
@@ -148,7 +153,7 @@ class WorkloadSpec:
 RECORD_ONLY = {("calibration",), ("optimizer", "lr_sweep"), ("optimizer", "lr_selection"), ("steps_per_dispatch",)}
 # Fields added after runs kept their spec's hash beside their weights (harness infer checks it): left out of the
 # canonical form while at their default, so that every spec without them hashes as it did.
-OMITTED_AT_DEFAULT = {("target_eval_loss",)}
+OMITTED_AT_DEFAULT = {("target_eval_loss",), ("model", "routing")}
 
 
 def canonical(recorded: Mapping[str, Any]) -> dict[str, Any]:

@@ -58,6 +58,10 @@ def build_trainer(framework: str, spec: WorkloadSpec, seed: int, max_steps: int,
         from workloads.jax_impl.trainer import JaxTrainer
 
         return JaxTrainer(spec, seed, max_steps, first_batch, eval_set, mesh, steps_per_dispatch)
+    if spec.model.num_experts and spec.model.routing != "capacity":
+        raise FrameworkUnavailableError(f"--framework {framework}: {spec.name} routes {spec.model.routing}, which "
+                                        "only the JAX implementation has; valid: --framework jax, or a "
+                                        "capacity-routed workload")
     if steps_per_dispatch != 1:
         raise FrameworkUnavailableError(f"{framework} runs one step a dispatch: --steps-per-dispatch must be 1 "
                                         f"for it, got {steps_per_dispatch}")

@@ -30,7 +30,7 @@ import numpy as np
 from harness import meters as meter_pkg
 from harness.errors import UsageError
 from harness.infer import loadgen as lgx
-from harness.infer.served import ServedRun, load_run, prompts_and_truth, with_capacity
+from harness.infer.served import ServedRun, load_run, prompts_and_truth, served_routing
 from harness.infer.sut import DecoderSUT, percentiles_ms
 from harness.meters.contention import cpu_between, cpu_snapshot
 from harness.meters.window import measure_window, session_facts
@@ -43,6 +43,7 @@ from harness.results.writer import RecordFiles, new_folder
 from harness.session import DEFAULT_SAMPLE_HZ, Metering, local_accelerators
 from workloads.errors import InputError
 from workloads.flops import expert_capacity, forward_flops_per_token
+from workloads.routing import ROUTINGS
 from workloads.specs import spec_sha256
 from workloads.trainers import build_decoder, runtime
 
@@ -77,7 +78,10 @@ class InferOptions:
     user_conf: str | None = None
     temperature: float = 0.0
     seed: int = 0
-    capacity_factor: float | None = None  # Switch: slots per expert over tokens per expert; None: the spec's eval one
+    # Switch: how tokens reach the experts when served: "dropless" (the default, as serving systems route) or
+    # "capacity" (the paper's eval setting); None: dropless, or capacity where a capacity factor is given.
+    routing: str | None = None
+    capacity_factor: float | None = None  # capacity routing: slots per expert over tokens per expert; None: the spec's
     accuracy: bool = True
     output_dir: str = "results"
     metering: Metering = field(default_factory=Metering)
@@ -102,8 +106,13 @@ def check(o: InferOptions) -> None:
                          "the other; give --latency-ms alone, or --ttft-ms / --tpot-ms")
     if not o.max_wait_ms >= 0:
         raise UsageError(f"--max-wait-ms must be >= 0, got {o.max_wait_ms}")
+    if o.routing is not None and o.routing not in ROUTINGS:
+        raise UsageError(f"--routing must be one of {', '.join(ROUTINGS)}, got {o.routing!r}")
     if o.capacity_factor is not None and not o.capacity_factor > 0:
         raise UsageError(f"--capacity-factor must be positive, got {o.capacity_factor}")
+    if o.capacity_factor is not None and o.routing == "dropless":
+        raise UsageError("--capacity-factor sets capacity routing's slots; dropless routing has none: give "
+                         "--routing capacity with it, or leave it out")
     if not o.temperature >= 0:
         raise UsageError(f"--temperature must be >= 0 (0: greedy), got {o.temperature}")
     if o.user_conf is not None:
@@ -125,8 +134,7 @@ def buckets(batch: int) -> list[int]:
 def infer(o: InferOptions) -> tuple[Path, InferenceRecord]:
     check(o)
     served = load_run(o.run_dir)
-    if o.capacity_factor is not None:
-        served = replace(served, spec=with_capacity(served.spec, o.capacity_factor))
+    served = replace(served, spec=served_routing(served.spec, o.routing, o.capacity_factor))
     seq = served.spec.seq_len
     prompt_len = o.prompt_len if o.prompt_len is not None else seq // 2
     gen_len = o.gen_len if o.gen_len is not None else min(seq - prompt_len, served.spec.model.max_len - prompt_len)
@@ -159,7 +167,8 @@ def infer(o: InferOptions) -> tuple[Path, InferenceRecord]:
         mark("init_stop")
         state["decoder"] = {"framework": "jax", "version": rt.version(), "device": devices[0].kind,
                             "buckets": sorted(decoders), "warm_up_ms": warm,
-                            "trained_with": served.record.framework}
+                            "trained_with": served.record.framework, **decoders[batch].routing,
+                            "executed_flops_per_call": {str(b): d.executed_flops for b, d in decoders.items()}}
         settings = _settings(o, warm, batch)
         _unmeetable(settings, warm)
         state["settings"] = settings
@@ -363,7 +372,7 @@ class _Builder:
                                                      for b in buckets(self.batch)},
                      "note": "each call's tokens route as one group: a decode step of a batch of 1 gets 1 slot and "
                              "never drops; a prompt's tokens share their group's slots (a prompt of one domain "
-                             "crowds one expert)"} if e else {})
+                             "crowds one expert)"} if e and cfg.routing == "capacity" else {})
         serving = Serving(
             run_id=run.run_id, run_status=str(run.status), run_seed=run.seed, spec_sha256=spec_sha256(run.spec),
             weights_sha256=run.weights.sha256, target_loss=run.target.target_loss,
@@ -372,6 +381,7 @@ class _Builder:
             samples=self.samples, sampling="greedy" if o.temperature == 0 else f"temperature={o.temperature:g}, "
                                                                                 f"seed={o.seed}",
             forward_flops_per_token=forward_flops_per_token(cfg, self.prompt_len + self.gen_len),
+            executed_flops_per_token=self._executed_per_token(s), routing=cfg.routing if e else None,
             capacity=capacity, settings=state["settings"].to_dict() if state["settings"] else {},
             decoder=dict(state["decoder"]))
         traffic = Traffic(queries=s.queries if s else 0, samples=s.samples if s else 0,
@@ -390,6 +400,16 @@ class _Builder:
             energy=energy, carbon=self.pricing,
             environment=environment_of(devices), serving=serving, loadgen=state["verdict"], traffic=traffic,
             accuracy=state["accuracy"])
+
+    def _executed_per_token(self, s: Any) -> float | None:
+        """Executed matmul FLOPs of the window's calls per token fed through the model (each sample's prompt at
+        prefill, then one a decode step): batch padding, capacity slots and block padding included, so that for
+        a dense model with full batches it equals forward_flops_per_token."""
+        per_call = self.state["decoder"].get("executed_flops_per_call")
+        if s is None or not s.samples or not per_call:
+            return None
+        total = sum(n * sum(per_call[str(b)].values()) for b, n in s.calls.items())
+        return total / (s.samples * (self.prompt_len + self.gen_len - 1))
 
 
 def environment_of(devices):

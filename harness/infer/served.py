@@ -137,5 +137,13 @@ def prompts_and_truth(served: ServedRun, prompt_len: int, gen_len: int, samples:
             np.ascontiguousarray(rows[:, prompt_len:prompt_len + gen_len], np.int32))
 
 
-def with_capacity(spec: WorkloadSpec, factor: float) -> WorkloadSpec:
-    return replace(spec, model=replace(spec.model, capacity_factor_eval=factor))
+def served_routing(spec: WorkloadSpec, routing: str | None, capacity_factor: float | None) -> WorkloadSpec:
+    """`spec` as served: a Switch model routes dropless unless capacity routing is asked for (`routing`, or a
+    capacity factor alone), at `capacity_factor` where given. A dense model is served as it is."""
+    if not spec.model.num_experts:
+        return spec
+    routing = routing or ("capacity" if capacity_factor is not None else "dropless")
+    model = replace(spec.model, routing=routing)
+    if capacity_factor is not None:
+        model = replace(model, capacity_factor_eval=capacity_factor)
+    return replace(spec, model=model)

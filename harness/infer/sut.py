@@ -36,6 +36,7 @@ class Served:
     tokens: int = 0
     batches: int = 0
     padded_rows: int = 0
+    calls: dict[int, int] = field(default_factory=dict)  # bucket -> prefill + generate_rest calls at it
     ttft_s: list[float] = field(default_factory=list)
     tpot_s: list[float] = field(default_factory=list)
     latency_s: list[float] = field(default_factory=list)
@@ -138,6 +139,7 @@ class DecoderSUT:
         s.tokens += n * self.gen_len
         s.batches += 1
         s.padded_rows += bucket - n
+        s.calls[bucket] = s.calls.get(bucket, 0) + 1
         if self.switch_layers:  # prefill routes the prompts; each decode step the token it feeds
             s.routed += bucket * (rows.shape[1] + self.gen_len - 1) * self.switch_layers
             s.dropped += decoder.dropped.total

@@ -27,6 +27,7 @@ from workloads.specs import same_workload
 TARGET_EVAL_LOSS = "target_eval_loss"
 DATASET = "dataset"
 NUM_EXPERTS = "num_experts"
+MOE_ROUTING = "moe_routing"  # "capacity" (the Switch paper's) or "dropless"
 FRAMEWORK = "framework"
 DATA_PARALLELISM = "data_parallelism"  # MLCommons names the other *_parallelism keys; data is ours
 HARNESS_RESULT = "harness_result"
@@ -130,6 +131,7 @@ def render_run_log(record: RunRecord, org: str = "harness-user", platform: str |
     if model["num_experts"]:
         event(K.MOE_AUX_LOSS_COEFF, model["balance_coef"])
         event(NUM_EXPERTS, model["num_experts"])
+        event(MOE_ROUTING, model.get("routing", "capacity"))  # a spec recorded before the field: capacity
     precision = PRECISION.get(model["dtype"], model["dtype"])
     # Parameters and optimiser state stay float32; the router and the loss too (Switch's selective precision).
     recorded = record.training.precision

@@ -113,9 +113,9 @@ INFERENCE_METRICS = (
 
 def serving_key(r: InferenceRecord) -> tuple:
     """What two inference records must share to be compared: the benchmark (workload, spec), how it was served
-    (scenario, batch, lengths, sampling, capacity) and the machine."""
+    (scenario, batch, lengths, sampling, Switch routing and capacity) and the machine."""
     s = r.serving
-    return (r.workload, s.spec_sha256, s.scenario, s.batch, s.prompt_len, s.gen_len, s.sampling,
+    return (r.workload, s.spec_sha256, s.scenario, s.batch, s.prompt_len, s.gen_len, s.sampling, s.switch_routing,
             s.capacity.get("capacity_factor_eval"), r.environment.hardware.machine_class)
 
 

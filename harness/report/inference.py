@@ -44,8 +44,11 @@ def infer_lines(r: InferenceRecord, path: str) -> list[str]:
         if q:
             lines.append(f"  {name}: p50 {q['p50']:.2f} / p90 {q['p90']:.2f} / p99 {q['p99']:.2f} ms")
     if t.routed_tokens:
-        lines.append(f"  Switch routing: {t.dropped_tokens:,} of {t.routed_tokens:,} token-slots dropped "
-                     f"({100 * t.dropped_tokens / t.routed_tokens:.2f} %)")
+        lines.append(f"  Switch routing {s.switch_routing}: {t.dropped_tokens:,} of {t.routed_tokens:,} token-slots "
+                     f"dropped ({100 * t.dropped_tokens / t.routed_tokens:.2f} %)")
+    if s.executed_over_activated is not None:
+        lines.append(f"  FLOPs per token: executed {s.executed_flops_per_token:,.0f}, activated "
+                     f"{s.forward_flops_per_token:,.0f}: executed / activated {s.executed_over_activated:.3f}")
     a = r.accuracy
     if a is not None:
         floor = "" if a.floor_loss is None else f" (true law {a.floor_loss:.4f}, allowed +{a.allowed:.3f})"
@@ -66,12 +69,12 @@ def _ci(x: dict | None) -> str:
     return f"**{x['ratio']:.2f}×** [{x['lo']:.2f}, {x['hi']:.2f}] (n={x['n']})"
 
 
-def study_markdown(summary: dict, corpus: str | None, figures: list[str], capacity: float | None = None) -> str:
+def study_markdown(summary: dict, corpus: str | None, figures: list[str], setting: str = "") -> str:
     """The inference study's report: J/token per batch, the ratio with its interval, training plus serving."""
     base = summary["baseline"]
     others = sorted({m for r in summary["rows"] for m in r["models"]} - {base})
     methods = sorted({x for r in summary["rows"] for m in r["models"].values() for x in m["method"]})
-    setting = ", Switch capacity factor " + (f"{capacity:g}" if capacity is not None else "as the spec's eval one")
+    setting = f", {setting}" if setting else ""
     out = [f"# Serving {base} against {', '.join(others)}" + (f" ({corpus} corpus)" if corpus else "") + setting,
            "",
            f"Energy per generated token under MLPerf LoadGen, each trained seed served at each batch. "
@@ -178,7 +181,7 @@ def served_report(records: list[InferenceRecord], out_dir) -> Any:
     out_dir = Path(out_dir)
     parts = []
     for i, (title, keyed) in enumerate(served_groups(records).items(), 1):
-        labels = sorted({k.split("/")[0] for k in keyed}, key=lambda w: (bool(_capacity(keyed, w)), w))
+        labels = sorted({k.split("/")[0] for k in keyed}, key=lambda w: (_routing(keyed, w) is not None, w))
         batches = sorted({r.serving.batch for r in keyed.values()})
         summary = summarise(labels, batches, {}, keyed, [])
         folder = out_dir / f"serving_{i}"
@@ -191,5 +194,6 @@ def served_report(records: list[InferenceRecord], out_dir) -> Any:
     return md
 
 
-def _capacity(keyed: dict[str, InferenceRecord], workload: str) -> dict:
-    return next(r.serving.capacity for k, r in keyed.items() if k.startswith(f"{workload}/"))
+def _routing(keyed: dict[str, InferenceRecord], workload: str) -> str | None:
+    """The Switch routing `workload` was served with; None for a dense model (which comes first)."""
+    return next(r.serving.switch_routing for k, r in keyed.items() if k.startswith(f"{workload}/"))

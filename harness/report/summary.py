@@ -29,7 +29,7 @@ def efficiency_lines(r: RunRecord) -> list[tuple[str, str]]:
     else:
         mfu = f"— ({r.mfu_reason})"
     window = "" if w.window in (None, "run_start..run_stop") else f" (over {w.window}, the last synchronised point)"
-    rows = [("model FLOP/s", _fmt(r.model_flops_per_s, ".3e") + f"   MFU {mfu}{window}"),
+    rows = [("model FLOP/s", _fmt(r.model_flops_per_s, ".3e") + f"   MFU {mfu}{window}, of activated FLOPs"),
             ("tokens / J, FLOPs / J", f"{_fmt(r.tokens_per_j, ',.1f')} tokens/J, "
              f"{_fmt(r.model_flops_per_j, '.3e')} FLOPs/J, {_fmt(r.j_per_token, '.3e', ' J/token')}")]
     acc = r.accelerators
@@ -61,7 +61,9 @@ def run_summary(r: RunRecord, result_path: str) -> Table:
     ttq = "time to target" if r.converged else f"timed run ({status}: target NOT reached)"
     table.add_row(ttq, _fmt(t.run_s, ".1f", " s") + f"   (init, untimed: {_fmt(t.init_s, '.1f', ' s')})")
     table.add_row("steps / tokens", f"{tr.steps} / {tr.tokens:,}")
-    table.add_row("train FLOPs", _fmt(tr.train_flops, ".3e"))
+    table.add_row("train FLOPs", _fmt(tr.train_flops, ".3e") + "   (activated)" + (
+        f"; executed / activated {tr.executed_over_activated:.3f} ({tr.framework.get('switch_routing', 'dense')})"
+        if tr.executed_over_activated else ""))
     table.add_row("params total / activated", f"{tr.params_total:,} / {tr.params_activated:,}"
                   if tr.params_total else "—")
     if tr.dropped_fraction_mean is not None:

@@ -25,7 +25,7 @@ def workloads_table(workloads: dict[str, Any]) -> tuple[Table, list[str]]:
                    "target", "max steps", "sized for")
     for spec in workloads.values():
         m = spec.model
-        model = f"switch E={m.num_experts}" if m.num_experts else "dense"
+        model = f"switch E={m.num_experts}, {m.routing}" if m.num_experts else "dense"
         lr = f"{spec.optimizer.learning_rate:g}" + ("" if spec.calibration.calibrated else " (uncalibrated)")
         target = (f"{spec.target_eval_loss:.3f}" if spec.target_eval_loss is not None
                   else f"floor+{spec.target_margin} ({spec.target_loss():.3f})")

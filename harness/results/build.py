@@ -52,6 +52,7 @@ class LoopFacts(Protocol):
     step_metrics: list[dict[str, Any]]
     params: dict[str, int]
     train_flops_per_token: float
+    executed_flops_per_token: float | None
     eval_flops_each: float  # forward FLOPs of one pass over the eval set
     framework: dict[str, Any]
     marks: dict[str, float]
@@ -217,6 +218,7 @@ def run_record(loop: LoopFacts, *, run_id: str, seed: int, spec: Mapping[str, An
         timing=Timing(init_s=init_s, run_s=run_s, marks_unix_s=dict(marks)),
         training=Training(steps=loop.steps, tokens=loop.steps * batch_size * seq_len,
                           train_flops_per_token=loop.train_flops_per_token,
+                          executed_flops_per_token=loop.executed_flops_per_token,
                           params_total=loop.params.get("total"), params_activated=loop.params.get("activated"),
                           dropped_fraction_mean=sum(dropped) / len(dropped) if dropped else None,
                           precision=dict(precision), framework=dict(loop.framework)),

@@ -180,6 +180,7 @@ def from_json(d: Mapping[str, Any]) -> Record:
                               params_total=training.get("params_total"),
                               params_activated=training.get("params_activated"),
                               dropped_fraction_mean=training.get("dropped_fraction_mean"),
+                              executed_flops_per_token=training.get("executed_flops_per_token"),
                               precision=training.get("precision") or {}, framework=training.get("framework") or {}),
             work=_work(d.get("efficiency")), eval_trace=tuple(_point(p) for p in d.get("eval_trace") or ()),
             parallelism=d.get("parallelism"), weights=_pick(Weights, d["weights"]) if d.get("weights") else None)

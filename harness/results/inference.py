@@ -50,9 +50,24 @@ class Serving:
     samples: int  # prompts in LoadGen's query sample library
     sampling: str  # "greedy" or "temperature=T, seed=S"
     forward_flops_per_token: float  # matmul FLOPs of one generated token at the full context (activated only)
-    capacity: Mapping[str, Any] = field(default_factory=dict)  # Switch: eval capacity factor, slots per batch
+    # Matmul FLOPs the served calls executed per token fed through the model (prompt tokens, then one a decode
+    # step): capacity slots, block padding, batch padding included. None: recorded before the field.
+    executed_flops_per_token: float | None = None
+    routing: str | None = None  # Switch: "dropless" or "capacity" (a record without it: capacity); None for dense
+    capacity: Mapping[str, Any] = field(default_factory=dict)  # capacity routing: eval factor, slots per batch
     settings: Mapping[str, Any] = field(default_factory=dict)  # LoadGen's settings as asked (flags, user.conf)
     decoder: Mapping[str, Any] = field(default_factory=dict)  # framework, version, device, buckets compiled
+
+    @property
+    def switch_routing(self) -> str | None:
+        """How the Switch layers routed ("capacity" for a record from before dropless serving); None: dense."""
+        return self.routing or ("capacity" if self.capacity else None)
+
+    @property
+    def executed_over_activated(self) -> float | None:
+        if not self.executed_flops_per_token or not self.forward_flops_per_token:
+            return None
+        return self.executed_flops_per_token / self.forward_flops_per_token
 
 
 @dataclass(frozen=True, kw_only=True)

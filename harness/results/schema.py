@@ -221,12 +221,23 @@ class Training:
     dropped_fraction_mean: float | None = None  # Switch: mean fraction of tokens over capacity
     precision: Mapping[str, str] = field(default_factory=dict)  # per part of the computation
     framework: Mapping[str, Any] = field(default_factory=dict)  # name, version, backend, devices, attention
+    # Matmul FLOPs the compiled step computes per trained token, forward + backward: every capacity slot filled or
+    # not, the dropless block padding (workloads/flops.py executed_train_flops_per_token). None: recorded before.
+    executed_flops_per_token: float | None = None
 
-    FLOPS_NOTE: ClassVar[str] = "model matmul FLOPs, forward + backward (3x forward), activated experts only"
+    FLOPS_NOTE: ClassVar[str] = ("model matmul FLOPs, forward + backward (3x forward), activated experts only; "
+                                 "MFU and FLOPs/J use these, executed_flops_per_token is what the step computed")
 
     @property
     def train_flops(self) -> float:
         return self.train_flops_per_token * self.tokens
+
+    @property
+    def executed_over_activated(self) -> float | None:
+        """Executed over activated FLOPs per token: 1 where the step computes only what the tokens need."""
+        if not self.executed_flops_per_token or not self.train_flops_per_token:
+            return None
+        return self.executed_flops_per_token / self.train_flops_per_token
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from harness.results.schema import Status
 from harness.runner.prefetch import Prefetcher, chunk_for
-from workloads.flops import forward_flops_per_token, train_flops_per_token
+from workloads.flops import executed_train_flops_per_token, forward_flops_per_token, train_flops_per_token
 from workloads.mesh import MeshShape
 from workloads.specs import WorkloadSpec
 from workloads.trainers import build_trainer
@@ -51,6 +51,7 @@ class LoopResult:
     step_metrics: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, int] = field(default_factory=dict)
     train_flops_per_token: float = 0.0
+    executed_flops_per_token: float | None = None  # what the compiled step computes (workloads/flops.py)
     eval_flops_each: float = 0.0  # forward FLOPs of one pass over the eval set
     framework: dict[str, Any] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
@@ -111,6 +112,9 @@ def train_to_target(
     result.params = trainer.param_counts
     result.framework = trainer.describe()
     result.train_flops_per_token = train_flops_per_token(spec.model, spec.seq_len)
+    result.executed_flops_per_token = executed_train_flops_per_token(
+        spec.model, batch, spec.seq_len, devices=mesh.devices if mesh else 1,
+        backend=str(result.framework.get("backend", "cpu")), ragged=bool(result.framework.get("ragged_dot_triton")))
     result.eval_flops_each = forward_flops_per_token(spec.model, spec.seq_len) * int(eval_set.shape[0]) * spec.seq_len
     result.marks["init_stop"] = marks.mark("init_stop")
 

@@ -72,15 +72,19 @@ def serve_study(study_dir: Path, batches: list[int], base: InferOptions,
     summary = summarise(labels, batches, runs, records, skipped)
     write_json(out / FILE, {"schema": SCHEMA, "study": str(study_dir), "corpus": study.get("corpus"),
                             "batches": batches, "scenario": base.scenario, "duration_ms": base.duration_ms,
-                            "capacity_factor": base.capacity_factor, "done": done, "status": "complete",
+                            "routing": routing_setting(base), "capacity_factor": base.capacity_factor, "done": done,
+                            "status": "complete",
                             "summary": summary})
     return summary
 
 
 def inference_folder(base: InferOptions) -> str:
-    """Where a study's serving goes: inference/, or inference-capacity<F>/ at another Switch capacity factor (so
-    that two settings never share one summary)."""
-    return "inference" if base.capacity_factor is None else f"inference-capacity{base.capacity_factor:g}"
+    """Where a study's serving goes, one folder a Switch routing (so that two settings never share one summary):
+    inference-dropless/ (the default), inference-capacity/ at the spec's eval capacity factor, or
+    inference-capacity<F>/ at another. (inference/ holds what studies served before dropless routing: capacity.)"""
+    if base.routing != "capacity" and base.capacity_factor is None:
+        return "inference-dropless"
+    return "inference-capacity" + ("" if base.capacity_factor is None else f"{base.capacity_factor:g}")
 
 
 def _done(out: Path) -> dict[str, str]:
@@ -91,16 +95,22 @@ def _done(out: Path) -> dict[str, str]:
     return {k: v for k, v in (read_json(f, FILE).get("done") or {}).items() if (out / v / "result.json").is_file()}
 
 
-def report_inference(study_dir: Path, summary: dict[str, Any], folder: str = "inference") -> Path:
-    """<study>/<folder>/report.md and its figures."""
+def routing_setting(base: InferOptions) -> str:
+    """How the Switch models were served, in words, for the report's title."""
+    if base.routing != "capacity" and base.capacity_factor is None:
+        return "Switch routing dropless"
+    return "Switch capacity routing, factor " + ("as the spec's eval one" if base.capacity_factor is None
+                                                  else f"{base.capacity_factor:g}")
+
+
+def report_inference(study_dir: Path, summary: dict[str, Any], base: InferOptions) -> Path:
+    """<study>/<folder of base's routing>/report.md and its figures."""
     from harness.report.inference import study_markdown
     from harness.report.plots import inference_sweep
 
-    out = study_dir / folder
+    out = study_dir / inference_folder(base)
     figures = [p.name for p in inference_sweep(summary, out)]
     study = read_json(study_dir / "study.json", "study.json")
     md = out / "report.md"
-    capacity = folder.removeprefix("inference-capacity") if folder != "inference" else None
-    atomic_write_text(md, study_markdown(summary, study.get("corpus"), figures,
-                                         float(capacity) if capacity else None))
+    atomic_write_text(md, study_markdown(summary, study.get("corpus"), figures, routing_setting(base)))
     return md

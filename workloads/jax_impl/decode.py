@@ -6,13 +6,17 @@ prompt_len + gen_len positions) and `generate_rest` (the remaining gen_len - 1 s
 dispatch). Greedy at temperature 0; otherwise sampled at a temperature, the token at absolute position p drawn
 with fold_in(key(seed), p), so that a seed and a prompt fix the output.
 
-Switch routing at inference: the decoder's model has group_sequences = 0, so every call routes its tokens as
-ONE group, with the eval capacity factor. Prefill routes B * prompt_len tokens; each decode step routes the B
-tokens of that step, capacity = expert_capacity(B, E, capacity_factor_eval): a batch of 1 gets capacity 1 and
-never drops, a larger batch can drop where a step's tokens crowd one expert. The full forward (teacher_forced,
-full_recompute_generate) routes all B * length tokens of a call as one group, so it agrees with cached decoding
-only where neither drops. `dropped` counts the token-slots the Switch layers dropped (sown dropped_fraction x
-tokens routed, summed over the Switch layers).
+Switch routing at inference is the model config's. Dropless (what `harness infer` serves by default): every token
+through its expert, so a prompt's output is the same alone or in any batch, in any row, and cached decoding
+equals the full forward at every position. Capacity (the paper's eval setting): the decoder's model has
+group_sequences = 0, so every call routes its tokens as ONE group, with the eval capacity factor. Prefill routes
+B * prompt_len tokens; each decode step routes the B tokens of that step, capacity = expert_capacity(B, E,
+capacity_factor_eval): a batch of 1 gets capacity 1 and never drops, a larger batch can drop where a step's tokens
+crowd one expert. The full forward (teacher_forced, full_recompute_generate) routes all B * length tokens of a
+call as one group, so under capacity routing it agrees with cached decoding only where neither drops. `dropped`
+counts the token-slots the Switch layers dropped (sown dropped_fraction x tokens routed, summed over the Switch
+layers; 0 under dropless routing). `executed_flops` is what one prefill and one generate_rest compute
+(workloads/flops.py), capacity slots, block padding and every row of the batch included.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import numpy as np
 from flax import traverse_util
 from flax.core import unfreeze
 
+from workloads.flops import executed_forward_flops
+from workloads.jax_impl.dropless import routing_facts
 from workloads.jax_impl.models import KVCache, TransformerLM, init_cache
 from workloads.specs import ModelConfig
 
@@ -86,6 +92,7 @@ class Decoder:
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         self.cfg = dataclasses.replace(cfg, group_sequences=0)  # each call's tokens are one routing group
+        self.routing = routing_facts(self.cfg)  # before anything is traced (the GPU's grouped matmul)
         self.model = TransformerLM(self.cfg)
         self.batch, self.prompt_len, self.gen_len = batch, prompt_len, gen_len
         self.temperature, self.seed = float(temperature), int(seed)
@@ -119,6 +126,16 @@ class Decoder:
         first, state = self.prefill(prompts, seed)
         rest = self.generate_rest(state)
         return np.concatenate([np.asarray(first)[:, None], np.asarray(rest)], axis=1)
+
+    @property
+    def executed_flops(self) -> dict[str, float]:
+        """Matmul FLOPs one `prefill` and one `generate_rest` call execute, every row of the batch counted."""
+        total, backend = self._total, jax.default_backend()
+        ragged = bool(self.routing.get("ragged_dot_triton"))
+        step = executed_forward_flops(self.cfg, self.batch, 1, total, backend=backend, ragged=ragged)
+        return {"prefill": executed_forward_flops(self.cfg, self.batch, self.prompt_len, total, backend=backend,
+                                                  ragged=ragged),
+                "generate_rest": (self.gen_len - 1) * step}
 
     @property
     def dropped(self) -> Dropped:

@@ -161,6 +161,7 @@ class Block(nn.Module):
                 expert_init_scale=cfg.expert_init_scale,
                 dtype=dtype,
                 group_sequences=cfg.group_sequences,
+                routing=cfg.routing,
                 mesh=self.mesh,
                 name="switch_ffn",
             )

@@ -1,8 +1,11 @@
-"""Switch layer (Fedus et al. 2021): top-1 routing to one of E feed-forward experts, with a capacity limit.
+"""Switch layer (Fedus et al. 2021): top-1 routing to one of E feed-forward experts, by one of two routings.
 
-Dispatch is scatter/gather into an [E * capacity + 1] buffer (the extra row swallows dropped tokens), so
-its cost is linear in the number of tokens: the one-hot dispatch einsum is quadratic in tokens per group
-and measured ~3x slower than a dense step on CPU (see shared notes, MoE probes).
+- "capacity", the paper's: each routing group gives every expert capacity_factor x tokens / E slots; tokens past
+  an expert's slots are dropped (the residual carries them). Dispatch is scatter/gather into an
+  [E * capacity + 1] buffer (the extra row swallows dropped tokens), and every slot is computed whether a token
+  fills it or not. A token's output depends on its group-mates: who came first takes the slot.
+- "dropless", the field's at serving (MaxText, vLLM, MegaBlocks): no capacity, nothing dropped, each token through
+  its expert alone (workloads/jax_impl/dropless.py): the executed work follows the tokens.
 
 Losses, as in the paper and flaxformer:
 - load balancing: alpha * E * sum_i f_i * P_i, f_i = fraction of tokens whose top-1 choice is expert i,
@@ -22,6 +25,7 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from workloads.flops import expert_capacity
+from workloads.jax_impl.dropless import dropless_ffn, route_dropless
 
 __all__ = ["SwitchFFN", "expert_capacity", "route_top1"]
 
@@ -38,19 +42,16 @@ def route_top1(router_logits: jax.Array, capacity: int) -> dict[str, jax.Array]:
     position = jnp.sum((running - 1) * onehot, axis=-1)
     keep = position < capacity
     slot = jnp.where(keep, expert * capacity + position, num_experts * capacity)
-    fraction_routed = jnp.mean(onehot.astype(jnp.float32), axis=0)
-    mean_prob = jnp.mean(probs, axis=0)
-    balance = num_experts * jnp.sum(fraction_routed * mean_prob)
-    z = jnp.mean(jax.nn.logsumexp(router_logits, axis=-1) ** 2)
-    return {
-        "expert": expert,
-        "gate": gate,
-        "keep": keep,
-        "slot": slot,
-        "load": fraction_routed,
-        "balance_loss": balance,
-        "z_loss": z,
-    }
+    return {"expert": expert, "gate": gate, "keep": keep, "slot": slot,
+            **router_stats(router_logits, probs, onehot.astype(jnp.float32))}
+
+
+def router_stats(logits: jax.Array, probs: jax.Array, onehot: jax.Array) -> dict[str, jax.Array]:
+    """The router's losses and load over one routing group of [T, E] logits, probabilities and top-1 one-hots."""
+    fraction_routed = jnp.mean(onehot, axis=0)
+    balance = logits.shape[-1] * jnp.sum(fraction_routed * jnp.mean(probs, axis=0))
+    z = jnp.mean(jax.nn.logsumexp(logits, axis=-1) ** 2)
+    return {"load": fraction_routed, "balance_loss": balance, "z_loss": z}
 
 
 # Mesh axes (harness run --mesh data=D,expert=E): the batch is split over both, the experts over "expert".
@@ -62,11 +63,13 @@ STATS = ("balance_loss", "z_loss", "dropped_fraction", "load")
 class SwitchFFN(nn.Module):
     """Drop-in replacement for a dense FFN: E experts, each shaped like the dense FFN (d -> d_ff -> d).
 
-    Tokens are routed in groups of `group_sequences` whole sequences (0: the batch is one group), each
-    group with its own capacity. Given a mesh, the layer runs under shard_map: every device routes its own
-    groups, sends each expert's slots to the device that holds the expert (all-to-all over "expert"),
-    applies its local experts and sends the results back: the t5x / flaxformer pattern. Groups fix the
-    function, so any mesh computes what one device computes.
+    Tokens are routed in groups of `group_sequences` whole sequences (0: the batch is one group), each group with
+    its own capacity and its own balance loss (dropless routing has no capacity but keeps the groups for the
+    losses). Given a mesh, the layer runs under shard_map: every device routes its own groups; under capacity
+    routing it sends each expert's slots to the device that holds the expert (all-to-all over "expert"), applies
+    its local experts and sends the results back: the t5x / flaxformer pattern. Dropless routing keeps every
+    expert on every device (data parallel; workloads/mesh.py refuses an expert axis). Groups fix the function, so
+    any mesh computes what one device computes.
     """
 
     num_experts: int
@@ -78,6 +81,7 @@ class SwitchFFN(nn.Module):
     expert_init_scale: float = 0.1
     dtype: jnp.dtype = jnp.float32
     group_sequences: int = 0
+    routing: str = "capacity"  # or "dropless" (workloads/routing.py)
     mesh: Any = None  # a jax.sharding.Mesh with axes (data, expert), or None for one device
 
     @nn.compact
@@ -92,11 +96,17 @@ class SwitchFFN(nn.Module):
             self.param("w_out", _batched(init), (e, f, d_model), jnp.float32),
             self.param("b_out", nn.initializers.zeros, (e, 1, d_model), jnp.float32),
         )
-        layer = functools.partial(
-            _switch_layer, group_sequences=self.group_sequences or x.shape[0], dtype=self.dtype,
-            capacity_factor=self.capacity_factor_train if train else self.capacity_factor_eval,
-            mesh_axes=None if self.mesh is None else BATCH_AXES,
-            expert_devices=1 if self.mesh is None else self.mesh.shape[EXPERT])
+        expert_devices = 1 if self.mesh is None else self.mesh.shape[EXPERT]
+        common = dict(group_sequences=self.group_sequences or x.shape[0], dtype=self.dtype,
+                      mesh_axes=None if self.mesh is None else BATCH_AXES)
+        if self.routing == "dropless":
+            if expert_devices > 1:  # workloads/mesh.py refuses such a mesh before anything is built
+                raise ValueError("dropless routing keeps every expert on every device: no expert mesh axis")
+            layer = functools.partial(_dropless_layer, **common)
+        else:
+            layer = functools.partial(
+                _switch_layer, **common, expert_devices=expert_devices,
+                capacity_factor=self.capacity_factor_train if train else self.capacity_factor_eval)
         if self.mesh is None:
             y, stats = layer(x, *weights)
         else:
@@ -151,6 +161,29 @@ def _switch_layer(x: jax.Array, router_w: jax.Array, w_in: jax.Array, b_in: jax.
     if mesh_axes is not None:
         stats = jax.lax.pmean(stats, mesh_axes)  # every device holds as many groups: the mean of means
     return y.reshape(batch, length, d_model), stats | {"expert": r["expert"]}
+
+
+def _dropless_layer(x: jax.Array, router_w: jax.Array, w_in: jax.Array, b_in: jax.Array, w_out: jax.Array,
+                    b_out: jax.Array, *, group_sequences: int, dtype: jnp.dtype,
+                    mesh_axes: tuple[str, ...] | None) -> tuple[jax.Array, dict]:
+    """The dropless layer on the sequences this device holds: every token through its expert, nothing dropped;
+    the router's losses per routing group as for capacity routing."""
+    batch, length, d_model = x.shape
+    if batch % group_sequences:
+        raise ValueError(f"a batch of {batch} sequences does not split into routing groups of {group_sequences}")
+    groups, e = batch // group_sequences, router_w.shape[1]
+    tokens = x.reshape(batch * length, d_model)
+    logits = tokens.astype(jnp.float32) @ router_w  # the router in float32 whatever the model dtype
+    r = route_dropless(logits)
+    y = dropless_ffn(tokens, r.expert, r.gate, w_in, b_in, w_out, b_out, dtype)
+    per_group = jax.vmap(router_stats)(logits.reshape(groups, -1, e),
+                                       jax.nn.softmax(logits, axis=-1).reshape(groups, -1, e),
+                                       jax.nn.one_hot(r.expert, e, dtype=jnp.float32).reshape(groups, -1, e))
+    stats = {"balance_loss": jnp.mean(per_group["balance_loss"]), "z_loss": jnp.mean(per_group["z_loss"]),
+             "dropped_fraction": jnp.zeros((), jnp.float32), "load": jnp.mean(per_group["load"], axis=0)}
+    if mesh_axes is not None:
+        stats = jax.lax.pmean(stats, mesh_axes)
+    return y.reshape(batch, length, d_model), stats | {"expert": r.expert.reshape(groups, -1)}
 
 
 def _experts(expert_in: jax.Array, w_in: jax.Array, b_in: jax.Array, w_out: jax.Array, b_out: jax.Array,

@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from workloads.framework import EvalResult, eval_batches
+from workloads.jax_impl.dropless import routing_facts
 from workloads.jax_impl.models import count_params
 from workloads.jax_impl.steps import make_steps, scan_steps
 from workloads.jax_impl.switch import BATCH_AXES, DATA, EXPERT
@@ -45,6 +46,8 @@ class JaxTrainer:
             self._rows_sharding = self._batch_sharding
             # A block [K, batch, ...]: each step's batch split as one batch is.
             self._block_sharding = NamedSharding(self.mesh, P(None, BATCH_AXES))
+        # Before anything is traced: the grouped matmul a dropless Switch layer uses on this backend.
+        self._routing = routing_facts(spec.model)
         steps = make_steps(spec.model, spec.optimizer, max_steps, mesh=self.mesh)
         first = self.to_device(first_batch)
         step_fn = steps.train if self.k == 1 else scan_steps(steps.train)
@@ -152,6 +155,7 @@ class JaxTrainer:
             "steps_per_dispatch": self.k,
             "attention_implementation": attention_implementation(model.attention, model.dtype, platform),
             "precision": precision_of(model),
+            **self._routing,
         }
 
 

@@ -62,7 +62,11 @@ def serving_setup(r: InferenceRecord, capacity: bool = True) -> str:
     only the sparse side has one)."""
     s = r.serving
     setup = f"{s.scenario}, batch {s.batch}, {s.prompt_len} + {s.gen_len} tokens, {s.sampling}"
-    return setup + (f", capacity factor {s.capacity.get('capacity_factor_eval', 'n/a')}" if capacity else "")
+    if not capacity:
+        return setup
+    routing = s.switch_routing
+    return setup + (f", routing {routing}" if routing else "") + (
+        f", capacity factor {s.capacity.get('capacity_factor_eval', 'n/a')}" if routing == "capacity" else "")
 
 
 def assess_inference(claim, checker) -> dict[str, Any]:
@@ -143,7 +147,8 @@ def _rules(sides: dict[str, list[InferenceRecord]], scope: str | None, dense_spa
         return rules
     if dense_sparse:
         dense, sparse = sides["dense"], sides["sparse"]
-        ok = (all(r.serving.capacity == {} for r in dense) and all(r.serving.capacity for r in sparse))
+        ok = (all(r.serving.switch_routing is None for r in dense)
+              and all(r.serving.switch_routing is not None for r in sparse))
         rules.append(Rule("dense and sparse", ok and bool(dense) and bool(sparse),
                           f"dense {_names(dense)}, sparse {_names(sparse)}"))
     else:
