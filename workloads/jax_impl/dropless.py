@@ -5,17 +5,19 @@ No capacity: a token's output is its expert's FFN times its gate, computed alone
 
 - **gather** (few tokens a call: decode): each token's chosen expert weights gathered, one matrix-vector product
   per token. Exactly the dense FFN's FLOPs per token; no sort.
-- **block** (many tokens: prefill, training): tokens sorted by expert (a stable sort), each expert's segment padded
-  to a multiple of a block of `b` rows, each block's expert weights gathered and the blocks multiplied as a batch.
+- **block** (many tokens: prefill, training): tokens sorted by expert (a counting sort, stable), each expert's
+  segment padded to a multiple of a block of `b` rows, each block's expert weights gathered and the blocks
+  multiplied as a batch.
   The buffer's size is static, the bound over every routing, T + E (b - 1) rows rounded to blocks: the executed
   rows are that bound (workloads/flops.py `block_rows`), the padding what dropless costs here.
 - **ragged** (an NVIDIA GPU whose JAX lowers `jax.lax.ragged_dot` through its Pallas Triton grouped matmul): the
   sorted tokens unpadded, two ragged matmuls. Never the default lowering, which on XLA:CPU and XLA:GPU is a masked
   dense matmul over every expert (E times the work): where the Triton path is missing the block path runs.
 
-The sort and its inverse are permutations with a custom VJP: the backward of a gather by a permutation is the
-gather by its inverse, not the scatter-add over the whole buffer that JAX's transpose of a gather would give.
-The measurements behind the thresholds are in scripts/bench_switch_layer.py and reference_results/cpu-2core/.
+Two custom VJPs keep the backward off XLA's scatter-add (JAX's transpose of a gather): the sort and its inverse
+are permutations, whose backward is the gather by the inverse permutation; and the experts' weights gathered a
+block have their gradients summed by expert as a one-hot matmul. The measurements behind the thresholds and these
+choices are in reference_results/cpu-2core/dropless/ (scripts/bench_switch_layer.py, bench_switch_step.py).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import jax.numpy as jnp
 from workloads.routing import GATHER_MAX_TOKENS, GroupedPlan, block_rows, grouped_plan
 from workloads.specs import ModelConfig
 
-__all__ = ["GroupedPlan", "Layout", "dropless_ffn", "plan_for", "route_dropless", "routing_facts", "sorted_layout"]
+__all__ = ["GroupedPlan", "Layout", "dropless_ffn", "expert_blocks", "expert_positions", "permute_rows", "plan_for",
+           "route_dropless", "routing_facts", "sorted_layout", "take_experts"]
 
 # JAX's switch for the Pallas Triton lowering of ragged_dot on GPU (JAX >= 0.10; off by default there).
 TRITON_FLAG = "jax_ragged_dot_use_gpu_pallas_triton_lowering"
