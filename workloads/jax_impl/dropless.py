@@ -23,6 +23,7 @@ choices are in reference_results/cpu-2core/dropless/ (scripts/bench_switch_layer
 from __future__ import annotations
 
 import importlib.util
+from functools import partial
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -130,27 +131,48 @@ def expert_blocks(blocks: jax.Array, block_expert: jax.Array, w_in: jax.Array, b
     return jnp.einsum("nbf,nfd->nbd", h, take(w_out)) + take(b_out)
 
 
-@jax.custom_vjp
 def take_experts(w: jax.Array, block_expert: jax.Array) -> jax.Array:
     """w[block_expert]: each block's expert weights [n, ...] from [E, ...]. Its backward sums the blocks' weight
     gradients by expert as a [E, n] one-hot matmul (2 E n |w_e| FLOPs, counted in workloads/flops.py) rather than
     the scatter-add JAX's transpose of a gather gives, which XLA:CPU runs 1.5x slower than the whole dense training
     step when the step's state is donated (measured on the 2-core CPU: switch-small-dropless 26.7 against 18.2 ms a
     step)."""
+    return _take_experts(w, block_expert, _varying_axes(w))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _take_experts(w: jax.Array, block_expert: jax.Array, w_axes: tuple[str, ...]) -> jax.Array:
     return w[block_expert]
 
 
-def _take_fwd(w: jax.Array, block_expert: jax.Array):
+def _take_fwd(w: jax.Array, block_expert: jax.Array, w_axes: tuple[str, ...]):
     return w[block_expert], (block_expert, w.shape[0])
 
 
-def _take_bwd(saved, g: jax.Array):
+def _take_bwd(w_axes: tuple[str, ...], saved, g: jax.Array):
     block_expert, num_experts = saved
     onehot = jax.nn.one_hot(block_expert, num_experts, dtype=g.dtype)
-    return jnp.einsum("ne,n...->e...", onehot, g), None
+    return _summed_to(jnp.einsum("ne,n...->e...", onehot, g), w_axes), None
 
 
-take_experts.defvjp(_take_fwd, _take_bwd)
+_take_experts.defvjp(_take_fwd, _take_bwd)
+
+
+def _varying_axes(x: jax.Array) -> tuple[str, ...]:
+    """The mesh axes x varies over inside a shard_map; () outside one. Its type says: `.mat.varying` from JAX
+    0.10, `.vma` before."""
+    aval = jax.typeof(x)
+    mat = getattr(aval, "mat", None)
+    return tuple(sorted(mat.varying if mat is not None else getattr(aval, "vma", ())))
+
+
+def _summed_to(ct: jax.Array, axes: tuple[str, ...]) -> jax.Array:
+    """An input's cotangent, summed over the mesh axes it varies over and the input does not: a weight replicated
+    over "data" but used on every device's own tokens has for gradient the sum of every device's, which is what
+    JAX's own transpose of its implicit broadcast gives, and what a custom backward must give itself (shard_map
+    checks the cotangent's type against the input's)."""
+    extra = tuple(a for a in _varying_axes(ct) if a not in axes)
+    return jax.lax.psum(ct, extra) if extra else ct
 
 
 class Layout(NamedTuple):
@@ -217,20 +239,24 @@ def expert_positions(expert: jax.Array, num_experts: int, chunk: int = 64) -> tu
 
 # -- a permutation of rows, differentiated as one ------------------------------------------------------------------
 
-@jax.custom_vjp
 def permute_rows(x: jax.Array, index: jax.Array, inverse: jax.Array) -> jax.Array:
     """x[index] by rows, an index of len(x) (or more) giving a zero row. `inverse` maps each row of x to where it
     went (each row of x goes to exactly one place): the backward is the gather of the cotangent by it."""
+    return _permute_rows(x, index, inverse, _varying_axes(x))
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _permute_rows(x: jax.Array, index: jax.Array, inverse: jax.Array, x_axes: tuple[str, ...]) -> jax.Array:
     return jnp.take(x, index, axis=0, mode="fill", fill_value=0)
 
 
-def _permute_fwd(x: jax.Array, index: jax.Array, inverse: jax.Array):
-    return permute_rows(x, index, inverse), (index, inverse)
+def _permute_fwd(x: jax.Array, index: jax.Array, inverse: jax.Array, x_axes: tuple[str, ...]):
+    return _permute_rows(x, index, inverse, x_axes), (index, inverse)
 
 
-def _permute_bwd(saved, g: jax.Array):
+def _permute_bwd(x_axes: tuple[str, ...], saved, g: jax.Array):
     index, inverse = saved
-    return jnp.take(g, inverse, axis=0, mode="fill", fill_value=0), None, None
+    return _summed_to(jnp.take(g, inverse, axis=0, mode="fill", fill_value=0), x_axes), None, None
 
 
-permute_rows.defvjp(_permute_fwd, _permute_bwd)
+_permute_rows.defvjp(_permute_fwd, _permute_bwd)
