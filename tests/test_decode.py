@@ -29,9 +29,12 @@ def _tokens(cfg, shape, seed=0):
     return np.random.default_rng(seed).integers(0, cfg.vocab_size, shape).astype(np.int32)
 
 
-@pytest.fixture(scope="module", params=["dense-tiny", "switch-tiny"])
+@pytest.fixture(scope="module", params=["dense-tiny", "switch-tiny", "switch-tiny-dropless"])
 def decoder(request):
-    cfg = _no_drop(WORKLOADS[request.param].model)
+    # Capacity routing agrees with the full forward only where nothing drops (capacity factor E); dropless at its
+    # own config, where nothing can drop.
+    cfg = WORKLOADS[request.param].model
+    cfg = _no_drop(cfg) if cfg.routing == "capacity" else cfg
     return Decoder(cfg, _params(cfg), BATCH, PROMPT, GEN)
 
 
@@ -63,6 +66,44 @@ def test_greedy_generate_equals_full_recompute(decoder):
     scored = decoder.teacher_forced(np.concatenate([prompts, tokens], axis=1))
     assert scored.log_probs.shape == (BATCH, GEN) and scored.accuracy == 1.0 and scored.dropped == 0
     assert scored.loss == pytest.approx(-scored.log_probs.mean())
+
+
+def _log_probs(logits, targets):
+    return np.take_along_axis(np.asarray(jax.nn.log_softmax(jnp.asarray(logits), axis=-1)), targets[..., None],
+                              axis=-1)[..., 0]
+
+
+def _router_zeroed(params):
+    """Every router logit 0: top-1 sends every token to expert 0, the most crowded routing there is."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, w: jnp.zeros_like(w) if any(getattr(k, "key", None) == "router" for k in path) else w, params)
+
+
+def test_the_served_quality_is_scored_through_the_cache_as_served():
+    # Capacity routing at the eval factor, batch 1, every token to one expert: serving routes the prompt at
+    # prefill (2 slots for 5 tokens) and then one token a step (1 slot, never dropped); the full forward would
+    # route all 11 tokens as one group (3 slots) and score continuations that skipped the Switch FFN.
+    cfg = WORKLOADS["switch-tiny"].model
+    dec = Decoder(cfg, _router_zeroed(_params(cfg)), 1, PROMPT, GEN)
+    sequences = _tokens(cfg, (1, PROMPT + GEN), seed=2)
+    scored = dec.teacher_forced(sequences)
+    cached, _ = dec.cached_logits(sequences)
+    served = _log_probs(cached[:, PROMPT - 1:-1], sequences[:, PROMPT:])
+    np.testing.assert_allclose(scored.log_probs, served, rtol=0, atol=1e-5)
+    full, fractions = _full_forward(dec, sequences)
+    assert max(fractions) > 0.5  # the full forward drops most of the continuation: not what was served
+    assert np.abs(_log_probs(full[:, PROMPT - 1:-1], sequences[:, PROMPT:]) - scored.log_probs).max() > 1e-3
+
+
+def test_dropless_scores_each_prompt_the_same_at_batch_1_and_16():
+    cfg = WORKLOADS["switch-tiny-dropless"].model
+    params = _params(cfg)
+    sequences = _tokens(cfg, (16, PROMPT + GEN), seed=4)
+    at_16 = Decoder(cfg, params, 16, PROMPT, GEN).teacher_forced(sequences)
+    alone = Decoder(cfg, params, 1, PROMPT, GEN)
+    at_1 = np.concatenate([alone.teacher_forced(sequences[i:i + 1]).log_probs for i in range(16)])
+    np.testing.assert_allclose(at_16.log_probs, at_1, rtol=0, atol=1e-5)
+    assert at_16.dropped == 0
 
 
 def test_batch_of_one_never_drops_at_decode_with_the_eval_capacity():

@@ -115,6 +115,9 @@ def _copy(run: Path, tmp_path: Path) -> Path:
     ("no weights", [], "kept no weights"),
     ("tampered", [], "not the ones the run trained"),
     ("aborted", [], "only a run that ended"),
+    ("dense weights", [], "weights.npz does not fit switch-tiny's model: missing block_1/switch_ffn/b_in and 4 more; "
+                          "not in the model block_1/ffn/w_in/bias and 3 more"),
+    ("recounted", [], "weights.npz holds 47,648 parameters, the record's weights 47,649"),
     ("ok", ["--gen-len", "0"], "--gen-len must be at least 1"),
     ("ok", ["--prompt-len", "30", "--gen-len", "8"], "longer than the model's context of 32"),
     ("ok", ["--scenario", "batch"], "--scenario must be one of offline, server, singlestream, multistream"),
@@ -136,11 +139,21 @@ def test_bad_input_is_one_line_and_exit_2(switch_tiny_run, tmp_path, capsys, cas
             f.write(b"x")
     elif case == "aborted":
         data["status"] = "aborted"
-    (run / "result.json").write_text(json.dumps(data)) if case in ("no weights", "aborted") else None
+    elif case == "dense weights":  # another model's weights, the record's hash made to match: they pass the hash
+        from workloads.jax_impl.weights import initial_weights
+        from workloads.registry import WORKLOADS
+
+        np.savez(run / "weights.npz", **initial_weights(WORKLOADS["dense-tiny"], 0, np.zeros((2, 33), np.int32)))
+        data["weights"]["sha256"] = data["files"]["weights.npz"] = sha256_file(run / "weights.npz")
+    elif case == "recounted":
+        data["weights"]["parameters"] += 1
+    (run / "result.json").write_text(json.dumps(data)) if case in ("no weights", "aborted", "dense weights",
+                                                                   "recounted") else None
     capsys.readouterr()
     assert main(["infer", str(run), "--output-dir", str(tmp_path / "out"), *SHORT, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert says in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not list((tmp_path / "out").glob("*/result.json"))  # refused before anything: no record
 
 
 def test_an_unmet_bound_is_a_measured_invalid(switch_tiny_run, tmp_path):
@@ -149,6 +162,23 @@ def test_an_unmet_bound_is_a_measured_invalid(switch_tiny_run, tmp_path):
                          "--no-accuracy")
     r = read_record(folder)
     assert code == 1 and r.loadgen.validity == "INVALID" and "perf_constraints" in r.loadgen.failed
+
+
+def test_a_decoder_failure_in_the_accuracy_pass_fails_the_record(switch_tiny_run, tmp_path, monkeypatch):
+    from harness.infer.sut import DecoderSUT
+
+    served = DecoderSUT._run
+
+    def fail_when_scored(self, batch):
+        if self.labels[0] == "accuracy_start":
+            raise RuntimeError("device lost")
+        return served(self, batch)
+
+    monkeypatch.setattr(DecoderSUT, "_run", fail_when_scored)
+    code, folder = infer(switch_tiny_run, tmp_path)
+    r = read_record(folder)
+    assert code == 1 and r.status == "failed" and not r.valid and r.accuracy is None
+    assert r.error == "RuntimeError: the decoder failed during the accuracy pass: RuntimeError: device lost"
 
 
 def test_no_weights_flag(tmp_path):

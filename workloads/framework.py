@@ -171,8 +171,9 @@ class Decoder(Protocol):
         counted: {"prefill", "generate_rest"}."""
 
     def teacher_forced(self, sequences: np.ndarray) -> Any:
-        """The full forward over [batch, prompt_len + gen_len]: `.loss` (nats/token) and `.accuracy` (greedy) of
-        the continuation tokens, `.log_probs` [batch, gen_len]."""
+        """The continuations of [batch, prompt_len + gen_len] scored as served (prefill, then one token a step
+        through the cache): `.loss` (nats/token) and `.accuracy` (greedy) of the continuation tokens,
+        `.log_probs` [batch, gen_len]."""
 
     def full_recompute_generate(self, prompts: np.ndarray) -> np.ndarray:
         """Greedy [batch, gen_len] with no cache (the full forward each step): a benchmark's baseline."""

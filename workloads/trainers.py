@@ -70,6 +70,15 @@ def build_trainer(framework: str, spec: WorkloadSpec, seed: int, max_steps: int,
     return TfTrainer(spec, seed, max_steps, first_batch, eval_set, mesh)
 
 
+def weight_shapes(spec: WorkloadSpec) -> dict[str, tuple[int, ...]]:
+    """The parameter shapes by path that weights of `spec`'s model must have, in every framework (the names and
+    shapes a run keeps), worked out without computing or compiling anything."""
+    _require("jax")
+    from workloads.jax_impl.weights import weight_shapes as shapes
+
+    return shapes(spec)
+
+
 def build_decoder(spec: WorkloadSpec, weights: dict[str, np.ndarray], batch: int, prompt_len: int, gen_len: int,
                   temperature: float = 0.0, seed: int = 0) -> Decoder:
     """A compiled decoder of `spec`'s model with `weights` (by Flax parameter path, as a run keeps them). Serving

@@ -287,6 +287,8 @@ def _accuracy(o: InferOptions, served: ServedRun, decoder, prompts: np.ndarray, 
                      ("accuracy_start", "accuracy_stop"), 0)
     _run_loadgen(sut, prompts.shape[0], lgx.test_settings(replace(settings, min_queries=1), "accuracy",
                                                           prompts.shape[0]), acc_dir)
+    if sut.served.error:  # its samples were answered empty: nothing to score, and the record must not pass
+        raise RuntimeError(f"the decoder failed during the accuracy pass: {sut.served.error}")
     generated = lgx.accuracy_outputs(acc_dir / "mlperf_log_accuracy.json")
     log_probs, correct = [], []
     b = decoder.batch
@@ -301,7 +303,8 @@ def _accuracy(o: InferOptions, served: ServedRun, decoder, prompts: np.ndarray, 
     loss, accuracy = float(-lp.mean()), float(np.concatenate(correct).mean())
     law, margin = served.law, served.entropy_margin
     floor = floor_acc = valid = None
-    note = "teacher forcing over the prompts' true continuations; generations from LoadGen's accuracy log"
+    note = (f"the prompts' true continuations scored as served: each prompt prefilled, then its continuation fed one "
+            f"token a step through the cache, at batch {b}; generations from LoadGen's accuracy log")
     prompt_len = prompts.shape[1]
     if law is not None:
         rows = np.concatenate([prompts, truth], axis=1)

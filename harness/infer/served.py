@@ -2,8 +2,8 @@
 held-out contexts cut into prompts and the true continuations that score them.
 
 Everything wrong with the folder is a one-line usage error (exit 2) before anything is compiled: not a run,
-a run that kept no weights, weights whose hash differs from the record's, a diverged or aborted run, prompts
-longer than the model's context, more samples than held-out contexts.
+a run that kept no weights, weights whose hash differs from the record's, a diverged or aborted run, weights
+that do not fit the spec's model, prompts longer than the model's context, more samples than held-out contexts.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from harness.results.schema import RunRecord, Status
 from workloads.corpus import MarkovMixture, dataset_sha256
 from workloads.sources import corpus_from, open_corpus
 from workloads.specs import ModelConfig, OptimizerConfig, WorkloadSpec, canonical, spec_sha256
+from workloads.trainers import weight_shapes
 from workloads.user_data import TokenFile
 
 SERVABLE = (Status.CONVERGED, Status.NOT_CONVERGED)
@@ -73,8 +74,30 @@ def load_run(run_dir: str) -> ServedRun:
     with np.load(file) as npz:
         weights = {k: npz[k] for k in npz.files}
     spec = spec_of(record.spec)
+    _fits(run_dir, w.file, weights, spec, {"the record's weights": w.parameters,
+                                           "its trained parameters": record.training.params_total})
     eval_set, law = _held_out(record, spec, run_dir)
     return ServedRun(record, spec, weights, eval_set, law)
+
+
+def _fits(run_dir: str, name: str, weights: dict[str, np.ndarray], spec: WorkloadSpec,
+          counts: dict[str, int | None]) -> None:
+    """The weights have the names and shapes of spec's model, and as many parameters as the record says: else one
+    line naming the first mismatch (before anything is compiled: a decoder would fail inside the test)."""
+    want = weight_shapes(spec)
+    missing, extra = sorted(want.keys() - weights.keys()), sorted(weights.keys() - want.keys())
+    if missing or extra:
+        what = "; ".join(f"{label} {names[0]}" + (f" and {len(names) - 1} more" if len(names) > 1 else "")
+                         for label, names in (("missing", missing), ("not in the model", extra)) if names)
+        raise UsageError(f"{run_dir}: {name} does not fit {spec.name}'s model: {what}")
+    for key, shape in want.items():
+        if tuple(weights[key].shape) != shape:
+            raise UsageError(f"{run_dir}: {name} does not fit {spec.name}'s model: {key} is "
+                             f"{list(weights[key].shape)}, the model's is {list(shape)}")
+    held = sum(int(w.size) for w in weights.values())
+    for label, count in counts.items():
+        if count is not None and count != held:
+            raise UsageError(f"{run_dir}: {name} holds {held:,} parameters, {label} {count:,}")
 
 
 def spec_of(recorded: dict[str, Any]) -> WorkloadSpec:

@@ -12,11 +12,12 @@ equals the full forward at every position. Capacity (the paper's eval setting): 
 group_sequences = 0, so every call routes its tokens as ONE group, with the eval capacity factor. Prefill routes
 B * prompt_len tokens; each decode step routes the B tokens of that step, capacity = expert_capacity(B, E,
 capacity_factor_eval): a batch of 1 gets capacity 1 and never drops, a larger batch can drop where a step's tokens
-crowd one expert. The full forward (teacher_forced, full_recompute_generate) routes all B * length tokens of a
-call as one group, so under capacity routing it agrees with cached decoding only where neither drops. `dropped`
-counts the token-slots the Switch layers dropped (sown dropped_fraction x tokens routed, summed over the Switch
-layers; 0 under dropless routing). `executed_flops` is what one prefill and one generate_rest compute
-(workloads/flops.py), capacity slots, block padding and every row of the batch included.
+crowd one expert. The full forward (full_recompute_generate, the benchmarks' baseline) routes all B * length
+tokens of a call as one group, so under capacity routing it agrees with cached decoding only where neither drops:
+the served quality (`teacher_forced`) is therefore scored through the cache, as served. `dropped` counts the
+token-slots the Switch layers dropped (sown dropped_fraction x tokens routed, summed over the Switch layers; 0
+under dropless routing). `executed_flops` is what one prefill and one generate_rest compute (workloads/flops.py),
+capacity slots, block padding and every row of the batch included.
 """
 
 from __future__ import annotations
@@ -149,7 +150,10 @@ class Decoder:
         return np.asarray(logits), int(dropped)
 
     def teacher_forced(self, sequences: Any) -> TeacherForced:
-        """The full forward over prompts and continuations [B, P+G]: how well it predicts the continuations."""
+        """How well the served model predicts the continuations of [B, P+G] prompts and continuations, scored on
+        the computation serving runs: the prompt prefilled, then the continuation fed one token a step through
+        the cache (each step routing its B tokens, as a decode step does). Under capacity routing the full
+        forward would route all B (P+G) tokens as one group and drop where serving does not."""
         log_probs, correct, dropped = self._compile("teacher_forced")(
             self.params, self._tokens(sequences, self._total))
         log_probs, correct = np.asarray(log_probs), np.asarray(correct)
@@ -230,7 +234,8 @@ class Decoder:
         p = self.prompt_len
         cache = init_cache(self.cfg, self.batch, self._total)
         (prompt_logits, cache), dropped = self._apply(params, sequences[:, :p], cache, 0)
-        state = DecodeState(cache, sequences[:, p], jnp.asarray(p, jnp.int32), jax.random.key(0), dropped)
+        fed = sequences[:, min(p, sequences.shape[1] - 1)]  # state.token: unread, the scan feeds each token itself
+        state = DecodeState(cache, fed, jnp.asarray(p, jnp.int32), jax.random.key(0), dropped)
 
         def body(state: DecodeState, token: jax.Array) -> tuple[DecodeState, jax.Array]:
             return self._step(params, state, token)
@@ -239,9 +244,10 @@ class Decoder:
         return jnp.concatenate([prompt_logits, step_logits.transpose(1, 0, 2)], axis=1), final.dropped
 
     def _teacher_forced(self, params: Any, sequences: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        logits, dropped = self._apply(params, sequences)
-        # Logits at position t predict the token at t + 1: those of positions P-1 .. P+G-2 score the continuation.
-        before = logits[:, self.prompt_len - 1:-1]
+        # Logits at position t predict the token at t + 1: those of positions P-1 .. P+G-2 score the continuation,
+        # so the last continuation token is never fed (as generation never feeds its last token).
+        logits, dropped = self._cached_logits(params, sequences[:, :-1])
+        before = logits[:, self.prompt_len - 1:]
         targets = sequences[:, self.prompt_len:]
         log_probs = jnp.take_along_axis(jax.nn.log_softmax(before, axis=-1), targets[..., None], axis=-1)[..., 0]
         return log_probs, jnp.argmax(before, axis=-1) == targets, dropped

@@ -28,3 +28,18 @@ def initial_weights(spec: WorkloadSpec, seed: int, example_batch: np.ndarray) ->
             jax.random.PRNGKey(seed), jnp.asarray(example_batch[:, :-1]))
     return {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(leaf)
             for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+
+
+def weight_shapes(spec: WorkloadSpec) -> dict[str, tuple[int, ...]]:
+    """Each parameter's shape by path, as spec's model declares them: traced abstractly (jax.eval_shape), nothing
+    computed or compiled, so that weights can be checked against a model before a decoder is built."""
+    import jax
+    import jax.numpy as jnp
+
+    from workloads.jax_impl.models import TransformerLM
+
+    tokens = jax.ShapeDtypeStruct((max(1, spec.model.group_sequences), spec.seq_len), jnp.int32)
+    params = jax.eval_shape(lambda key, t: TransformerLM(spec.model).init(key, t, train=False)["params"],
+                            jax.random.PRNGKey(0), tokens)
+    return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
