@@ -610,7 +610,11 @@ def _study(args: argparse.Namespace, console: Console) -> int:
     asked = {"workloads": listed(args.workloads), "seeds": args.seeds, "corpora": listed(args.corpus),
              "sweep": args.sweep, "frameworks": listed(args.frameworks)}
     if args.inference:
-        batches = _inference_batches(args.batches)  # a bad list fails before anything trains
+        from harness.study.inference import sweep
+
+        # A bad list, or a sweep a stream scenario cannot serve, fails before anything trains.
+        serve = _serving_options(args, run_dir="")
+        batches = sweep(serve.scenario, _inference_batches(args.batches), serve.samples_per_query)
     if not (args.inference and args.from_dir):
         campaign, md, page = study_and_report(asked, Path(args.output_dir), base,
                                               on_run=lambda r: console.print(run_line(r), highlight=False),
@@ -623,7 +627,6 @@ def _study(args: argparse.Namespace, console: Console) -> int:
     from harness.report.inference import infer_line
     from harness.study.inference import report_inference, serve_study, study_dirs
 
-    serve = _serving_options(args, run_dir="")
     for study_dir in study_dirs(Path(args.from_dir) if args.from_dir else campaign):
         summary = serve_study(study_dir, batches, serve,
                               on_record=lambda r: console.print(infer_line(r), highlight=False, markup=False))
@@ -633,11 +636,10 @@ def _study(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _inference_batches(text: str | None) -> list[int]:
-    from harness.study.inference import DEFAULT_BATCHES
-
+def _inference_batches(text: str | None) -> list[int] | None:
+    """--batches as a list (None: not given)."""
     if text is None:
-        return list(DEFAULT_BATCHES)
+        return None
     try:
         batches = [int(x) for x in text.split(",") if x]
     except ValueError:
@@ -657,7 +659,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
-    from harness.report.build import build_report
+    from harness.report.build import NoRunsFound, build_report
 
     paths = [Path(p) for p in args.paths]
     for p in paths:
@@ -666,7 +668,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     try:
         md, page = build_report(paths, Path(args.output_dir) if args.output_dir else None, root=Path(DEFAULT_OUTPUT),
                                 say=lambda line: console.print(f"skipped: {line}", highlight=False, style="yellow"))
-    except UsageError as e:
+    except NoRunsFound as e:
         return _served_report(args, paths, console, e)  # no training runs: inference records only, or nothing
     console.print(f"report: {md} and {page}", highlight=False)
     return 0
@@ -682,6 +684,7 @@ def _served_report(args: argparse.Namespace, paths: list, console: Console, refu
     from harness.results.reader import read_records
     from harness.results.writer import new_folder
 
+    # What could not be read was said already, by the training report that found no runs.
     served = [r for p in paths for r in read_records(p, skipped=lambda line: None) if isinstance(r, InferenceRecord)]
     if not served:
         raise refused

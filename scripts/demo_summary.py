@@ -23,11 +23,15 @@ from harness.results.schema import RunRecord  # noqa: E402
 
 def run_figures(r: RunRecord, bench_ms: float | None) -> dict[str, Any]:
     """One run's figures; `bench_ms`: the compiled step on a resident batch (bench_switch_step), for the
-    runner's efficiency in the run (its training time a step, evaluations taken out)."""
+    runner's efficiency in the run: that step over the run's timed window a step, evaluations included. The
+    evaluations cannot be taken out: an evaluation's window opens while the steps before it may still be queued
+    (harness/runner/loop.py), so it holds training too, and taking it out would overstate the efficiency (past 1).
+    Included, the figure is a lower bound on the runner's own efficiency; `evaluations_s` says how much of the
+    window the evaluations (with those queued steps) took."""
     evals_s = sum((p.eval_stop_unix_s or 0) - (p.eval_start_unix_s or 0) for p in r.eval_trace
                   if p.eval_start_unix_s and p.eval_stop_unix_s)
     steps, run_s, accel = r.training.steps, r.timing.run_s, r.accelerators
-    train_ms = 1000 * (run_s - evals_s) / steps if steps and run_s else None
+    train_ms = 1000 * run_s / steps if steps and run_s else None
     return {
         "workload": r.workload, "corpus": r.corpus, "status": r.status, "reached_target": r.converged,
         "steps": steps, "steps_per_dispatch": r.training.framework.get("steps_per_dispatch"),

@@ -68,3 +68,22 @@ def test_the_energy_ratio_is_a_measurement_a_lower_bound_or_none_and_says_which(
     assert none["ratio"] is None and "switch-base did not reach the target" in none["why"]
     incomplete = _ratio(_run(True, 800.0), {**_run(True, 100.0), "energy_complete": False})
     assert incomplete["ratio"] is None
+
+
+def test_the_runner_efficiency_counts_every_second_of_the_timed_window(tiny_run):
+    """10 s timed over 1,000 steps is 10 ms a step; a compiled step of 8 ms is 0.8 of it. The evaluations stay in
+    (their windows hold queued training steps: taking them out would count those steps as free, past 1)."""
+    import sys
+    from dataclasses import replace
+
+    from harness.results.reader import read_record
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from demo_summary import run_figures
+
+    r = read_record(tiny_run("switch-tiny"))
+    assert r.eval_trace and sum(p.eval_stop_unix_s - p.eval_start_unix_s for p in r.eval_trace) > 0
+    r = replace(r, timing=replace(r.timing, run_s=10.0), training=replace(r.training, steps=1000))
+    figures = run_figures(r, 8.0)
+    assert figures["ms_per_step_in_run"] == pytest.approx(10.0)
+    assert figures["runner_efficiency"] == pytest.approx(0.8)

@@ -4,6 +4,7 @@ half a second on switch-tiny, and every bad input one line with exit 2."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -202,7 +203,9 @@ def test_ctrl_c_during_the_test_leaves_an_aborted_record(switch_tiny_run, tmp_pa
     deadline = time.monotonic() + 120
     while not list(out.glob("*/result.json")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(1.0)  # the running record is written just before LoadGen starts
+    # The running record is written just before LoadGen starts; nothing outside the process shows its first query
+    # (LoadGen writes its logs at the end), so the test lets it serve a second.
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -232,7 +235,9 @@ def test_the_inference_study_pairs_by_seed_and_prices_a_lifetime(tiny_run, switc
         d, s = row["models"]["dense-tiny"], row["models"]["switch-tiny"]
         ratio = row["ratios"]["dense-tiny/switch-tiny"]
         assert ratio["ratio"] == pytest.approx(d["j_per_token"]["0"] / s["j_per_token"]["0"]) and ratio["n"] == 1
-    assert len(summary["lifetime"]) == 2 and all(x["note"] for x in summary["lifetime"])
+    assert len(summary["lifetime"]) == 2
+    for x in summary["lifetime"]:
+        assert re.fullmatch(r"[\w-]+ is cheaper (at every N|up to [\d,]+ generated tokens, [\w-]+ after)", x["note"])
     served_at = study / "inference-dropless"  # the default routing's folder
     report = (served_at / "report.md").read_text()
     assert "dense-tiny ÷ switch-tiny" in report and (served_at / "j_per_token_vs_batch.png").is_file()
@@ -369,10 +374,78 @@ def test_dense_over_sparse_joules_per_token_at_inference(served, tmp_path):
     assert result["interval"]["estimate"] == pytest.approx((2.0 * 2.01 * 2.02) ** (1 / 3), rel=1e-6)
 
 
+def test_servings_that_differ_only_in_corpus_routing_capacity_or_scenario_stay_apart_in_every_reader(served,
+                                                                                                       tmp_path):
+    from dataclasses import replace
+
+    from harness.infer.execute import InferOptions
+    from harness.report.claims.inference import serving_setup
+    from harness.report.compare import compare_inference
+    from harness.report.inference import served_groups
+    from harness.results.inference import ServingKey
+    from harness.study.inference import inference_folder
+
+    base = next(read_record(p.parent) for p in served.glob("*/result.json")
+                if json.loads(p.read_text())["serving"]["scenario"] == "offline")
+    assert base.serving.trained_corpus == "default" and base.serving.routing == "dropless"
+
+    def variant(name: str, **serving) -> InferenceRecord:
+        return replace(base, run_id=name, created_unix_s=base.created_unix_s + 1,
+                       serving=replace(base.serving, **serving))
+
+    others = [variant("control", trained_corpus="control"),
+              variant("capacity 2", routing="capacity", capacity={"capacity_factor_eval": 2.0}),
+              variant("capacity 16", routing="capacity", capacity={"capacity_factor_eval": 16.0}),
+              variant("server", scenario="server")]
+    keys = [ServingKey.of(r) for r in (base, *others)]
+    assert len(set(keys)) == 5
+    assert [k.model for k in keys[:4]] == ["switch-tiny (dropless)", "switch-tiny (dropless)",
+                                           "switch-tiny (capacity 2)", "switch-tiny (capacity 16)"]
+    # compare: none of the others is a reference for the base record
+    (entry,) = compare_inference([base], others)
+    assert entry["reference_records"] == 0
+    # report: every record in a table, the corpus and the scenario in tables of their own, nothing left out
+    groups, skipped = served_groups([base, *others])
+    assert skipped == [] and sum(len(g) for g in groups.values()) == 5 and len(groups) == 3
+    (shared,) = [g for g in groups.values() if len(g) == 3]
+    assert sorted(shared) == ["switch-tiny (capacity 16)/seed0/batch4", "switch-tiny (capacity 2)/seed0/batch4",
+                              "switch-tiny (dropless)/seed0/batch4"]
+    # claims: each its own setup
+    assert len({serving_setup(r) for r in (base, *others)}) == 5
+    # the study's folders: by routing and scenario
+    folders = {inference_folder(InferOptions(run_dir="", routing=routing, capacity_factor=f, scenario=scenario))
+               for routing, f, scenario in ((None, None, "offline"), ("capacity", 2.0, "offline"),
+                                            ("capacity", 16.0, "offline"), (None, None, "server"))}
+    assert folders == {"inference-dropless", "inference-capacity2", "inference-capacity16", "inference-dropless-server"}
+    # the same serving twice: the later shown, the earlier named
+    again = replace(base, run_id="again", created_unix_s=base.created_unix_s + 5)
+    groups, skipped = served_groups([base, again])
+    assert [r.run_id for g in groups.values() for r in g.values()] == ["again"]
+    assert skipped == [f"{base.run_id}: switch-tiny (dropless) seed 0 batch 4 served the same way again later "
+                       "(again, shown)"]
+
+
+def test_a_record_from_before_the_corpus_was_recorded_takes_it_from_its_study():
+    from harness.results.inference import trained_corpus
+
+    root = Path(__file__).resolve().parents[1] / "reference_results/cpu-2core/inference"
+    for corpus in ("default", "control"):
+        old = read_record(next((root / corpus / "records").iterdir()))
+        assert old.serving.trained_corpus is None and trained_corpus(old) == corpus
+
+
+def test_report_on_training_runs_and_inference_records_prices_both(served, switch_tiny_run, tmp_path):
+    assert main(["report", str(served), str(switch_tiny_run), "--output-dir", str(tmp_path / "r")]) == 0
+    assert "## Serving (harness infer)" in (tmp_path / "r" / "report.md").read_text()
+    serving = (tmp_path / "r" / "serving" / "report.md").read_text()
+    assert "Energy to train (median over the converged seeds" in serving and "switch-tiny (dropless) " in serving
+
+
 def test_report_on_inference_records(served, tmp_path, capsys):
     assert main(["report", str(served), "--output-dir", str(tmp_path / "r")]) == 0
     md = (tmp_path / "r" / "report.md").read_text()
     assert md.count("\n## ") == 2 and ", offline, " in md and ", singlestream, " in md  # one section a serving
+    assert "No training run of these models is among the given folders" in md and "(median over seeds, )" not in md
     assert (tmp_path / "r" / "serving_1" / "j_per_token_vs_batch.png").is_file()
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -181,7 +180,7 @@ def _rows(driver) -> list:
 @pytest.mark.browser
 def test_the_index_in_a_browser(site, browser):
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     url = (site / "index.html").as_uri()
     browser.get_log("performance")  # drop what came before
@@ -257,8 +256,8 @@ def test_the_index_in_a_browser(site, browser):
                                                    if c.id not in reached]
     # A system's page opens, and its images load.
     browser.find_element("css selector", "#results-table tbody a").click()
-    time.sleep(0.2)
-    assert browser.current_url.endswith("/index.html") and "/systems/" in browser.current_url
+    WebDriverWait(browser, 10).until(lambda b: "/systems/" in b.current_url)
+    assert browser.current_url.endswith("/index.html")
     images = browser.find_elements("tag name", "img")
     assert images and all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)
                           for i in images)

@@ -385,6 +385,7 @@ class _Builder:
                                                                                 f"seed={o.seed}",
             forward_flops_per_token=forward_flops_per_token(cfg, self.prompt_len + self.gen_len),
             executed_flops_per_token=self._executed_per_token(s), routing=cfg.routing if e else None,
+            trained_corpus=str(run.data.get("corpus") or run.data.get("kind") or "unrecorded"),
             capacity=capacity, settings=state["settings"].to_dict() if state["settings"] else {},
             decoder=dict(state["decoder"]))
         traffic = Traffic(queries=s.queries if s else 0, samples=s.samples if s else 0,

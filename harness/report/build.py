@@ -12,7 +12,7 @@ import json
 import statistics
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import UsageError
@@ -20,6 +20,7 @@ from harness.report import plots
 from harness.report.stats import log_mean_ci, median, paired_comparison
 from harness.results.files import atomic_write_text
 from harness.results.identity import Identity, group, identity
+from harness.results.inference import InferenceRecord
 from harness.results.reader import read_records, read_study
 from harness.results.schema import CommandRecord, Record, RunRecord, Status
 from harness.results.writer import new_folder
@@ -36,6 +37,7 @@ class Collected:
     studies: list[tuple[dict, dict[str, list[RunRecord]]]]
     commands: list[CommandRecord]
     skipped: list[str]
+    served: list[InferenceRecord] = field(default_factory=list)  # harness infer records: a report of their own
 
     def names(self) -> dict[Identity, str]:
         """How the report's table names each row: the workload with what tells it from the rows of the same
@@ -70,7 +72,8 @@ def _collect(paths: list[Path]) -> Collected:
     records = [*loose, *(r for _, results in studies for runs in results.values() for r in runs)]
     unique = list({(r.source or r.run_id): r for r in records}.values())
     commands = [r for r in unique if isinstance(r, CommandRecord)]
-    return Collected(group(r for r in unique if isinstance(r, RunRecord)), studies, commands, skipped)
+    served = [r for r in unique if isinstance(r, InferenceRecord)]
+    return Collected(group(r for r in unique if isinstance(r, RunRecord)), studies, commands, skipped, served)
 
 
 def _fmt(x: float | None, spec: str = ".1f") -> str:
@@ -184,6 +187,10 @@ def _method_caveat(methods: set[str]) -> str:
             "(each component's method is in the runs' result.json). ")
 
 
+class NoRunsFound(UsageError):
+    """No training run and no metered command among the paths (the CLI then looks for inference records)."""
+
+
 def build_report(paths: list[Path], out_dir: Path | None, root: Path | None = None,
                  say: Callable[[str], None] | None = None) -> tuple[Path, Path]:
     """report.md and report.html into `out_dir` (None: a new folder <utc>-report-<id> under `root`, so that a report
@@ -193,8 +200,8 @@ def build_report(paths: list[Path], out_dir: Path | None, root: Path | None = No
     for line in found.skipped if say is not None else ():
         say(line)
     if not found.grouped and not found.commands:
-        raise UsageError("no runs found in the given paths" + (f" ({'; '.join(found.skipped)})"
-                                                                if found.skipped else ""))
+        raise NoRunsFound("no runs found in the given paths" + (f" ({'; '.join(found.skipped)})"
+                                                                 if found.skipped else ""))
     out_dir = new_folder(root or Path("results"), "report") if out_dir is None else out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[Record] = [r for runs in found.grouped.values() for r in runs] + list(found.commands)
@@ -217,6 +224,13 @@ def build_report(paths: list[Path], out_dir: Path | None, root: Path | None = No
         blocks += [("h2", "Not in the report"), ("list", found.skipped)]
     if found.commands:
         blocks += [("h2", "Metered commands (harness meter)"), _commands_table(found.commands)]
+    if found.served:
+        from harness.report.inference import served_report
+
+        serving = served_report(found.served, out_dir / "serving", [r for rs in found.grouped.values() for r in rs])
+        blocks += [("h2", "Serving (harness infer)"),
+                   ("p", f"{len(found.served)} inference record(s), one table a way of serving, with training plus "
+                         f"serving where their runs are here: {serving.relative_to(out_dir)}")]
 
     comparisons = _comparisons(found)
     if comparisons:

@@ -8,7 +8,7 @@ from typing import Any
 from harness.mlperf.rcp import rcp_test
 from harness.report.stats import median
 from harness.results.identity import Identity, group, identity
-from harness.results.inference import InferenceRecord
+from harness.results.inference import InferenceRecord, ServingKey
 from harness.results.schema import RunRecord
 
 METRICS = (
@@ -111,25 +111,18 @@ INFERENCE_METRICS = (
 )
 
 
-def serving_key(r: InferenceRecord) -> tuple:
-    """What two inference records must share to be compared: the benchmark (workload, spec), how it was served
-    (scenario, batch, lengths, sampling, Switch routing and capacity) and the machine."""
-    s = r.serving
-    return (r.workload, s.spec_sha256, s.scenario, s.batch, s.prompt_len, s.gen_len, s.sampling, s.switch_routing,
-            s.capacity.get("capacity_factor_eval"), r.environment.hardware.machine_class)
-
-
 def compare_inference(yours: list[InferenceRecord], reference: list[InferenceRecord]) -> list[dict[str, Any]]:
-    """One entry per serving key of yours: medians on both sides and yours / reference, against reference records
-    served the same way on the same machine only (J/token on other hardware is another measurement)."""
+    """One entry per serving of yours (results/inference.py `ServingKey`): medians on both sides and yours /
+    reference, against reference records served the same way on the same machine only (J/token on other hardware,
+    another corpus, routing or setting is another measurement)."""
     own = {r.run_id for r in yours}
-    refs: dict[tuple, list[InferenceRecord]] = {}
+    refs: dict[ServingKey, list[InferenceRecord]] = {}
     for r in reference:
         if r.run_id not in own:
-            refs.setdefault(serving_key(r), []).append(r)
-    groups: dict[tuple, list[InferenceRecord]] = {}
+            refs.setdefault(ServingKey.of(r), []).append(r)
+    groups: dict[ServingKey, list[InferenceRecord]] = {}
     for r in yours:
-        groups.setdefault(serving_key(r), []).append(r)
+        groups.setdefault(ServingKey.of(r), []).append(r)
     out = []
     for key, runs in groups.items():
         matched = refs.get(key, [])
@@ -137,8 +130,10 @@ def compare_inference(yours: list[InferenceRecord], reference: list[InferenceRec
         for label, value in INFERENCE_METRICS:
             a, b = median([value(r) for r in runs]), median([value(r) for r in matched])
             rows.append({"metric": label, "yours": a, "reference": b, "ratio": a / b if a is not None and b else None})
-        out.append({"workload": key[0], "scenario": key[2], "batch": key[3], "prompt_len": key[4],
-                    "gen_len": key[5], "sampling": key[6], "system": key[8], "records": len(runs),
+        out.append({"workload": key.workload, "model": key.model, "serving": key.traffic,
+                    "trained_corpus": key.trained_corpus, "scenario": key.scenario, "batch": key.batch,
+                    "prompt_len": key.prompt_len, "gen_len": key.gen_len, "sampling": key.sampling,
+                    "system": key.system, "records": len(runs),
                     "reference_records": len(matched),
                     "energy_methods": sorted({r.energy.label for r in runs}),
                     "reference_energy_methods": sorted({r.energy.label for r in matched}),

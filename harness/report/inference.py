@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.report.lifetime import lifetime
 from harness.report.stats import median, seeded_ratio_ci
-from harness.results.inference import SCENARIO_METRIC, InferenceRecord
+from harness.results.inference import SCENARIO_METRIC, InferenceRecord, ServingKey
 from harness.results.schema import RunRecord
 
 
@@ -93,13 +93,21 @@ def study_markdown(summary: dict, corpus: str | None, figures: list[str], settin
             return " / ".join(fmt.format(models[m][key]) if m in models and models[m][key] is not None else "n/a"
                               for m in [base, *others])
 
-        valid = " / ".join(",".join(sorted(set(filter(None, models[m]["loadgen_valid"])))) for m in models)
-        holds = " / ".join("yes" if all(models[m]["quality_holds"]) else "NO" for m in models)
+        valid = " / ".join(",".join(sorted(set(filter(None, models[m]["loadgen_valid"])))) if m in models else "n/a"
+                           for m in [base, *others])
+        holds = " / ".join(("yes" if all(models[m]["quality_holds"]) else "NO") if m in models else "n/a"
+                           for m in [base, *others])
         out.append(f"| {r['batch']} | " + " | ".join(cells + ratios) + f" | {each('tokens_per_s', '{:,.0f}')} | "
                    f"{each('tpot_p99_ms', '{:.3f}')} | {each('dropped_fraction', '{:.1%}')} | {valid} | {holds} |")
-    out += ["", "## Training once, then serving", "",
-            f"Energy to train (median over seeds, {'; '.join(summary['training_method'])}): "
-            + ", ".join(f"{m} {j:,.1f} J" if j else f"{m} n/a" for m, j in summary["training_j"].items()), ""]
+    out += ["", "## Training once, then serving", ""]
+    trained = {m: j for m, j in summary["training_j"].items() if j}
+    if trained:
+        out += [f"Energy to train (median over the converged seeds, {'; '.join(summary['training_method'])}): "
+                + ", ".join(f"{m} {trained[m]:,.1f} J" if m in trained else f"{m}: no converged run with an energy "
+                            "figure among the given folders" for m in [base, *others]), ""]
+    else:
+        out += ["No training run of these models is among the given folders: give the runs that were served "
+                "(their folders, or the study's) beside these records to price training and serving.", ""]
     for life in summary["lifetime"]:
         out.append(f"- batch {life['batch']}: {life['note']}")
     if summary["skipped"]:
@@ -151,28 +159,35 @@ def summarise(labels: list[str], batches: list[int], runs: dict[str, list[RunRec
                     "ratio": ci.ratio, "lo": ci.lo, "hi": ci.hi, "n": ci.n, "method": ci.method,
                     "left_out": list(getattr(ci, "left_out", ()) or ())}
         rows.append(row)
-    training = {label: median([r.energy_to_target_j for r in rs]) for label, rs in runs.items()}
+    training = {label: median([r.energy_to_target_j for r in runs.get(label, [])]) for label in labels}
     training_method = sorted({r.energy.label for rs in runs.values() for r in rs if r.converged})
     return {"baseline": base, "rows": rows, "skipped": skipped, "training_j": training,
             "training_method": training_method, "lifetime": [lifetime(training, row, base, label)
                                                             for row in rows for label in labels[1:]]}
 
 
-def served_groups(records: list[InferenceRecord]) -> dict[str, dict[str, InferenceRecord]]:
-    """Records outside a study, as summarise() takes them: one group a (machine, scenario, lengths, sampling),
-    each keyed workload/seed<trained seed>/batch<b>; a key met twice keeps the later record."""
-    groups: dict[str, dict[str, InferenceRecord]] = {}
+def served_groups(records: list[InferenceRecord]) -> tuple[dict[str, dict[str, InferenceRecord]], list[str]]:
+    """Records outside a study, as summarise() takes them: one group a way of serving (ServingKey.table: machine,
+    trained corpus, framework, scenario, lengths, sampling, LoadGen's settings), each keyed <model>/seed<trained
+    seed>/batch<b>, the model naming a Switch model's routing; and a line for each record left out (the same
+    serving met twice: the later record is shown, the earlier named)."""
+    groups: dict[tuple, tuple[str, dict[str, InferenceRecord]]] = {}
+    skipped: list[str] = []
     for r in sorted(records, key=lambda r: r.created_unix_s):
-        s = r.serving
-        title = (f"{r.environment.hardware.machine_class}, {s.scenario}, prompt {s.prompt_len} + {s.gen_len} tokens, "
-                 f"{s.sampling}")
-        groups.setdefault(title, {})[f"{r.workload}/seed{s.run_seed}/batch{s.batch}"] = r
-    return groups
+        key = ServingKey.of(r)
+        _, keyed = groups.setdefault(key.table(), (key.traffic, {}))
+        label = f"{key.model}/seed{r.serving.run_seed}/batch{key.batch}"
+        if label in keyed:
+            skipped.append(f"{keyed[label].run_id}: {key.model} seed {r.serving.run_seed} batch {key.batch} served "
+                           f"the same way again later ({r.run_id}, shown)")
+        keyed[label] = r
+    return {title: keyed for title, keyed in groups.values()}, skipped
 
 
-def served_report(records: list[InferenceRecord], out_dir) -> Any:
+def served_report(records: list[InferenceRecord], out_dir, runs: list[RunRecord] = ()) -> Any:
     """`harness report` on inference records: for each way of serving, J/token against batch for every model
-    (dense first), latency against throughput, and the dense ÷ Switch ratios paired by trained seed."""
+    (dense first), latency against throughput, the dense ÷ Switch ratios paired by trained seed, and training
+    plus serving where the served runs (`runs`, matched by run id) are among what was given."""
     from pathlib import Path
 
     from harness.report.plots import inference_sweep
@@ -180,20 +195,26 @@ def served_report(records: list[InferenceRecord], out_dir) -> Any:
 
     out_dir = Path(out_dir)
     parts = []
-    for i, (title, keyed) in enumerate(served_groups(records).items(), 1):
-        labels = sorted({k.split("/")[0] for k in keyed}, key=lambda w: (_routing(keyed, w) is not None, w))
+    groups, skipped = served_groups(records)
+    for i, (title, keyed) in enumerate(groups.items(), 1):
+        labels = sorted({k.split("/")[0] for k in keyed}, key=lambda m: (_routing(keyed, m) is not None, m))
         batches = sorted({r.serving.batch for r in keyed.values()})
-        summary = summarise(labels, batches, {}, keyed, [])
+        by_id = {r.run_id: r for r in runs}
+        trained = {m: list({r.serving.run_id: by_id[r.serving.run_id] for k, r in keyed.items()
+                            if k.startswith(f"{m}/") and r.serving.run_id in by_id}.values()) for m in labels}
+        summary = summarise(labels, batches, {m: rs for m, rs in trained.items() if rs}, keyed, [])
         folder = out_dir / f"serving_{i}"
         folder.mkdir(parents=True, exist_ok=True)
         figures = [f"serving_{i}/{p.name}" for p in inference_sweep(summary, folder)]
         body = study_markdown(summary, None, figures).split("\n", 1)[1].replace("\n## ", "\n### ")
         parts.append(f"## {title}\n{body}")
+    if skipped:
+        parts.append("## Left out\n\n" + "\n".join(f"- {line}" for line in skipped) + "\n")
     md = out_dir / "report.md"
     atomic_write_text(md, "# harness report: serving\n\n" + "\n".join(parts))
     return md
 
 
-def _routing(keyed: dict[str, InferenceRecord], workload: str) -> str | None:
-    """The Switch routing `workload` was served with; None for a dense model (which comes first)."""
-    return next(r.serving.switch_routing for k, r in keyed.items() if k.startswith(f"{workload}/"))
+def _routing(keyed: dict[str, InferenceRecord], model: str) -> str | None:
+    """The Switch routing `model` was served with; None for a dense model (which comes first)."""
+    return next(r.serving.switch_routing for k, r in keyed.items() if k.startswith(f"{model}/"))

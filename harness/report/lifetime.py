@@ -17,8 +17,10 @@ def lifetime(training: dict[str, float | None], row: dict[str, Any], a: str, b: 
     ja = (row["models"].get(a) or {}).get("median_j_per_token")
     jb = (row["models"].get(b) or {}).get("median_j_per_token")
     out = {"batch": row["batch"], "a": a, "b": b, "train_j": {a: ta, b: tb}, "j_per_token": {a: ja, b: jb}}
-    if None in (ta, tb, ja, jb):
-        return out | {"crossover_tokens": None, "note": "a figure is missing (not converged, or no energy)"}
+    missing = [what for what, x in ((f"{a}'s energy to train", ta), (f"{b}'s energy to train", tb),
+                                    (f"{a}'s J/token", ja), (f"{b}'s J/token", jb)) if x is None]
+    if missing:
+        return out | {"crossover_tokens": None, "note": f"no figure for {' and '.join(missing)}"}
     if ja == jb or (ta - tb) * (ja - jb) >= 0:
         cheaper = a if ta + ja <= tb + jb else b
         return out | {"crossover_tokens": None, "note": f"{cheaper} is cheaper at every N"}

@@ -91,9 +91,8 @@ def compare_inference_lines(entries: list[dict]) -> list[str]:
     """harness compare on inference records: each serving setup, yours beside the reference's, with ratios."""
     out = []
     for e in entries:
-        head = (f"{e['workload']} {e['scenario']} batch {e['batch']} ({e['prompt_len']} + {e['gen_len']} tokens, "
-                f"{e['sampling']}) on {e['system']}: {e['records']} record(s) against {e['reference_records']} "
-                f"reference record(s)")
+        head = (f"{e['model']} batch {e['batch']}, served {e['serving']}: {e['records']} record(s) against "
+                f"{e['reference_records']} reference record(s)")
         out.append(head)
         if not e["reference_records"]:
             out.append("  no reference record served this way on this machine: nothing to compare")

@@ -54,6 +54,9 @@ class Serving:
     # step): capacity slots, block padding, batch padding included. None: recorded before the field.
     executed_flops_per_token: float | None = None
     routing: str | None = None  # Switch: "dropless" or "capacity" (a record without it: capacity); None for dense
+    # The corpus the served run trained on (its record's data.corpus: "default", "control"; the kind for user
+    # data): one spec trains on either. None: recorded before the field (trained_corpus() finds it another way).
+    trained_corpus: str | None = None
     capacity: Mapping[str, Any] = field(default_factory=dict)  # capacity routing: eval factor, slots per batch
     settings: Mapping[str, Any] = field(default_factory=dict)  # LoadGen's settings as asked (flags, user.conf)
     decoder: Mapping[str, Any] = field(default_factory=dict)  # framework, version, device, buckets compiled
@@ -68,6 +71,105 @@ class Serving:
         if not self.executed_flops_per_token or not self.forward_flops_per_token:
             return None
         return self.executed_flops_per_token / self.forward_flops_per_token
+
+
+# LoadGen's settings that change what is measured, not only what is judged: how long and how many queries, the
+# bounds a Server is held to, a MultiStream query's samples, a user.conf. (Its expected rates are set from each
+# record's own warm-up unless asked for, so they are not part of the identity.)
+MEASURING_SETTINGS = ("duration_ms", "min_queries", "latency_ms", "ttft_ms", "tpot_ms", "user_conf")
+
+
+@dataclass(frozen=True)
+class ServingKey:
+    """What makes two inference records the same serving: every reader that groups, matches or compares them
+    (`report`, `compare`, `claim`, `site`, the inference study's folders) goes through this one type.
+
+    - system: J/token on other hardware is another measurement (the machine class, as for training).
+    - workload, spec_sha256: the benchmark (model, corpus, target).
+    - trained_corpus: the same spec trains on its default or its control corpus: two different models.
+    - framework: what served it (the decoder's framework).
+    - scenario, batch, prompt_len, gen_len, sampling: the traffic and the work per sample.
+    - routing, capacity_factor: how a Switch model's tokens reached its experts (None for dense; the factor for
+      capacity routing only): another computation, other answers.
+    - loadgen: the settings in MEASURING_SETTINGS, as (name, value) pairs.
+    """
+
+    system: str
+    workload: str
+    spec_sha256: str
+    trained_corpus: str
+    framework: str
+    scenario: str
+    batch: int
+    prompt_len: int
+    gen_len: int
+    sampling: str
+    routing: str | None
+    capacity_factor: float | None
+    loadgen: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def of(cls, r: InferenceRecord) -> ServingKey:
+        s = r.serving
+        routing = s.switch_routing
+        settings = {k: s.settings.get(k) for k in MEASURING_SETTINGS}
+        if s.scenario == "multistream":
+            settings["samples_per_query"] = s.settings.get("samples_per_query")
+        return cls(system=r.environment.hardware.machine_class, workload=r.workload, spec_sha256=s.spec_sha256,
+                   trained_corpus=trained_corpus(r), framework=str(s.decoder.get("framework", "jax")),
+                   scenario=s.scenario, batch=s.batch, prompt_len=s.prompt_len, gen_len=s.gen_len,
+                   sampling=s.sampling, routing=routing,
+                   capacity_factor=s.capacity.get("capacity_factor_eval") if routing == "capacity" else None,
+                   loadgen=tuple(sorted(settings.items())))
+
+    @property
+    def switch_setting(self) -> str:
+        """The Switch routing in words ("" for dense): "dropless", "capacity 2"."""
+        if self.routing is None:
+            return ""
+        return self.routing + ("" if self.capacity_factor is None else f" {self.capacity_factor:g}")
+
+    @property
+    def model(self) -> str:
+        """The served model as a table labels it: the workload, and its routing for a Switch model."""
+        return self.workload + (f" ({self.switch_setting})" if self.routing else "")
+
+    @property
+    def traffic(self) -> str:
+        """How it was served, in words, every part but the model's and the batch: a report's group title."""
+        bounds = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in self.loadgen
+                           if v is not None and k not in ("duration_ms", "min_queries"))
+        duration = dict(self.loadgen).get("duration_ms")
+        return (f"{self.system}, {self.trained_corpus} corpus, {self.framework}, {self.scenario}, prompt "
+                f"{self.prompt_len} + {self.gen_len} tokens, {self.sampling}"
+                + (f", {duration / 1e3:g} s minimum" if duration else "") + (f", {bounds}" if bounds else ""))
+
+    def table(self) -> tuple:
+        """The key of a comparison table: everything but the model (workload, spec, routing) and the batch."""
+        return (self.system, self.trained_corpus, self.framework, self.scenario, self.prompt_len, self.gen_len,
+                self.sampling, self.loadgen)
+
+
+def trained_corpus(r: InferenceRecord) -> str:
+    """The corpus the served run trained on. Recorded since 2026-12-07; a record from before does not say, but the
+    inference study that served it does: its inference.json names the corpus and lists the record's folder.
+    "unrecorded" when neither says."""
+    if r.serving.trained_corpus:
+        return r.serving.trained_corpus
+    folder = r.directory
+    if folder is not None:
+        import json
+
+        for study in (folder.parent.parent, folder.parent):
+            f = study / "inference.json"
+            try:
+                data = json.loads(f.read_text()) if f.is_file() else {}
+            except (OSError, ValueError):
+                continue
+            listed = {str((study / rel).resolve()) for rel in (data.get("done") or {}).values()}
+            if data.get("corpus") and str(folder.resolve()) in listed:
+                return str(data["corpus"])
+    return "unrecorded"
 
 
 @dataclass(frozen=True, kw_only=True)

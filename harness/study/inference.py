@@ -79,12 +79,28 @@ def serve_study(study_dir: Path, batches: list[int], base: InferOptions,
 
 
 def inference_folder(base: InferOptions) -> str:
-    """Where a study's serving goes, one folder a Switch routing (so that two settings never share one summary):
-    inference-dropless/ (the default), inference-capacity/ at the spec's eval capacity factor, or
-    inference-capacity<F>/ at another. (inference/ holds what studies served before dropless routing: capacity.)"""
+    """Where a study's serving goes, one folder a Switch routing and scenario (so that two settings never share
+    one summary, nor a rerun reuse another's records): inference-dropless/ (the default), inference-capacity/ at
+    the spec's eval capacity factor, or inference-capacity<F>/ at another; -<scenario> after it for any scenario
+    but Offline. (inference/ holds what studies served before dropless routing: capacity, Offline.)"""
     if base.routing != "capacity" and base.capacity_factor is None:
-        return "inference-dropless"
-    return "inference-capacity" + ("" if base.capacity_factor is None else f"{base.capacity_factor:g}")
+        folder = "inference-dropless"
+    else:
+        folder = "inference-capacity" + ("" if base.capacity_factor is None else f"{base.capacity_factor:g}")
+    return folder + ("" if base.scenario == "offline" else f"-{base.scenario}")
+
+
+def sweep(scenario: str, asked: list[int] | None, samples_per_query: int) -> list[int]:
+    """The batches a study serves at: the sweep asked (default DEFAULT_BATCHES) for Offline and Server. The stream
+    scenarios fix their batch (SingleStream 1 sample a query, MultiStream a query's samples), so a sweep there
+    would label one serving as several: refused in one line."""
+    fixed = {"singlestream": 1, "multistream": samples_per_query}.get(scenario)
+    if fixed is None:
+        return list(asked or DEFAULT_BATCHES)
+    if asked is not None and asked != [fixed]:
+        raise UsageError(f"--scenario {scenario} serves batch {fixed} only (its queries fix it): give --batches "
+                         f"{fixed} or leave --batches out; a sweep of batches is for offline and server")
+    return [fixed]
 
 
 def _done(out: Path) -> dict[str, str]:

@@ -21,7 +21,7 @@ from harness.report.claims.rules import MIN_RUNS, Rule, energy_problem
 from harness.report.claims.verdict import CANNOT, INCONCLUSIVE, how, verdict
 from harness.report.stats import is_paired, log_mean_ci, pair_by_seed, runs_to_settle, seeded_ratio_ci
 from harness.results.files import sha256_file
-from harness.results.inference import InferenceRecord
+from harness.results.inference import InferenceRecord, ServingKey
 from harness.results.reader import ResultReadError, read_records
 
 
@@ -57,16 +57,13 @@ INFERENCE_METRICS: dict[str, Metric] = {m.name: m for m in (
 )}
 
 
-def serving_setup(r: InferenceRecord, capacity: bool = True) -> str:
-    """How a record was served; `capacity`: with the Switch capacity factor (not between dense and sparse, where
-    only the sparse side has one)."""
-    s = r.serving
-    setup = f"{s.scenario}, batch {s.batch}, {s.prompt_len} + {s.gen_len} tokens, {s.sampling}"
-    if not capacity:
-        return setup
-    routing = s.switch_routing
-    return setup + (f", routing {routing}" if routing else "") + (
-        f", capacity factor {s.capacity.get('capacity_factor_eval', 'n/a')}" if routing == "capacity" else "")
+def serving_setup(r: InferenceRecord, routing: bool = True) -> str:
+    """How a record was served (results/inference.py `ServingKey`: the machine, trained corpus, framework,
+    scenario, batch, lengths, sampling and LoadGen's settings); `routing`: with the Switch routing and capacity
+    factor (not between dense and sparse, where only the sparse side has one: that side is held to one apart)."""
+    key = ServingKey.of(r)
+    setup = f"{key.traffic}, batch {key.batch}"
+    return setup + (f", routing {key.switch_setting}" if routing and key.routing else "")
 
 
 def assess_inference(claim, checker) -> dict[str, Any]:
@@ -161,7 +158,11 @@ def _rules(sides: dict[str, list[InferenceRecord]], scope: str | None, dense_spa
     one = all(len(s) == 1 for s in systems.values()) and (not dense_sparse or len(set().union(*systems.values())) == 1)
     rules.append(Rule("one system a side" if not dense_sparse else "one system", one,
                       "; ".join(f"{n} {' | '.join(s)}" for n, s in systems.items())))
-    setups = sorted({serving_setup(r, capacity=not dense_sparse) for r in records})
+    setups = sorted({serving_setup(r, routing=not dense_sparse) for r in records})
+    if dense_sparse:  # the sparse side's routing held to one too: capacity 2 and capacity 16 are two computations
+        routings = sorted({ServingKey.of(r).switch_setting for r in sides["sparse"]})
+        if len(routings) > 1:
+            setups.append("the sparse side was routed " + " and ".join(routings))
     rules.append(Rule("same serving", len(setups) == 1, setups[0] if len(setups) == 1 else
                       "the records were served differently: " + " | ".join(setups)))
     invalid = [f"{r.run_id}: {r.verdict()}" for r in records if not r.valid]

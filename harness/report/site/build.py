@@ -29,6 +29,7 @@ from harness.report.site.collect import Collected, SiteRun, collect, inside, slu
 from harness.report.site.pages import badge, cell, esc, fmt
 from harness.report.site.rows import Pair, Row, dense_sparse_pairs, rows_of, summary_rows
 from harness.results.files import PACKED_SUFFIX, atomic_write_text, check_writable, sha256_file
+from harness.results.inference import ServingKey
 
 MAX_TRACE_POINTS = 400  # a power trace on a run's page: enough to see it, few enough to stay small
 
@@ -149,8 +150,8 @@ def _index(found: Collected, rows: list[Row], summary: list[dict[str, Any]], pai
     return pages.page("harness results", body, script=True)
 
 
-INFERENCE_HEADERS = ("System", "Workload", "Scenario", "Batch", "Tokens/s", "J/token", "p99 TPOT (ms)", "Energy",
-                     "LoadGen", "Quality", "Check")
+INFERENCE_HEADERS = ("System", "Model", "Trained on", "Scenario", "Batch", "Tokens/s", "J/token", "p99 TPOT (ms)",
+                     "Energy", "LoadGen", "Quality", "Check")
 
 
 def _inference_html(found: Collected) -> str:
@@ -159,12 +160,14 @@ def _inference_html(found: Collected) -> str:
     if not found.served:
         return '<p class="muted">No inference records (harness infer) among the folders.</p>'
     rows = []
-    for r, source in sorted(found.served, key=lambda x: (x[0].workload, x[0].serving.scenario, x[0].serving.batch)):
+    keyed = sorted(((ServingKey.of(r), r, source) for r, source in found.served),
+                   key=lambda x: (x[0].model, x[0].trained_corpus, x[0].scenario, x[0].batch, x[1].created_unix_s))
+    for key, r, source in keyed:
         s, lg, a = r.serving, r.loadgen, r.accuracy
         tpot = (r.traffic.latency_ms.get("tpot") or {}).get("p99")
         check = "not checked" if source.check is None else ("passes" if not source.check else "FAILS")
         rows.append("<tr>" + "".join([
-            pages.cell(r.environment.hardware.machine_class), pages.cell(r.workload), pages.cell(s.scenario),
+            pages.cell(key.system), pages.cell(key.model), pages.cell(key.trained_corpus), pages.cell(s.scenario),
             pages.cell(str(s.batch), s.batch, numeric=True),
             pages.cell(fmt(r.tokens_per_s), r.tokens_per_s, numeric=True),
             pages.cell(fmt(r.joules_per_token), r.joules_per_token, numeric=True),
