@@ -91,7 +91,7 @@ def _serving_args(p: argparse.ArgumentParser, only: str = "") -> None:
 
 def _serving_options(args: argparse.Namespace, **more):
     """InferOptions from the serving and metering flags (infer, study --inference)."""
-    from harness.infer.execute import InferOptions
+    from harness.infer.options import InferOptions
     from harness.session import Metering
 
     metering = Metering(meter=args.meter, meter_options=_meter_options(args), sample_hz=args.sample_hz,
@@ -467,13 +467,13 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     notes: list[str] = []
     yours = read_records(Path(args.path), skipped=notes.append)
     reference = read_records(ref_dir, skipped=lambda line: notes.append(f"reference: {line}"))
-    served = [r for r in yours if isinstance(r, InferenceRecord)]
-    served_refs = [r for r in reference if isinstance(r, InferenceRecord)]
+    yours_served = [r for r in yours if isinstance(r, InferenceRecord)]
+    reference_served = [r for r in reference if isinstance(r, InferenceRecord)]
     trained = [r for r in yours if not isinstance(r, InferenceRecord)]
     entries = compare(runs_only(trained, notes.append),
                       runs_only([r for r in reference if not isinstance(r, InferenceRecord)], notes.append,
-                                why="not training runs (reference)")) if trained or not served else []
-    inference = compare_inference(served, served_refs) if served else []
+                                why="not training runs (reference)")) if trained or not yours_served else []
+    inference = compare_inference(yours_served, reference_served) if yours_served else []
     if args.json:
         return _emit(args, console, entries + inference if inference else entries, list)
     _say(console, [f"reference: {ref_dir}", *notes])
@@ -624,7 +624,7 @@ def _study(args: argparse.Namespace, console: Console) -> int:
                       f"{page}", highlight=False)
     if not args.inference:
         return 0
-    from harness.report.inference import infer_line
+    from harness.report.serving_console import infer_line
     from harness.study.inference import report_inference, serve_study, study_dirs
 
     for study_dir in study_dirs(Path(args.from_dir) if args.from_dir else campaign):
@@ -669,27 +669,27 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         md, page = build_report(paths, Path(args.output_dir) if args.output_dir else None, root=Path(DEFAULT_OUTPUT),
                                 say=lambda line: console.print(f"skipped: {line}", highlight=False, style="yellow"))
     except NoRunsFound as e:
-        return _served_report(args, paths, console, e)  # no training runs: inference records only, or nothing
+        return _serving_report(args, paths, console, e)  # no training runs: inference records only, or nothing
     console.print(f"report: {md} and {page}", highlight=False)
     return 0
 
 
-def _served_report(args: argparse.Namespace, paths: list, console: Console, refused: UsageError) -> int:
+def _serving_report(args: argparse.Namespace, paths: list, console: Console, refused: UsageError) -> int:
     """harness report on inference records alone: the serving report; with none, the training report's own error
     (`refused`)."""
     from pathlib import Path
 
-    from harness.report.inference import served_report
+    from harness.report.serving_report import serving_report
     from harness.results.inference import InferenceRecord
     from harness.results.reader import read_records
     from harness.results.writer import new_folder
 
     # What could not be read was said already, by the training report that found no runs.
-    served = [r for p in paths for r in read_records(p, skipped=lambda line: None) if isinstance(r, InferenceRecord)]
-    if not served:
+    records = [r for p in paths for r in read_records(p, skipped=lambda line: None) if isinstance(r, InferenceRecord)]
+    if not records:
         raise refused
     out = Path(args.output_dir) if args.output_dir else new_folder(Path(DEFAULT_OUTPUT), "report")
-    console.print(f"report: {served_report(served, out)}", highlight=False)
+    console.print(f"report: {serving_report(records, out)}", highlight=False)
     return 0
 
 
@@ -810,7 +810,7 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
 
 def _infer(args: argparse.Namespace, console: Console) -> int:
     from harness.infer.execute import infer
-    from harness.report.inference import infer_lines
+    from harness.report.serving_console import infer_lines
     from harness.results.encoding import to_json
 
     opts = _serving_options(

@@ -28,8 +28,8 @@ from benchlib import spec_named, write_json
 
 from harness import meters
 from harness.infer import loadgen as lgx
-from harness.infer.served import served_routing
 from harness.infer.sut import DecoderSUT
+from harness.infer.trained import served_routing
 from harness.session import Metering
 from workloads.corpus import MarkovMixture
 from workloads.jax_impl.weights import initial_weights
@@ -95,7 +95,7 @@ def main() -> int:
         lgx.loadgen().DestroyQSL(qsl)
         if metered:
             sampler.stop()
-        return sut.served.tokens / (marks["stop"] - marks["start"])
+        return sut.tally.tokens / (marks["stop"] - marks["start"])
 
     bare_rate = statistics.median(bare() for _ in range(3))
     got: dict[str, list[float]] = {k: [] for k in ("cached", "recompute", "bare", "loadgen", "loadgen_metered")}

@@ -80,28 +80,23 @@ def switch_tiny_run(tiny_run) -> Path:
     return tiny_run("switch-tiny", "jax")
 
 
-TRAINING_STUDY = Path(__file__).resolve().parents[1] / "reference_results/cpu-2core/inference/training-study.tar.gz"
+TRAINING_STUDY = Path(__file__).resolve().parents[1] / "reference_results/cpu-2core/inference/training"
 
 
 @pytest.fixture(scope="session")
 def trained_switch_small():
     """(spec, params, held-out contexts) of a switch-small trained to its target on the default corpus (the first
-    such run of the shipped inference study, 2026-12-02): routing that real data crowds, as random weights never
-    do. Read from the tarball, nothing extracted to disk."""
-    import io
-    import tarfile
-
+    run of the shipped inference study's training, 2026-12-02): routing that real data crowds, as random weights
+    never do."""
     import numpy as np
 
     from workloads.jax_impl.decode import params_from_flat
     from workloads.registry import WORKLOADS
 
     spec = WORKLOADS["switch-small"]
-    with tarfile.open(TRAINING_STUDY) as tar:
-        member = next(m for m in tar.getmembers()
-                      if "/default/runs/" in m.name and "switch-small" in m.name and m.name.endswith("weights.npz"))
-        with np.load(io.BytesIO(tar.extractfile(member).read())) as npz:
-            params = params_from_flat({k: npz[k] for k in npz.files})
+    weights = sorted(TRAINING_STUDY.glob("default/runs/*-switch-small-*/weights.npz"))[0]
+    with np.load(weights) as npz:
+        params = params_from_flat({k: npz[k] for k in npz.files})
     return spec, params, corpus_once(spec.corpus).eval_set()
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from workloads.jax_impl.decode import Decoder, params_from_flat
+from workloads.jax_impl.decode import JaxDecoder, params_from_flat
 from workloads.jax_impl.models import TransformerLM
 from workloads.jax_impl.weights import initial_weights
 from workloads.registry import WORKLOADS
@@ -35,7 +35,7 @@ def decoder(request):
     # own config, where nothing can drop.
     cfg = WORKLOADS[request.param].model
     cfg = _no_drop(cfg) if cfg.routing == "capacity" else cfg
-    return Decoder(cfg, _params(cfg), BATCH, PROMPT, GEN)
+    return JaxDecoder(cfg, _params(cfg), BATCH, PROMPT, GEN)
 
 
 def _full_forward(dec, sequences):
@@ -84,7 +84,7 @@ def test_the_served_quality_is_scored_through_the_cache_as_served():
     # prefill (2 slots for 5 tokens) and then one token a step (1 slot, never dropped); the full forward would
     # route all 11 tokens as one group (3 slots) and score continuations that skipped the Switch FFN.
     cfg = WORKLOADS["switch-tiny"].model
-    dec = Decoder(cfg, _router_zeroed(_params(cfg)), 1, PROMPT, GEN)
+    dec = JaxDecoder(cfg, _router_zeroed(_params(cfg)), 1, PROMPT, GEN)
     sequences = _tokens(cfg, (1, PROMPT + GEN), seed=2)
     scored = dec.teacher_forced(sequences)
     cached, _ = dec.cached_logits(sequences)
@@ -99,8 +99,8 @@ def test_dropless_scores_each_prompt_the_same_at_batch_1_and_16():
     cfg = WORKLOADS["switch-tiny-dropless"].model
     params = _params(cfg)
     sequences = _tokens(cfg, (16, PROMPT + GEN), seed=4)
-    at_16 = Decoder(cfg, params, 16, PROMPT, GEN).teacher_forced(sequences)
-    alone = Decoder(cfg, params, 1, PROMPT, GEN)
+    at_16 = JaxDecoder(cfg, params, 16, PROMPT, GEN).teacher_forced(sequences)
+    alone = JaxDecoder(cfg, params, 1, PROMPT, GEN)
     at_1 = np.concatenate([alone.teacher_forced(sequences[i:i + 1]).log_probs for i in range(16)])
     np.testing.assert_allclose(at_16.log_probs, at_1, rtol=0, atol=1e-5)
     assert at_16.dropped == 0
@@ -108,7 +108,7 @@ def test_dropless_scores_each_prompt_the_same_at_batch_1_and_16():
 
 def test_batch_of_one_never_drops_at_decode_with_the_eval_capacity():
     cfg = WORKLOADS["switch-tiny"].model  # default capacity_factor_eval: one slot per expert for one token
-    dec = Decoder(cfg, _params(cfg), 1, 4, 24)
+    dec = JaxDecoder(cfg, _params(cfg), 1, 4, 24)
     dec.generate(_tokens(cfg, (1, 4)))
     assert dec.dropped.decode == 0
 
@@ -118,7 +118,7 @@ def test_drop_count_is_token_slots_over_capacity():
     # drops between T - E and T - 1 of them; each decode step routes 16 tokens and drops at least 16 - E.
     cfg = replace(WORKLOADS["switch-tiny"].model, capacity_factor_eval=0.01)
     batch, prompt, gen, experts = 16, 4, 3, cfg.num_experts
-    dec = Decoder(cfg, _params(cfg), batch, prompt, gen)
+    dec = JaxDecoder(cfg, _params(cfg), batch, prompt, gen)
     dec.generate(_tokens(cfg, (batch, prompt)))
     assert batch * prompt - experts <= dec.dropped.prefill <= batch * prompt - 1
     assert (gen - 1) * (batch - experts) <= dec.dropped.decode <= (gen - 1) * (batch - 1)
@@ -126,7 +126,7 @@ def test_drop_count_is_token_slots_over_capacity():
 
 def test_sampling_is_reproducible_for_a_seed_and_differs_across_seeds():
     cfg = WORKLOADS["dense-tiny"].model
-    dec = Decoder(cfg, _params(cfg), 4, 4, 16, temperature=1.0, seed=3)
+    dec = JaxDecoder(cfg, _params(cfg), 4, 4, 16, temperature=1.0, seed=3)
     prompts = _tokens(cfg, (4, 4))
     first = dec.generate(prompts)
     np.testing.assert_array_equal(first, dec.generate(prompts))
@@ -138,9 +138,9 @@ def test_lengths_outside_the_model_are_refused():
     cfg = WORKLOADS["dense-tiny"].model
     params = _params(cfg)
     with pytest.raises(ValueError, match="gen_len"):
-        Decoder(cfg, params, 1, 4, 0)
+        JaxDecoder(cfg, params, 1, 4, 0)
     with pytest.raises(ValueError, match="max_len"):
-        Decoder(cfg, params, 1, cfg.max_len - 3, 4)
+        JaxDecoder(cfg, params, 1, cfg.max_len - 3, 4)
 
 
 def test_params_from_flat_rebuilds_the_tree_of_weights_py():

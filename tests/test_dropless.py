@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from workloads.flops import executed_forward_flops, executed_train_flops_per_token, forward_flops_per_token
-from workloads.jax_impl.decode import Decoder
+from workloads.jax_impl.decode import JaxDecoder
 from workloads.jax_impl.dropless import dropless_ffn, expert_positions, route_dropless
 from workloads.jax_impl.models import TransformerLM
 from workloads.jax_impl.switch import SwitchFFN
@@ -140,7 +140,7 @@ def test_a_prompt_answers_the_same_alone_and_among_64_others_in_any_row(trained_
 def test_cached_decoding_equals_the_full_forward_for_trained_weights(trained_switch_small):
     spec, params, eval_set = trained_switch_small
     cfg = replace(spec.model, routing="dropless")
-    decoder = Decoder(cfg, params, 4, 32, 32)
+    decoder = JaxDecoder(cfg, params, 4, 32, 32)
     sequences = eval_set[:4, :64]
     cached, dropped = decoder.cached_logits(sequences)
     full = _logits(decoder.cfg, params, sequences)

@@ -53,7 +53,7 @@ def test_each_scenario_under_loadgen(switch_tiny_run, tmp_path, scenario):
     marks = r.timing.marks_unix_s
     assert lg.power_begin_unix_s - 0.002 <= marks["first_query"] < marks["last_response"] <= lg.power_end_unix_s + 0.002
     assert r.energy.window == "first_query..last_response" and r.energy.total_j > 0
-    assert r.joules_per_token == pytest.approx(r.energy.total_j / r.traffic.generated_tokens)
+    assert r.j_per_token == pytest.approx(r.energy.total_j / r.traffic.generated_tokens)
     for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json", "power.csv",
                  "accuracy/mlperf_log_accuracy.json"):
         assert sha256_file(folder / name) == r.files[name]
@@ -78,7 +78,7 @@ def test_the_record_round_trips(switch_tiny_run, tmp_path):
     r = read_record(folder)
     again = from_json(to_json(r))
     assert again.serving == r.serving and again.traffic == r.traffic and again.loadgen == r.loadgen
-    assert data["figures"]["joules_per_token"] == pytest.approx(r.joules_per_token)
+    assert data["figures"]["j_per_token"] == pytest.approx(r.j_per_token)
     assert r.accuracy is None and not r.valid  # no accuracy pass: the quality is not known to hold
 
 
@@ -223,6 +223,17 @@ def _study_of(runs: dict[str, Path], folder: Path) -> Path:
     (folder / "study.json").write_text(json.dumps({"schema": "harness.study/1", "corpus": "default", "seeds": 1,
                                                    "workloads": list(runs), "runs": listed, "status": "complete"}))
     return folder
+
+
+@pytest.mark.parametrize("scenario, batches, says", [
+    ("singlestream", "1,4", "--scenario singlestream serves batch 1 only"),
+    ("multistream", "1,4,16", "--scenario multistream serves batch 8 only"),
+])
+def test_a_stream_scenario_refuses_a_batch_sweep(tmp_path, capsys, scenario, batches, says):
+    capsys.readouterr()
+    assert main(["study", "--inference", "--from", str(tmp_path), "--scenario", scenario, "--batches", batches]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1
 
 
 def test_the_inference_study_pairs_by_seed_and_prices_a_lifetime(tiny_run, switch_tiny_run, tmp_path, capsys):
@@ -378,10 +389,10 @@ def test_servings_that_differ_only_in_corpus_routing_capacity_or_scenario_stay_a
                                                                                                        tmp_path):
     from dataclasses import replace
 
-    from harness.infer.execute import InferOptions
+    from harness.infer.options import InferOptions
     from harness.report.claims.inference import serving_setup
     from harness.report.compare import compare_inference
-    from harness.report.inference import served_groups
+    from harness.report.serving_report import serving_groups
     from harness.results.inference import ServingKey
     from harness.study.inference import inference_folder
 
@@ -405,7 +416,7 @@ def test_servings_that_differ_only_in_corpus_routing_capacity_or_scenario_stay_a
     (entry,) = compare_inference([base], others)
     assert entry["reference_records"] == 0
     # report: every record in a table, the corpus and the scenario in tables of their own, nothing left out
-    groups, skipped = served_groups([base, *others])
+    groups, skipped = serving_groups([base, *others])
     assert skipped == [] and sum(len(g) for g in groups.values()) == 5 and len(groups) == 3
     (shared,) = [g for g in groups.values() if len(g) == 3]
     assert sorted(shared) == ["switch-tiny (capacity 16)/seed0/batch4", "switch-tiny (capacity 2)/seed0/batch4",
@@ -419,7 +430,7 @@ def test_servings_that_differ_only_in_corpus_routing_capacity_or_scenario_stay_a
     assert folders == {"inference-dropless", "inference-capacity2", "inference-capacity16", "inference-dropless-server"}
     # the same serving twice: the later shown, the earlier named
     again = replace(base, run_id="again", created_unix_s=base.created_unix_s + 5)
-    groups, skipped = served_groups([base, again])
+    groups, skipped = serving_groups([base, again])
     assert [r.run_id for g in groups.values() for r in g.values()] == ["again"]
     assert skipped == [f"{base.run_id}: switch-tiny (dropless) seed 0 batch 4 served the same way again later "
                        "(again, shown)"]
@@ -480,3 +491,18 @@ def test_loadgen_user_conf(switch_tiny_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["infer", str(switch_tiny_run), "--user-conf", str(conf), *SHORT]) == 2
     assert "line 1 is not 'model.scenario.key = value'" in capsys.readouterr().err
+
+
+def test_every_column_of_the_served_table_lists_the_models_in_one_order():
+    from harness.report.serving_report import study_markdown
+
+    def model(valid: str, holds: bool, jpt: float) -> dict:
+        return {"median_j_per_token": jpt, "tokens_per_s": 1000.0, "tpot_p99_ms": 0.5, "dropped_fraction": 0.0,
+                "loadgen_valid": [valid], "quality_holds": [holds], "method": ["fake:synthetic"]}
+
+    # The other model first in the row's dict: every column must still read baseline first.
+    summary = {"baseline": "dense-small", "skipped": [], "training_j": {}, "training_method": [], "lifetime": [],
+               "rows": [{"batch": 1, "models": {"switch-small (dropless)": model("INVALID", False, 2e-5),
+                                                "dense-small": model("VALID", True, 1e-5)}}]}
+    row = next(line for line in study_markdown(summary, None, []).splitlines() if line.startswith("| 1 |"))
+    assert row.startswith("| 1 | 1.000e-05 | 2.000e-05 | ") and row.endswith(" | VALID / INVALID | yes / NO |")

@@ -69,7 +69,7 @@ def test_the_text_pairs_state_their_targets_outright_and_hash_as_before():
 
 
 def test_a_text_spec_read_back_from_its_record_is_the_spec():
-    from harness.infer.served import spec_of
+    from harness.infer.trained import spec_of
     from workloads.registry import WORKLOADS
     from workloads.sources import corpus_from
 

@@ -84,8 +84,7 @@ def build_decoder(spec: WorkloadSpec, weights: dict[str, np.ndarray], batch: int
     """A compiled decoder of `spec`'s model with `weights` (by Flax parameter path, as a run keeps them). Serving
     is JAX's, whichever framework trained the weights: every framework keeps them under the same names."""
     _require("jax")
-    from workloads.jax_impl.decode import Decoder as JaxDecoder
-    from workloads.jax_impl.decode import params_from_flat
+    from workloads.jax_impl.decode import JaxDecoder, params_from_flat
 
     return JaxDecoder(spec.model, params_from_flat(weights), batch, prompt_len, gen_len, temperature=temperature,
                       seed=seed)

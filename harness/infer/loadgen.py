@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UsageError
 from harness.results.inference import SCENARIO_METRIC, LoadGenResult
 
+if TYPE_CHECKING:
+    from harness.infer.options import InferOptions
+    from harness.infer.sut import DecoderSUT
+
 LOG_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json")
 # LoadGen's names for our scenario words (its TestScenario members and its user.conf keys).
 LOADGEN_NAME = {"offline": "Offline", "server": "Server", "singlestream": "SingleStream", "multistream": "MultiStream"}
+# Offline: LoadGen issues expected_qps x min_duration x 1.1 samples; an estimate below the steady rate would end the
+# test before min_duration (INVALID), one above only lengthens it.
+OFFLINE_QPS_HEADROOM = 1.5
 MLPERF_MODEL = "harness"  # the model name our user.conf lines use: harness.Offline.min_duration = 5000 (or *.)
 
 
@@ -157,3 +165,50 @@ def accuracy_outputs(path: Path) -> dict[int, bytes]:
     """mlperf_log_accuracy.json: each sample's response bytes by QSL index (its hex `data`)."""
     entries = json.loads(path.read_text() or "[]")
     return {int(e["qsl_idx"]): bytes.fromhex(e["data"]) for e in entries}
+
+
+def settings_for(o: InferOptions, warm: dict[str, float], batch: int) -> Settings:
+    """The flags, with LoadGen's expected rates from the warm-up where no flag sets them (a user.conf read last)."""
+    full_s = warm[f"batch_{batch}_total"] / 1e3
+    one_s = warm["batch_1_total"] / 1e3
+    qps = o.target_qps
+    if qps is None:
+        # Offline: what the decoder does at its full batch; Server: half of that, so that queues stay bounded.
+        qps = batch / full_s * (OFFLINE_QPS_HEADROOM if o.scenario == "offline" else 0.5)
+    expected = {"singlestream": one_s, "multistream": full_s}.get(o.scenario)
+    return Settings(scenario=o.scenario, duration_ms=o.duration_ms, min_queries=o.min_queries, target_qps=qps,
+                    latency_ms=o.latency_ms, ttft_ms=o.ttft_ms, tpot_ms=o.tpot_ms,
+                    expected_latency_ms=None if expected is None else 1e3 * expected,
+                    samples_per_query=o.samples_per_query, user_conf=o.user_conf)
+
+
+def refuse_unmeetable(s: Settings, warm: dict[str, float]) -> None:
+    """A bound below half of what one prompt alone takes on this decoder (the warm-up's fastest call; the half is a
+    margin for its noise) can never be met: a usage error, not a test."""
+    prefill_1, total_1 = warm["batch_1_prefill"], warm["batch_1_total"]
+    for flag, bound, least in (("--ttft-ms", s.ttft_ms, prefill_1), ("--latency-ms", s.latency_ms, total_1)):
+        if bound is not None and bound < 0.5 * least:
+            raise UsageError(f"{flag} {bound:g}: no run can meet it; one prompt alone takes {least:.2f} ms on this "
+                             "decoder (the warm-up's fastest call); give at least half of that")
+
+
+def run_in_thread(sut: DecoderSUT, count: int, settings, out: Path) -> None:
+    """One LoadGen test in a thread of its own, so that Ctrl-C reaches the main thread while LoadGen runs."""
+    lg = loadgen()
+    qsl = lg.ConstructQSL(count, count, lambda _: None, lambda _: None)  # the prompts are in memory already
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run_test(sut.handle, qsl, settings, out)
+        except BaseException as e:  # pragma: no cover - LoadGen raises nothing it does not log
+            failure.append(e)
+
+    thread = threading.Thread(target=target, name="harness-loadgen", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(timeout=0.2)
+    sut.close()
+    lg.DestroyQSL(qsl)
+    if failure:
+        raise failure[0]

@@ -28,7 +28,7 @@ from workloads.framework import Decoder
 
 
 @dataclass
-class Served:
+class Tally:
     """What the SUT did, timed by itself (time.perf_counter), for the record."""
 
     queries: int = 0
@@ -40,8 +40,9 @@ class Served:
     ttft_s: list[float] = field(default_factory=list)
     tpot_s: list[float] = field(default_factory=list)
     latency_s: list[float] = field(default_factory=list)
-    routed: int = 0
-    dropped: int = 0
+    routed: int = 0  # Switch: token-slots routed, every row computed (the padding rows' too)
+    padding_routed: int = 0  # of those, the padding rows'
+    dropped: int = 0  # token-slots dropped, every row computed (a padding row competes for capacity slots too)
     error: str | None = None
 
 
@@ -54,7 +55,7 @@ class DecoderSUT:
         self.batch = self.buckets[-1]
         self.prompts, self.gen_len, self.max_wait_s = prompts, gen_len, max_wait_s
         self.mark, self.labels, self.switch_layers = mark, labels, switch_layers
-        self.served = Served()
+        self.tally = Tally()
         self._queue: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._outstanding = 0
@@ -70,8 +71,8 @@ class DecoderSUT:
     def issue(self, samples) -> None:
         now = time.perf_counter()
         with self._lock:
-            first = self.served.queries == 0
-            self.served.queries += 1
+            first = self.tally.queries == 0
+            self.tally.queries += 1
             self._outstanding += len(samples)
         if first:
             self.mark(self.labels[0])
@@ -106,7 +107,7 @@ class DecoderSUT:
             try:
                 self._run(batch)
             except Exception as e:  # answer LoadGen anyway (it would wait for ever); the record says what failed
-                self.served.error = f"{type(e).__name__}: {e}"
+                self.tally.error = f"{type(e).__name__}: {e}"
                 self._answer_empty(batch)
 
     def _run(self, batch: list[tuple[int, int, float]]) -> None:
@@ -134,14 +135,16 @@ class DecoderSUT:
             self._mark_stop()
         lg.QuerySamplesComplete([lg.QuerySampleResponse(sid, o.ctypes.data, o.nbytes, self.gen_len)
                                  for (sid, _, _), o in zip(batch, outs, strict=True)])
-        s = self.served
+        s = self.tally
         s.samples += n
         s.tokens += n * self.gen_len
         s.batches += 1
         s.padded_rows += bucket - n
         s.calls[bucket] = s.calls.get(bucket, 0) + 1
         if self.switch_layers:  # prefill routes the prompts; each decode step the token it feeds
-            s.routed += bucket * (rows.shape[1] + self.gen_len - 1) * self.switch_layers
+            per_row = (rows.shape[1] + self.gen_len - 1) * self.switch_layers
+            s.routed += bucket * per_row
+            s.padding_routed += (bucket - n) * per_row
             s.dropped += decoder.dropped.total
         for _, _, issued in batch:
             s.ttft_s.append(t_first - issued)
@@ -168,10 +171,6 @@ class DecoderSUT:
                 return
             self._stopped_marked = True
         self.mark(self.labels[1])
-
-    @property
-    def finished(self) -> bool:
-        return self._stopped_marked
 
     def close(self) -> None:
         self._queue.put(None)

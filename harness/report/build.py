@@ -37,7 +37,7 @@ class Collected:
     studies: list[tuple[dict, dict[str, list[RunRecord]]]]
     commands: list[CommandRecord]
     skipped: list[str]
-    served: list[InferenceRecord] = field(default_factory=list)  # harness infer records: a report of their own
+    inference: list[InferenceRecord] = field(default_factory=list)  # harness infer records: a report of their own
 
     def names(self) -> dict[Identity, str]:
         """How the report's table names each row: the workload with what tells it from the rows of the same
@@ -72,8 +72,8 @@ def _collect(paths: list[Path]) -> Collected:
     records = [*loose, *(r for _, results in studies for runs in results.values() for r in runs)]
     unique = list({(r.source or r.run_id): r for r in records}.values())
     commands = [r for r in unique if isinstance(r, CommandRecord)]
-    served = [r for r in unique if isinstance(r, InferenceRecord)]
-    return Collected(group(r for r in unique if isinstance(r, RunRecord)), studies, commands, skipped, served)
+    inference = [r for r in unique if isinstance(r, InferenceRecord)]
+    return Collected(group(r for r in unique if isinstance(r, RunRecord)), studies, commands, skipped, inference)
 
 
 def _fmt(x: float | None, spec: str = ".1f") -> str:
@@ -224,12 +224,12 @@ def build_report(paths: list[Path], out_dir: Path | None, root: Path | None = No
         blocks += [("h2", "Not in the report"), ("list", found.skipped)]
     if found.commands:
         blocks += [("h2", "Metered commands (harness meter)"), _commands_table(found.commands)]
-    if found.served:
-        from harness.report.inference import served_report
+    if found.inference:
+        from harness.report.serving_report import serving_report
 
-        serving = served_report(found.served, out_dir / "serving", [r for rs in found.grouped.values() for r in rs])
+        serving = serving_report(found.inference, out_dir / "serving", [r for rs in found.grouped.values() for r in rs])
         blocks += [("h2", "Serving (harness infer)"),
-                   ("p", f"{len(found.served)} inference record(s), one table a way of serving, with training plus "
+                   ("p", f"{len(found.inference)} inference record(s), one table a way of serving, with training plus "
                          f"serving where their runs are here: {serving.relative_to(out_dir)}")]
 
     comparisons = _comparisons(found)

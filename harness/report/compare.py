@@ -102,7 +102,7 @@ def _entry(ident: Identity, runs: list[RunRecord], refs: list[RunRecord], on_you
 
 
 INFERENCE_METRICS = (
-    ("energy per generated token (J)", lambda r: r.joules_per_token),
+    ("energy per generated token (J)", lambda r: r.j_per_token),
     ("generated tokens per joule", lambda r: r.tokens_per_j),
     ("samples per joule", lambda r: r.samples_per_j),
     ("generated tokens/s", lambda r: r.tokens_per_s),

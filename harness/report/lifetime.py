@@ -35,17 +35,17 @@ def footprint_of(train: RunRecord, served: InferenceRecord, tokens: float) -> di
     if not train.converged or train.energy_to_target_j is None:
         raise UsageError(f"{train.source}: the run did not reach its target with a rankable energy "
                          f"({train.status_text}); a lifetime needs a model trained to quality")
-    if served.joules_per_token is None:
+    if served.j_per_token is None:
         raise UsageError(f"{served.source}: no rankable J/token ({served.energy.why_not_ranked()})")
     if served.serving.run_id != train.run_id:
         raise UsageError(f"{served.source} served run {served.serving.run_id}, not {train.run_id}")
-    serve_j = served.joules_per_token * tokens
+    serve_j = served.j_per_token * tokens
     train_fp, serve_fp = train.carbon.price(train.energy_to_target_j), served.carbon.price(serve_j)
     return {"workload": train.workload, "tokens": tokens,
             "train": {"joules": train.energy_to_target_j, "method": train.energy.label,
                       "co2e_gross_kg": train_fp.co2e_gross_kg, "co2e_net_kg": train_fp.co2e_net_kg,
                       "region": train.carbon.region},
-            "serve": {"joules": serve_j, "j_per_token": served.joules_per_token, "method": served.energy.label,
+            "serve": {"joules": serve_j, "j_per_token": served.j_per_token, "method": served.energy.label,
                       "scenario": served.serving.scenario, "batch": served.serving.batch,
                       "co2e_gross_kg": serve_fp.co2e_gross_kg, "co2e_net_kg": serve_fp.co2e_net_kg,
                       "region": served.carbon.region},

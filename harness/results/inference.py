@@ -14,8 +14,10 @@ Load, compilation and warm-up are init, metered apart, as in training.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.results.schema import Record, Status
@@ -156,20 +158,26 @@ def trained_corpus(r: InferenceRecord) -> str:
     "unrecorded" when neither says."""
     if r.serving.trained_corpus:
         return r.serving.trained_corpus
-    folder = r.directory
-    if folder is not None:
-        import json
+    _, study = serving_study(r)
+    return str(study.get("corpus") or "unrecorded")
 
-        for study in (folder.parent.parent, folder.parent):
-            f = study / "inference.json"
-            try:
-                data = json.loads(f.read_text()) if f.is_file() else {}
-            except (OSError, ValueError):
-                continue
-            listed = {str((study / rel).resolve()) for rel in (data.get("done") or {}).values()}
-            if data.get("corpus") and str(folder.resolve()) in listed:
-                return str(data["corpus"])
-    return "unrecorded"
+
+def serving_study(r: InferenceRecord) -> tuple[Path | None, dict[str, Any]]:
+    """The `harness study --inference` folder that served r (its inference.json lists r's folder) and that file's
+    content; (None, {}) for a record served on its own, or not read from a file."""
+    folder = r.directory
+    if folder is None:
+        return None, {}
+    for study in (folder.parent.parent, folder.parent):
+        f = study / "inference.json"
+        try:
+            data = json.loads(f.read_text()) if f.is_file() else {}
+        except (OSError, ValueError):
+            continue
+        listed = {str((study / rel).resolve()) for rel in (data.get("done") or {}).values()}
+        if str(folder.resolve()) in listed:
+            return study, data
+    return None, {}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,8 +211,12 @@ class Traffic:
     queries: int  # LoadGen queries answered
     samples: int  # samples answered (a MultiStream query holds several)
     generated_tokens: int
-    routed_tokens: int = 0  # Switch: token-slots routed (tokens x Switch layers), prefill and decode
+    routed_tokens: int = 0  # Switch: token-slots routed (tokens x Switch layers), prefill and decode, every row
     dropped_tokens: int = 0  # of those, over capacity (the residual carries them)
+    # Rows a call computed beyond its samples (a batch padded to its compiled bucket with copies of its first
+    # prompt), and the token-slots of theirs among routed_tokens. None: recorded before the fields.
+    padded_rows: int | None = None
+    padding_routed_tokens: int | None = None
     latency_ms: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # ttft / tpot / query: p50 p90 p99
 
 
@@ -259,7 +271,7 @@ class InferenceRecord(Record):
         return self.traffic.samples / s if s else None
 
     @property
-    def joules_per_token(self) -> float | None:
+    def j_per_token(self) -> float | None:
         j = self.energy.ranked_j
         return j / self.traffic.generated_tokens if j and self.traffic.generated_tokens else None
 
@@ -320,7 +332,7 @@ class InferenceRecord(Record):
         """The derived figures, for readers of the JSON (never read back)."""
         co2 = self.co2e_per_million_tokens_kg
         return {"tokens_per_s": self.tokens_per_s, "samples_per_s": self.samples_per_s,
-                "joules_per_token": self.joules_per_token, "tokens_per_j": self.tokens_per_j,
+                "j_per_token": self.j_per_token, "tokens_per_j": self.tokens_per_j,
                 "samples_per_j": self.samples_per_j, "joules_per_query": self.joules_per_query,
                 "mj_per_query": self.mj_per_query,
                 "co2e_gross_kg_per_million_tokens": co2[0] if co2 else None,

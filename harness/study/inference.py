@@ -21,7 +21,7 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.infer.execute import InferOptions, infer
-from harness.report.inference import summarise
+from harness.report.serving_summary import summarise
 from harness.results.files import atomic_write_text, write_json
 from harness.results.inference import InferenceRecord
 from harness.results.reader import read_json, read_record, read_study
@@ -121,8 +121,8 @@ def routing_setting(base: InferOptions) -> str:
 
 def report_inference(study_dir: Path, summary: dict[str, Any], base: InferOptions) -> Path:
     """<study>/<folder of base's routing>/report.md and its figures."""
-    from harness.report.inference import study_markdown
     from harness.report.plots import inference_sweep
+    from harness.report.serving_report import study_markdown
 
     out = study_dir / inference_folder(base)
     figures = [p.name for p in inference_sweep(summary, out)]

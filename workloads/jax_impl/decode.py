@@ -1,10 +1,10 @@
 """Cached autoregressive decoding for TransformerLM: prefill the prompt once, then one token a step.
 
-A Decoder is built for one (batch, prompt_len, gen_len) bucket and compiles on construction, so that the
-first timed call compiles nothing: `prefill` (the prompt in one forward, filling a key/value cache of
-prompt_len + gen_len positions) and `generate_rest` (the remaining gen_len - 1 steps as one lax.scan, one
-dispatch). Greedy at temperature 0; otherwise sampled at a temperature, the token at absolute position p drawn
-with fold_in(key(seed), p), so that a seed and a prompt fix the output.
+A JaxDecoder (the `workloads.framework.Decoder` protocol, in JAX) is built for one (batch, prompt_len, gen_len)
+bucket and compiles on construction, so that the first timed call compiles nothing: `prefill` (the prompt in one
+forward, filling a key/value cache of prompt_len + gen_len positions) and `generate_rest` (the remaining
+gen_len - 1 steps as one lax.scan, one dispatch). Greedy at temperature 0; otherwise sampled at a temperature,
+the token at absolute position p drawn with fold_in(key(seed), p), so that a seed and a prompt fix the output.
 
 Switch routing at inference is the model config's. Dropless (what `harness infer` serves by default): every token
 through its expert, so a prompt's output is the same alone or in any batch, in any row, and cached decoding
@@ -36,7 +36,7 @@ from workloads.jax_impl.dropless import routing_facts
 from workloads.jax_impl.models import KVCache, TransformerLM, init_cache
 from workloads.specs import ModelConfig
 
-__all__ = ["DecodeState", "Decoder", "Dropped", "TeacherForced", "params_from_flat"]
+__all__ = ["DecodeState", "JaxDecoder", "Dropped", "TeacherForced", "params_from_flat"]
 
 
 class DecodeState(NamedTuple):
@@ -79,7 +79,7 @@ def _dropped_slots(metrics: Any, tokens_routed: int) -> jax.Array:
     return total
 
 
-class Decoder:
+class JaxDecoder:
     """Cached decoding of `batch` prompts of `prompt_len` tokens into `gen_len` tokens each."""
 
     def __init__(self, cfg: ModelConfig, params: Any, batch: int, prompt_len: int, gen_len: int, *,

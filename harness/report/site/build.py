@@ -44,7 +44,7 @@ def build_site(paths: list[Path], out: Path, check: bool = True, say: Callable[[
             raise UsageError(f"--output-dir {out} lies inside {p}: give a folder outside the ones the site reads")
     check_writable(Path(out), "--output-dir")
     found = collect([Path(p) for p in paths], check=check)
-    if not found.runs and not found.served:
+    if not found.runs and not found.inference:
         raise UsageError(f"no training runs or inference records (result.json) found under {', '.join(map(str, paths))}"
                          + (f" ({'; '.join(found.skipped)})" if found.skipped else ""))
     for line in found.skipped if say is not None else ():
@@ -157,10 +157,10 @@ INFERENCE_HEADERS = ("System", "Model", "Trained on", "Scenario", "Batch", "Toke
 def _inference_html(found: Collected) -> str:
     """One row per `harness infer` record: what was served how, its J/token with the method's badge, LoadGen's
     verdict and whether the served quality held."""
-    if not found.served:
+    if not found.inference:
         return '<p class="muted">No inference records (harness infer) among the folders.</p>'
     rows = []
-    keyed = sorted(((ServingKey.of(r), r, source) for r, source in found.served),
+    keyed = sorted(((ServingKey.of(r), r, source) for r, source in found.inference),
                    key=lambda x: (x[0].model, x[0].trained_corpus, x[0].scenario, x[0].batch, x[1].created_unix_s))
     for key, r, source in keyed:
         s, lg, a = r.serving, r.loadgen, r.accuracy
@@ -170,7 +170,7 @@ def _inference_html(found: Collected) -> str:
             pages.cell(key.system), pages.cell(key.model), pages.cell(key.trained_corpus), pages.cell(s.scenario),
             pages.cell(str(s.batch), s.batch, numeric=True),
             pages.cell(fmt(r.tokens_per_s), r.tokens_per_s, numeric=True),
-            pages.cell(fmt(r.joules_per_token), r.joules_per_token, numeric=True),
+            pages.cell(fmt(r.j_per_token), r.j_per_token, numeric=True),
             pages.cell(fmt(tpot), tpot, numeric=True),
             pages.cell(f'<span title="{esc(r.energy.label)}">{badge(_word(r))}</span>', raw=True),
             pages.cell("not finished" if lg is None else lg.validity + (f" ({', '.join(lg.failed)})" if lg.failed

@@ -75,7 +75,7 @@ class Collected:
     claims: list[tuple[Path, dict[str, Any]]]
     reports: list[Path]  # folders holding a study's report.html
     skipped: list[str]
-    served: list[tuple[InferenceRecord, Source]] = field(default_factory=list)  # harness infer records
+    inference: list[tuple[InferenceRecord, Source]] = field(default_factory=list)  # harness infer records
 
 
 def slug(text: str) -> str:
@@ -99,7 +99,7 @@ def collect(paths: list[Path], check: bool = True) -> Collected:
     sources: list[Source] = []
     skipped: list[str] = []
     claims, reports = [], []
-    served: dict[str, tuple[InferenceRecord, Source]] = {}
+    inference: dict[str, tuple[InferenceRecord, Source]] = {}
     for given in map(Path, paths):
         files = [f for f in sorted(given.rglob("*.json")) if _readable(given, f, skipped)]
         units = _units(given, files)
@@ -118,19 +118,19 @@ def collect(paths: list[Path], check: bool = True) -> Collected:
                 unit = Source(f, "record", given)
                 sources.append(unit)
             if isinstance(record, InferenceRecord):
-                served.setdefault(record.run_id, (record, unit))  # a record copied twice: one row
+                inference.setdefault(record.run_id, (record, unit))  # a record copied twice: one row
                 continue
             run = SiteRun(record, _system(unit, f, record), unit, _files(given, f, record))
             kept = runs.get(record.run_id)
             if kept is None or _rank(run) > _rank(kept):  # a run copied twice (a set and its package): one row
                 runs[record.run_id] = run
         reports += sorted(r.parent for r in given.rglob("report.html") if inside(given, r))
-    used = {id(r.source) for r in runs.values()} | {id(u) for _, u in served.values()}
+    used = {id(r.source) for r in runs.values()} | {id(u) for _, u in inference.values()}
     sources = [s for s in sources if id(s) in used]
     if check:
         for source, found in zip(sources, _check_all(sources), strict=True):
             source.check = found
-    return Collected(sources, list(runs.values()), claims, reports, skipped, list(served.values()))
+    return Collected(sources, list(runs.values()), claims, reports, skipped, list(inference.values()))
 
 
 def _rank(run: SiteRun) -> tuple[bool, int]:
