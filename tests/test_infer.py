@@ -16,6 +16,7 @@ from harness.results.files import sha256_file
 from harness.results.inference import InferenceRecord
 from harness.results.reader import read_record
 from tests.conftest import only_run_dir
+from workloads.registry import WORKLOADS
 
 pytestmark = pytest.mark.e2e
 
@@ -43,12 +44,25 @@ def test_each_scenario_under_loadgen(switch_tiny_run, tmp_path, scenario):
     r = read_record(folder)
     assert isinstance(r, InferenceRecord) and r.status == "completed"
     lg = r.loadgen
-    assert lg.validity in ("VALID", "INVALID") and lg.below_mlperf_duration
+    assert lg.below_mlperf_duration and lg.valid == (not lg.failed)
+    # Offline and SingleStream meet every constraint in half a second; MultiStream's early-stopping estimate needs
+    # more queries than half a second holds; Server may also miss its latency target on a loaded 2-core machine.
+    allowed = {"offline": {()}, "singlestream": {()}, "multistream": {(), ("early_stopping",)},
+               "server": {(), ("early_stopping",), ("perf_constraints",), ("early_stopping", "perf_constraints")}}
+    assert tuple(sorted(lg.failed)) in allowed[scenario], lg.failed
     assert code == (0 if r.valid else 1)
-    assert lg.valid == (not lg.failed) or lg.validity == "INVALID"
     # The SUT answered what LoadGen asked, and every answer carried gen_len tokens.
     assert r.traffic.samples > 0 and r.traffic.generated_tokens == r.traffic.samples * r.serving.gen_len
     assert r.traffic.latency_ms["ttft"]["p50"] <= r.traffic.latency_ms["query"]["p50"]
+    # Padding rows (a batch filled up to its compiled bucket) counted apart: their token-slots are theirs alone.
+    per_row = (r.serving.prompt_len + r.serving.gen_len - 1) * WORKLOADS["switch-tiny"].model.num_switch_layers
+    assert r.traffic.padding_routed_tokens == r.traffic.padded_rows * per_row
+    assert r.traffic.routed_tokens == (r.traffic.samples + r.traffic.padded_rows) * per_row
+    # A stream query fills its bucket; Offline's last batch alone may fall short; Server's dynamic batches may.
+    if scenario in ("singlestream", "multistream"):
+        assert r.traffic.padded_rows == 0
+    elif scenario == "offline":
+        assert r.traffic.padded_rows < r.serving.batch
     # The energy window lies inside LoadGen's power window (its stamps are cut to the millisecond).
     marks = r.timing.marks_unix_s
     assert lg.power_begin_unix_s - 0.002 <= marks["first_query"] < marks["last_response"] <= lg.power_end_unix_s + 0.002
@@ -299,6 +313,7 @@ def test_the_site_has_an_inference_table(served, tmp_path):
     index = build_site([served], tmp_path / "site").read_text()
     table = index.split('id="inference-table"', 1)[1].split("</table>", 1)[0]
     assert table.count("<tr>") == 3  # the header and two records
+    assert index.count('id="serving-') == 2  # and a table each way of serving (Offline, SingleStream)
     assert "offline" in table and "singlestream" in table
     assert 'title="fake:synthetic"' in table  # the method of every J/token, in full beside its badge
     assert ">synthetic</span>" in table and ">measured</span>" not in table  # the fake meter never reads as measured
@@ -383,6 +398,13 @@ def test_dense_over_sparse_joules_per_token_at_inference(served, tmp_path):
                     workload={"dense": "dense-tiny", "sparse": "switch-tiny"}, relation=">=", value=1.5)
     assert result["verdict"] == "SUPPORTED", result["reasons"]
     assert result["interval"]["estimate"] == pytest.approx((2.0 * 2.01 * 2.02) ** (1 / 3), rel=1e-6)
+    # One sparse seed served with capacity routing at factor 16: another computation on that side, not one serving.
+    write_run(tmp_path / "s" / "s1", _node_measured(offline, 1.0, 1, routing="capacity",
+                                                    capacity={"capacity_factor_eval": 16.0}))
+    result = _claim(tmp_path, metric="dense_over_sparse_joules_per_token", subject="s", baseline=None,
+                    workload={"dense": "dense-tiny", "sparse": "switch-tiny"}, relation=">=", value=1.5)
+    assert result["verdict"] == "CANNOT BE ASSESSED"
+    assert any("the sparse side was routed capacity 16 and dropless" in r for r in result["reasons"])
 
 
 def test_servings_that_differ_only_in_corpus_routing_capacity_or_scenario_stay_apart_in_every_reader(served,

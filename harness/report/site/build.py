@@ -179,7 +179,51 @@ def _inference_html(found: Collected) -> str:
             pages.cell(check)]) + "</tr>")
     return ("<p>Each trained model served under MLPerf LoadGen; J/token is the window's energy over the tokens it "
             "generated, with the method of the energy. A run shorter than MLPerf's 600 s is a measurement, not a "
-            "submission.</p>" + pages.table(INFERENCE_HEADERS, rows, "inference-table", sortable=True, box=True))
+            "submission.</p>" + pages.table(INFERENCE_HEADERS, rows, "inference-table", sortable=True, box=True)
+            + _servings_html(found))
+
+
+def _servings_html(found: Collected) -> str:
+    """One table a way of serving and sitting (harness/report/serving_report.py `serving_groups`, as `harness
+    report` groups them): each model's median J/token per batch, the first model ÷ each other paired by trained
+    seed, the quality, and training plus serving where the served runs are among the folders."""
+    from harness.report.serving_report import serving_groups
+    from harness.report.serving_summary import summarise
+
+    groups, skipped = serving_groups([r for r, _ in found.inference])
+    trained = {run.record.run_id: run.record for run in found.runs}
+    parts = []
+    for i, (title, keyed) in enumerate(groups.items(), 1):
+        labels = sorted({k.split("/")[0] for k in keyed}, key=lambda m: ("(" in m, m))  # dense first
+        runs = {m: list({r.serving.run_id: trained[r.serving.run_id] for k, r in keyed.items()
+                         if k.startswith(f"{m}/") and r.serving.run_id in trained}.values()) for m in labels}
+        summary = summarise(labels, sorted({r.serving.batch for r in keyed.values()}),
+                            {m: rs for m, rs in runs.items() if rs}, keyed, [])
+        base, others = labels[0], labels[1:]
+        rows = []
+        for row in summary["rows"]:
+            models = row["models"]
+            cells = [pages.cell(str(row["batch"]), row["batch"], numeric=True)]
+            for m in labels:
+                j = (models.get(m) or {}).get("median_j_per_token")
+                cells.append(pages.cell(fmt(j), j, numeric=True))
+            for m in others:
+                ci = (row.get("ratios") or {}).get(f"{base}/{m}")
+                cells.append(pages.cell("—" if not ci else f"{ci['ratio']:.2f}x [{ci['lo']:.2f}, {ci['hi']:.2f}]"))
+            cells.append(pages.cell(" / ".join(("holds" if all(models[m]["quality_holds"]) else "MISSED")
+                                               if m in models else "—" for m in labels)))
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        headers = ("Batch", *(f"{m} J/token" for m in labels), *(f"{base} ÷ {m}" for m in others),
+                   "Quality (" + " / ".join(labels) + ")")
+        lifetime = "".join(f"<li>batch {x['batch']}: {esc(x['note'])}</li>" for x in summary["lifetime"])
+        trained_j = ", ".join(f"{m} {j:,.1f} J" for m, j in summary["training_j"].items() if j)
+        parts.append(f"<h4>{esc(title)}</h4>" + pages.table(headers, rows, f"serving-{i}", box=True)
+                     + (f"<p>Trained once, then served (energy to train, median: {esc(trained_j)}):</p><ul>{lifetime}"
+                        "</ul>" if trained_j else '<p class="muted">The served runs are not among the folders: no '
+                        "training plus serving.</p>"))
+    if skipped:
+        parts.append("<p>Left out:</p><ul>" + "".join(f"<li>{esc(line)}</li>" for line in skipped) + "</ul>")
+    return "<h3>Each way of serving, the models side by side</h3>" + "".join(parts)
 
 
 def _pair_html(p: Pair) -> str:
