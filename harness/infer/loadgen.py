@@ -1,5 +1,6 @@
-"""MLPerf LoadGen (`mlcommons-loadgen`, module `mlperf_loadgen`): its settings from our flags or a user.conf, one
-test run with its logs in the run's folder, and its verdict read back from mlperf_log_detail.txt.
+"""MLPerf LoadGen (`mlcommons-loadgen`, module `mlperf_loadgen`): its settings from our flags, the decoder's warm-up
+or a user.conf (`settings_for`, and a bound no run can meet refused), one test run in a thread of its own with its
+logs in the run's folder (`run_in_thread`), and its verdict read back from mlperf_log_detail.txt.
 
 LoadGen is the only load generator: the scenarios, the query schedule, the latency percentiles and the validity
 rules are its own, never re-implemented here. Times in LoadGen's settings are nanoseconds; in user.conf and our
