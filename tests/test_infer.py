@@ -286,6 +286,32 @@ def served(switch_tiny_run, tmp_path_factory) -> Path:
     return out
 
 
+def test_inference_records_with_their_loadgen_logs_packed_check_and_package_as_before(served, tmp_path):
+    """Reference folders keep LoadGen's logs gzipped (scripts/pack_traces.py): check finds them, package lays them
+    out plain, hashing as recorded."""
+    from conftest import script
+
+    from harness.mlperf.check import check_inference
+    from harness.mlperf.package import build_package
+
+    folder = tmp_path / "served"
+    shutil.copytree(served, folder)
+    pack = script("pack_traces")
+    for result in folder.glob("*/result.json"):
+        r = read_record(result.parent)
+        logs = {n: d for n, d in r.files.items() if Path(n).name in pack.LOADGEN_PACKABLE}
+        assert {"mlperf_log_detail.txt", "accuracy/mlperf_log_detail.txt"} <= set(logs)
+        for name, digest in logs.items():  # (a performance pass's accuracy log is empty: it stays plain)
+            pack.pack(result.parent, name, digest, min_bytes=1024)
+        for name in ("mlperf_log_detail.txt", "accuracy/mlperf_log_detail.txt", "accuracy/mlperf_log_accuracy.json"):
+            assert not (result.parent / name).exists() and (result.parent / f"{name}.gz").is_file()
+        assert check_inference(r, result.parent) == check_inference(read_record(served / result.parent.name),
+                                                                     served / result.parent.name)
+    root = build_package([folder], tmp_path / "pkg", "acme", "cpu2")
+    for laid in root.rglob("mlperf_log_detail.txt"):
+        assert not laid.with_name(laid.name + ".gz").exists() and laid.read_text().startswith(":::MLLOG")
+
+
 def test_package_lays_inference_out_as_mlperf_inference_and_check_reads_it(served, tmp_path):
     from harness.mlperf.check import check_package
     from harness.mlperf.package import build_package

@@ -29,7 +29,7 @@ from harness.errors import UsageError
 from harness.infer.loadgen import LOADGEN_NAME, LOG_FILES
 from harness.mlperf.runlog import metered_hosts, render_power_log, render_run_log
 from harness.mlperf.system_desc import STATUS_ALIASES, STATUS_VALUES, describe_system
-from harness.results.files import atomic_write_text, sha256_file, write_json
+from harness.results.files import atomic_write_text, read_stored, sha256_file, stored, write_json
 from harness.results.inference import InferenceRecord
 from harness.results.reader import read_record, runs_only
 from harness.results.schema import RunRecord
@@ -124,9 +124,9 @@ def _package_inference(served: list[tuple[Path, InferenceRecord]], base: Path) -
             copies = ((d, where / "performance" / f"run_{i}"), (d / "accuracy", where / "accuracy" / f"run_{i}"))
             for src, dest in copies:
                 for name in LOG_FILES:
-                    if (src / name).is_file():
+                    if stored(src / name) is not None:  # plain, or packed in a reference folder: laid out plain
                         dest.mkdir(parents=True, exist_ok=True)
-                        shutil.copyfile(src / name, dest / name)
+                        (dest / name).write_bytes(read_stored(src / name))
             (where / "harness").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(d / "result.json", where / "harness" / f"result_{i}.json")
             if (d / "power.csv").is_file():
