@@ -78,14 +78,20 @@ def summarise(work: Path) -> dict[str, Any]:
             pairs[corpus] = {"dense_over_switch_energy": energy_ratio(of.get("dense"), of.get("switch")),
                              "dense_over_switch_steps": (of["dense"]["steps"] / of["switch"]["steps"]
                                                          if {"dense", "switch"} <= of.keys() else None)}
-    return {"dry_run": False, "bench": bench, "runs": runs, "pairs": pairs, "records_skipped": skipped}
+    failed_file = work / "failed_stages"  # gpu_demo.sh's stages that failed so far (device_env.sh `stage`)
+    failed = [line for line in failed_file.read_text().splitlines() if line] if failed_file.is_file() else []
+    return {"dry_run": False, "failed_stages": failed, "bench": bench, "runs": runs, "pairs": pairs,
+            "records_skipped": skipped}
 
 
 def text(summary: dict[str, Any]) -> str:
     def f(x: Any, spec: str = ".4g") -> str:
         return "n/a" if x is None else format(x, spec)
 
-    out = ["DRY RUN at tiny width with a fake NVML GPU: no figure below is a measurement"] if summary["dry_run"] else []
+    failed = summary.get("failed_stages") or []
+    out = [f"FAILED stages: {'; '.join(failed)}" if failed else "every stage ran"]
+    if summary["dry_run"]:
+        out.append("DRY RUN at tiny width with a fake NVML GPU: no figure below is a measurement")
     step = summary["bench"].get("step")
     if step:
         out.append(f"compiled step on a resident batch ({step['device']}, K = {step['steps_per_dispatch']}):")

@@ -1,14 +1,29 @@
-# Sourced by the device scripts: output folder, unbuffered Python, the checkout on PYTHONPATH, and the wheels
-# the device image lacks (mlperf-logging, scipy), carried in .whl/ as the device tool's README says.
+# Sourced by the device scripts: output folder, unbuffered Python, the interpreter ($PYTHON, default python3: the
+# suite passes its own), the checkout on PYTHONPATH, the wheels the device image lacks (mlperf-logging, scipy),
+# carried in .whl/ as the device tool's README says, and `stage`: a stage that fails is said and remembered.
 set -uo pipefail
 out=${OUT:-device_out}
 mkdir -p "$out"
+export PYTHON=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if ! python3 -c 'import mlperf_logging, scipy' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
+if ! "$PYTHON" -c 'import mlperf_logging, scipy' 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
     export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
+# stage NAME CMD...: run CMD; if it fails, say so and add "NAME (exit N)" to $failed_file (set by the sourcing
+# script), which the summary's first line and the script's exit status report.
+stage() {
+  local name=$1 rc
+  shift
+  "$@"
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "!! stage $name FAILED (exit $rc)"
+    echo "$name (exit $rc)" >> "$failed_file"
+  fi
+  return 0
+}
 # Seconds left before $deadline (unix seconds, set by the sourcing script), and a stage's cap within them.
 left() { echo $(( deadline - $(date +%s) )); }
 box() { local l; l=$(left); echo $(( $1 < l ? $1 : (l > 1 ? l : 1) )); }

@@ -14,6 +14,8 @@
 # Everything lands flat in ${OUT:-device_out}/, 6 files: demo.txt (the whole log), summary.txt, summary.json,
 # dense-base.json and switch-base.json (the default-corpus records), runs.tar.gz (every run directory: records,
 # power traces, steps, :::MLLOG logs, emissions.csv).
+# A stage that fails (a traceback, a timeout) is said where it fails, listed on the summary's first line, and makes
+# the command exit 1: a wasted run says so. PYTHON names the interpreter (default python3).
 # Usage on the device: bash scripts/gpu_demo.sh    (carry the wheels the image lacks in .whl/: device_env.sh)
 # Dry run on a CPU, every stage at tiny width with a fake NVML GPU (tests/fake_pynvml), ~1 minute; a suite test:
 #        DEMO_TINY=1 OUT=/tmp/demo bash scripts/gpu_demo.sh
@@ -25,10 +27,13 @@ if [ -n "${DEMO_TINY:-}" ]; then
   tiny=(--tiny-width); blocks=1; steps=4; edge_blocks=2; cap=200
   export PYTHONPATH="$PWD/tests/fake_pynvml:$PYTHONPATH"  # every energy figure of a dry run is made up
 fi
-k=${DEMO_K:-$(python3 -c 'from workloads.registry import WORKLOADS; print(WORKLOADS["dense-base"].steps_per_dispatch)')}
+k=${DEMO_K:-$("$PYTHON" -c 'from workloads.registry import WORKLOADS; print(WORKLOADS["dense-base"].steps_per_dispatch)' ||
+  echo 1)}
 work=$(mktemp -d)
+failed_file="$work/failed_stages"
+: > "$failed_file"
 to_target() {  # corpus, output folder: the pair to target in the time left, tune_lr's own time boxes inside it
-  timeout "$(( $(left) + 20 ))" python3 scripts/tune_lr.py --pair base "${tiny[@]}" --meter nvml --corpus "$1" \
+  timeout "$(( $(left) + 20 ))" "$PYTHON" scripts/tune_lr.py --pair base "${tiny[@]}" --meter nvml --corpus "$1" \
     --no-sweep --max-steps "$cap" --deadline "$deadline" --shares 2,1 --output-dir "$2"
 }
 {
@@ -36,28 +41,34 @@ to_target() {  # corpus, output folder: the pair to target in the time left, tun
   echo "== machine"; date -u; uname -m; nproc
   nvidia-smi --query-gpu=name,driver_version,power.limit,memory.total --format=csv 2>/dev/null ||
     echo "no NVIDIA GPU here (nvidia-smi not found)"
-  python3 -c 'import sys, jax, flax, optax; print("python", sys.version.split()[0], "jax", jax.__version__,
-    "flax", flax.__version__, "optax", optax.__version__, "devices", jax.devices())'
+  stage machine "$PYTHON" -c 'import sys, jax, flax, optax; print("python", sys.version.split()[0], "jax",
+    jax.__version__, "flax", flax.__version__, "optax", optax.__version__, "devices", jax.devices())'
   echo "== step ($(left) s left): K = $k"
-  timeout "$(box 110)" python3 scripts/bench_switch_step.py --pair base "${tiny[@]}" --blocks "$blocks" \
+  stage step timeout "$(box 110)" "$PYTHON" scripts/bench_switch_step.py --pair base "${tiny[@]}" --blocks "$blocks" \
     --steps "$steps" --steps-per-dispatch "$k" --json "$work/bench_step.json"
   echo "== edges ($(left) s left)"
-  timeout "$(box 30)" python3 scripts/bench_monitor.py --blocks "$edge_blocks" --steps 25 --repeats 0 \
+  stage edges timeout "$(box 30)" "$PYTHON" scripts/bench_monitor.py --blocks "$edge_blocks" --steps 25 --repeats 0 \
     --json "$work/bench_edges.json"
   echo "== target, default corpus ($(left) s left)"
-  to_target default "$work/runs/default"
+  stage "target (default corpus)" to_target default "$work/runs/default"
   if [ "$(left)" -ge "${DEMO_CONTROL_MIN_S:-150}" ] || [ -n "${DEMO_TINY:-}" ]; then
     echo "== control corpus ($(left) s left)"
-    to_target control "$work/runs/control"
+    stage "control corpus" to_target control "$work/runs/control"
   else
     echo "== control corpus skipped: $(left) s left"
   fi
   echo "== summary ($(left) s left)"
-  python3 scripts/demo_summary.py "$work" "$out" ${DEMO_TINY:+--dry-run}
+  stage summary "$PYTHON" scripts/demo_summary.py "$work" "$out" ${DEMO_TINY:+--dry-run}
 } 2>&1 | tee "$out/demo.txt"
 for f in "$work"/runs/default/*/result.json; do
-  [ -f "$f" ] && cp "$f" "$out/$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["workload"])' "$f" |
+  [ -f "$f" ] && cp "$f" "$out/$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["workload"])' "$f" |
     sed 's/-at-tiny-width//').json"
 done
 tar -czf "$out/runs.tar.gz" -C "$work" runs 2>/dev/null
+status=0
+if [ -s "$failed_file" ]; then
+  echo "FAILED stages: $(paste -sd ';' "$failed_file")" | tee -a "$out/demo.txt"
+  status=1
+fi
 rm -rf "$work"
+exit "$status"

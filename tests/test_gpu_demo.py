@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_gpu_demo_dry_run_runs_every_stage_and_writes_every_file(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(["bash", "scripts/gpu_demo.sh"], cwd=ROOT, capture_output=True, text=True, timeout=400,
-                          env=with_env({"DEMO_TINY": "1", "OUT": str(out)}))
+                          env=with_env({"DEMO_TINY": "1", "OUT": str(out), "PYTHON": sys.executable}))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "summary.txt").read_text().startswith("every stage ran\n")
     files = sorted(p.name for p in out.iterdir())
     assert files == ["demo.txt", "dense-base.json", "runs.tar.gz", "summary.json", "summary.txt", "switch-base.json"]
     log = (out / "demo.txt").read_text()
@@ -29,7 +31,7 @@ def test_the_gpu_demo_dry_run_runs_every_stage_and_writes_every_file(tmp_path):
         assert stage in log, stage
     assert "Traceback" not in log
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["dry_run"] and not summary["records_skipped"]
+    assert summary["dry_run"] and not summary["records_skipped"] and summary["failed_stages"] == []
     assert set(summary["bench"]["step"]["models"]) == {"dense-base-at-tiny-width", "switch-base-at-tiny-width"}
     assert summary["bench"]["edges"]["pair_alone_us"] > 0
     runs = {(r["workload"], r["corpus"]): r for r in summary["runs"]}
@@ -43,6 +45,20 @@ def test_the_gpu_demo_dry_run_runs_every_stage_and_writes_every_file(tmp_path):
     record = json.loads((out / "dense-base.json").read_text())
     assert record["energy"]["meters"][0]["gpus"][0]["name"].startswith("FAKE GPU")  # it says what it is
     assert "dense / switch energy to target [default]" in (out / "summary.txt").read_text()
+
+
+def test_a_demo_whose_stages_fail_says_so_and_exits_1(tmp_path):
+    """An interpreter without jax (an unactivated virtualenv): every stage tracebacks; the command must not pass."""
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\nexec {sys.executable} -I -S \"$@\"\n")  # no site-packages: no jax, no numpy
+    fake.chmod(0o755)
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", "scripts/gpu_demo.sh"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=with_env({"DEMO_TINY": "1", "OUT": str(out), "PYTHON": str(fake), "DEMO_SECONDS": "60"}))
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    log = (out / "demo.txt").read_text()
+    assert "!! stage machine FAILED" in log and "!! stage step FAILED" in log
+    assert log.rstrip().splitlines()[-1].startswith("FAILED stages: machine (exit 1);")
 
 
 def _ratio(dense: dict, switch: dict) -> dict:
