@@ -3,6 +3,7 @@ device and on each mesh given (DxE, or DxEkK for K steps a compiled call), and p
 statistics, eval loss and shardings as JSON.
 
     python tests/mesh_probe.py switch-tiny 8x1 2x4 1x8 2x4k4
+    python tests/mesh_probe.py switch-tiny-dropless,dense-tiny 8x1
 """
 
 from __future__ import annotations
@@ -48,14 +49,19 @@ def run(name: str, mesh: MeshShape | None, k: int = 1) -> dict:
     }
 
 
-def main() -> None:
-    name, meshes = sys.argv[1], sys.argv[2:]
+def runs(name: str, meshes: list[str]) -> dict:
     out = {"1": run(name, None)}
     for m in meshes:
         shape, _, k = m.partition("k")
         d, e = (int(x) for x in shape.split("x"))
         out[m] = run(name, MeshShape(d, e), int(k or 1))
-    print(json.dumps(out))
+    return out
+
+
+def main() -> None:
+    """One workload: its runs by mesh; several, comma-separated (one process, one start-up): by workload."""
+    names, meshes = sys.argv[1].split(","), sys.argv[2:]
+    print(json.dumps(runs(names[0], meshes) if len(names) == 1 else {n: runs(n, meshes) for n in names}))
 
 
 if __name__ == "__main__":

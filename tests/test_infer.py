@@ -13,7 +13,7 @@ import pytest
 
 from harness.cli import main
 from harness.results.files import sha256_file
-from harness.results.inference import InferenceRecord
+from harness.results.inference import SCENARIOS, InferenceRecord
 from harness.results.reader import read_record
 from tests.conftest import only_run_dir
 from workloads.registry import WORKLOADS
@@ -38,9 +38,16 @@ def test_a_run_keeps_its_weights_with_their_hash(switch_tiny_run):
         assert "block_1/switch_ffn/w_in" in npz.files
 
 
-@pytest.mark.parametrize("scenario", ["offline", "server", "singlestream", "multistream"])
-def test_each_scenario_under_loadgen(switch_tiny_run, tmp_path, scenario):
-    code, folder = infer(switch_tiny_run, tmp_path, "--scenario", scenario)
+@pytest.fixture(scope="module")
+def scenarios(switch_tiny_run, tmp_path_factory) -> dict[str, tuple[int, Path]]:
+    """Each scenario served once from the session's switch-tiny run (half a second each): exit code and folder."""
+    out = tmp_path_factory.mktemp("scenarios")
+    return {s: infer(switch_tiny_run, out / s, "--scenario", s) for s in SCENARIOS}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_each_scenario_under_loadgen(scenarios, scenario):
+    code, folder = scenarios[scenario]
     r = read_record(folder)
     assert isinstance(r, InferenceRecord) and r.status == "completed"
     lg = r.loadgen
@@ -278,11 +285,12 @@ def test_the_inference_study_pairs_by_seed_and_prices_a_lifetime(tiny_run, switc
 
 
 @pytest.fixture(scope="module")
-def served(switch_tiny_run, tmp_path_factory) -> Path:
+def served(scenarios, tmp_path_factory) -> Path:
     """A folder of two inference records of the session's switch-tiny run: Offline and SingleStream."""
     out = tmp_path_factory.mktemp("served")
     for scenario in ("offline", "singlestream"):
-        infer(switch_tiny_run, out, "--scenario", scenario)
+        folder = scenarios[scenario][1]
+        shutil.copytree(folder, out / folder.name)
     return out
 
 

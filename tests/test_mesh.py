@@ -51,10 +51,15 @@ def test_shardings_are_as_intended(switch_runs, mesh):
     assert any("switch_ffn/w_in" in n for n in run["params"])
 
 
+@pytest.fixture(scope="module")
+def data_parallel_runs() -> dict:
+    return probe("switch-tiny-dropless,dense-tiny", "8x1")  # one process for both: its start-up is the cost
+
+
 @pytest.mark.e2e
-def test_dropless_data_parallel_computes_the_one_device_function():
+def test_dropless_data_parallel_computes_the_one_device_function(data_parallel_runs):
     """Dropless routing keeps every expert on every device: the batch split over 8 devices trains as one."""
-    runs = probe("switch-tiny-dropless", "8x1")
+    runs = data_parallel_runs["switch-tiny-dropless"]
     np.testing.assert_allclose(runs["8x1"]["loss"], runs["1"]["loss"], rtol=1e-5)
     assert runs["8x1"]["eval"] == pytest.approx(runs["1"]["eval"], rel=1e-5)
     np.testing.assert_allclose(runs["8x1"]["load"], runs["1"]["load"], atol=1e-7)
@@ -62,8 +67,8 @@ def test_dropless_data_parallel_computes_the_one_device_function():
 
 
 @pytest.mark.e2e
-def test_dense_data_parallel_computes_the_one_device_function():
-    runs = probe("dense-tiny", "8x1")
+def test_dense_data_parallel_computes_the_one_device_function(data_parallel_runs):
+    runs = data_parallel_runs["dense-tiny"]
     np.testing.assert_allclose(runs["8x1"]["loss"], runs["1"]["loss"], rtol=1e-5)
     assert runs["8x1"]["eval"] == pytest.approx(runs["1"]["eval"], rel=1e-5)
     assert set(runs["8x1"]["params"].values()) == {"P()"}
