@@ -19,6 +19,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import jax
@@ -31,6 +32,7 @@ from workloads.jax_impl.dropless import (
     permute_rows,
     plan_for,
     route_dropless,
+    routing_facts,
     sorted_layout,
 )
 from workloads.jax_impl.models import DenseFFN
@@ -148,8 +150,13 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    figures: dict[str, Any] = {"device": jax.devices()[0].device_kind, "goal": GOAL, "shapes": {}}
-    print(f"device: {figures['device']} ({jax.default_backend()}); float32; time and XLA FLOPs over the dense FFN's")
+    # Before anything is traced: the Triton lowering of ragged_dot on an NVIDIA GPU where JAX has it (as a trainer
+    # or a decoder of a dropless model turns it on), else the block path; which one, in the figures.
+    grouped = routing_facts(replace(SHAPES["small"], routing="dropless"))["grouped_matmul"]
+    figures: dict[str, Any] = {"device": jax.devices()[0].device_kind, "goal": GOAL, "grouped_matmul": grouped,
+                               "shapes": {}}
+    print(f"device: {figures['device']} ({jax.default_backend()}); float32; time and XLA FLOPs over the dense FFN's; "
+          f"dropless grouped matmul: {grouped}")
     for shape in args.shapes.split(","):
         cfg = SHAPES[shape]
         print(f"{shape}: d {cfg.d_model}, d_ff {cfg.d_ff}, {cfg.num_experts} experts, eval capacity factor "

@@ -99,6 +99,15 @@ def text(summary: dict[str, Any]) -> str:
             out.append(f"  {name}: {m['ms_per_step']:.2f} ms/step, {m['model_tflops_per_s']:.1f} TFLOP/s, "
                        f"MFU {f(m['mfu'] and 100 * m['mfu'], '.1f')} %")
         out.append(f"  switch / dense step: {step['switch_over_dense_step']:.3f} (goal <= {step['goal']})")
+        if "dropless_over_capacity_step" in step:
+            out.append(f"  dropless switch / capacity switch step: {step['dropless_over_capacity_step']:.3f}")
+    layer = summary["bench"].get("layer")
+    for shape, rows in (layer or {}).get("shapes", {}).items():
+        out.append(f"one {shape} Switch layer / the dense FFN ({layer['device']}), capacity and dropless "
+                   f"({layer.get('grouped_matmul')}):")
+        for tokens, row in rows.items():
+            out.append(f"  T {tokens}: capacity {row['capacity']['over_dense']:.2f}x, dropless "
+                       f"{row['dropless']['over_dense']:.2f}x [{row['plan']}]")
     edges = summary["bench"].get("edges")
     if edges:
         out.append(f"metering window edges: {100 * edges['edges_share']:+.2f} % of a {edges['step_ms']:.1f} ms step "

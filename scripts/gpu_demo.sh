@@ -2,8 +2,11 @@
 # The GPU demonstration in one command: the base pair on one H100/H200, NVML-measured, within DEMO_SECONDS
 # (default 450 s: a device command of at most 8 minutes, installs and compiles included, with room to write).
 #   1. machine: the card, driver, power limit and software versions;
-#   2. step:  dense-base and switch-base compiled steps at the spec's K steps a call (or DEMO_K): ms/step, MFU,
-#             switch / dense step (bench_switch_step);
+#   2. step:  dense-base, switch-base and its dropless twin, compiled steps at the spec's K steps a call (or
+#             DEMO_K): ms/step, MFU, switch / dense step, dropless / capacity step (bench_switch_step --dropless);
+#      layer: one switch-base layer against the dense FFN at 1 to 4,096 tokens a call (decode to prefill and
+#             training), capacity and dropless (the grouped matmul: ragged_dot's Triton kernel on a card where JAX
+#             has it) (bench_switch_layer);
 #   3. edges: the metering window edges' cost around a ~10 ms step (bench_monitor, part 1);
 #   4. target: dense-base then switch-base to target on the default corpus with NVML energy, dense getting
 #             2/3 of the time left and switch the rest (tune_lr --no-sweep --shares 2,1); a run whose share is
@@ -22,9 +25,9 @@
 source "$(dirname "$0")/device_env.sh"
 deadline=$(( $(date +%s) + ${DEMO_SECONDS:-450} ))
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}
-tiny=(); blocks=2; steps=20; edge_blocks=8; cap=20000
+tiny=(); blocks=2; steps=20; edge_blocks=8; cap=20000; layer=(--shapes base --tokens 1,4,16,64,512,4096 --blocks 3)
 if [ -n "${DEMO_TINY:-}" ]; then
-  tiny=(--tiny-width); blocks=1; steps=4; edge_blocks=2; cap=200
+  tiny=(--tiny-width); blocks=1; steps=4; edge_blocks=2; cap=200; layer=(--shapes small --tokens 1,64 --blocks 1)
   export PYTHONPATH="$PWD/tests/fake_pynvml:$PYTHONPATH"  # every energy figure of a dry run is made up
 fi
 k=${DEMO_K:-$("$PYTHON" -c 'from workloads.registry import WORKLOADS; print(WORKLOADS["dense-base"].steps_per_dispatch)' ||
@@ -45,7 +48,9 @@ to_target() {  # corpus, output folder: the pair to target in the time left, tun
     jax.__version__, "flax", flax.__version__, "optax", optax.__version__, "devices", jax.devices())'
   echo "== step ($(left) s left): K = $k"
   stage step timeout "$(box 110)" "$PYTHON" scripts/bench_switch_step.py --pair base "${tiny[@]}" --blocks "$blocks" \
-    --steps "$steps" --steps-per-dispatch "$k" --json "$work/bench_step.json"
+    --steps "$steps" --steps-per-dispatch "$k" --dropless --json "$work/bench_step.json"
+  echo "== layer ($(left) s left)"
+  stage layer timeout "$(box 40)" "$PYTHON" scripts/bench_switch_layer.py "${layer[@]}" --json "$work/bench_layer.json"
   echo "== edges ($(left) s left)"
   stage edges timeout "$(box 30)" "$PYTHON" scripts/bench_monitor.py --blocks "$edge_blocks" --steps 25 --repeats 0 \
     --json "$work/bench_edges.json"

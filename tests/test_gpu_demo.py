@@ -26,13 +26,17 @@ def test_the_gpu_demo_dry_run_runs_every_stage_and_writes_every_file(tmp_path):
     assert files == ["demo.txt", "dense-base.json", "runs.tar.gz", "summary.json", "summary.txt", "switch-base.json"]
     log = (out / "demo.txt").read_text()
     assert log.startswith("DRY RUN")
-    for stage in ("== machine", "== step", "== edges", "== target, default corpus", "== control corpus (",
+    for stage in ("== machine", "== step", "== layer", "== edges", "== target, default corpus", "== control corpus (",
                   "== summary"):
         assert stage in log, stage
     assert "Traceback" not in log
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dry_run"] and not summary["records_skipped"] and summary["failed_stages"] == []
-    assert set(summary["bench"]["step"]["models"]) == {"dense-base-at-tiny-width", "switch-base-at-tiny-width"}
+    assert set(summary["bench"]["step"]["models"]) == {"dense-base-at-tiny-width", "switch-base-at-tiny-width",
+                                                       "switch-base-dropless-at-tiny-width"}
+    assert summary["bench"]["step"]["dropless_over_capacity_step"] > 0
+    layer = summary["bench"]["layer"]["shapes"]["small"]  # the grouped matmul against capacity, decode to prefill
+    assert set(layer) == {"1", "64"} and all(row["dropless"]["over_dense"] > 0 for row in layer.values())
     assert summary["bench"]["edges"]["pair_alone_us"] > 0
     runs = {(r["workload"], r["corpus"]): r for r in summary["runs"]}
     assert set(runs) == {(f"{m}-base-at-tiny-width", c) for m in ("dense", "switch") for c in ("default", "control")}
