@@ -51,29 +51,6 @@ def test_the_gpu_demo_dry_run_runs_every_stage_and_writes_every_file(tmp_path):
     assert "dense / switch energy to target [default]" in (out / "summary.txt").read_text()
 
 
-@pytest.mark.e2e
-def test_the_serving_demo_dry_run_trains_serves_both_routings_and_summarises(tmp_path):
-    out = tmp_path / "out"
-    proc = subprocess.run(["bash", "scripts/gpu_serve.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env=with_env({"DEMO_TINY": "1", "OUT": str(out), "PYTHON": sys.executable}))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == ["serve.txt", "serve_runs.tar.gz", "serve_summary.json",
-                                                     "serve_summary.txt"]
-    for stage in ("== machine", "== train", "== serve, Switch dropless", "== serve, Switch capacity", "== summary"):
-        assert stage in (out / "serve.txt").read_text(), stage
-    summary = json.loads((out / "serve_summary.json").read_text())
-    assert summary["dry_run"] and summary["failed_stages"] == [] and set(summary["routings"]) == {"dropless",
-                                                                                                  "capacity"}
-    for routing, r in summary["routings"].items():
-        (row,) = r["rows"]  # batch 1
-        assert row["batch"] == 1 and set(row["models"]) == {"dense-tiny", "switch-tiny"}
-        assert row["dense_over_switch_j_per_token"]["dense-tiny/switch-tiny"] > 0
-        # the NVML meter's path, on the fake GPU
-        assert all(m["energy_method"] == ["measured:nvml-energy-counter"] for m in row["models"].values())
-        assert routing != "dropless" or row["models"]["switch-tiny"]["dropped_fraction"] == 0.0
-    assert (out / "serve_summary.txt").read_text().startswith("every stage ran\nDRY RUN")
-
-
 def test_a_demo_whose_stages_fail_says_so_and_exits_1(tmp_path):
     """An interpreter without jax (an unactivated virtualenv): every stage tracebacks; the command must not pass."""
     fake = tmp_path / "python"
