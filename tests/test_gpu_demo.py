@@ -26,8 +26,8 @@ def test_the_gpu_demo_dry_run_runs_every_stage_and_writes_every_file(tmp_path):
     assert files == ["demo.txt", "dense-base.json", "runs.tar.gz", "summary.json", "summary.txt", "switch-base.json"]
     log = (out / "demo.txt").read_text()
     assert log.startswith("DRY RUN")
-    for stage in ("== machine", "== step", "== layer", "== edges", "== target, default corpus", "== control corpus (",
-                  "== summary"):
+    for stage in ("== machine", "== step", "== layer", "== edges", "== target, default corpus",
+                  "== control corpus skipped", "== summary"):  # (the control stage: the target stage's code)
         assert stage in log, stage
     assert "Traceback" not in log
     summary = json.loads((out / "summary.json").read_text())
@@ -39,11 +39,11 @@ def test_the_gpu_demo_dry_run_runs_every_stage_and_writes_every_file(tmp_path):
     assert set(layer) == {"1", "64"} and all(row["dropless"]["over_dense"] > 0 for row in layer.values())
     assert summary["bench"]["edges"]["pair_alone_us"] > 0
     runs = {(r["workload"], r["corpus"]): r for r in summary["runs"]}
-    assert set(runs) == {(f"{m}-base-at-tiny-width", c) for m in ("dense", "switch") for c in ("default", "control")}
+    assert set(runs) == {(f"{m}-base-at-tiny-width", "default") for m in ("dense", "switch")}
     for r in runs.values():  # the NVML meter's path, on the fake GPU
         assert r["reached_target"] and r["energy_method"] == "measured:nvml-energy-counter"
         assert r["accelerator_j"] > 0 and r["eval_trace"] and r["runner_efficiency"] > 0
-    for corpus in ("default", "control"):
+    for corpus in ("default",):
         energy = summary["pairs"][corpus]["dense_over_switch_energy"]
         assert energy["kind"] == "measured" and energy["ratio"] > 0
     record = json.loads((out / "dense-base.json").read_text())
