@@ -12,8 +12,14 @@ if ! "$PYTHON" -c 'import mlperf_logging, scipy, mlperf_loadgen' 2>/dev/null && 
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
     export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
-# stage NAME CMD...: run CMD; if it fails, say so and add "NAME (exit N)" to $failed_file (set by the sourcing
-# script), which the summary's first line and the script's exit status report.
+# scratch: a scratch folder for the run ($work), and the file the failed stages are listed in ($failed_file).
+scratch() {
+  work=$(mktemp -d)
+  failed_file="$work/failed_stages"
+  : > "$failed_file"
+}
+# stage NAME CMD...: run CMD; if it fails, say so and add "NAME (exit N)" to $failed_file, which the summary's
+# first line and the script's exit status (finish) report.
 stage() {
   local name=$1 rc
   shift
@@ -28,3 +34,13 @@ stage() {
 # Seconds left before $deadline (unix seconds, set by the sourcing script), and a stage's cap within them.
 left() { echo $(( deadline - $(date +%s) )); }
 box() { local l; l=$(left); echo $(( $1 < l ? $1 : (l > 1 ? l : 1) )); }
+# finish LOG: the failed stages, if any, at the end of LOG; the scratch folder removed; exit 1 if a stage failed.
+finish() {
+  local status=0
+  if [ -s "$failed_file" ]; then
+    echo "FAILED stages: $(paste -sd ';' "$failed_file")" | tee -a "$1"
+    status=1
+  fi
+  rm -rf "$work"
+  exit "$status"
+}

@@ -24,6 +24,7 @@
 # stage with DEMO_TINY_CONTROL=1 only); a suite test:
 #        DEMO_TINY=1 OUT=/tmp/demo bash scripts/gpu_demo.sh
 source "$(dirname "$0")/device_env.sh"
+scratch
 deadline=$(( $(date +%s) + ${DEMO_SECONDS:-450} ))
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}
 tiny=(); blocks=2; steps=20; edge_blocks=8; cap=20000; layer=(--shapes base --tokens 1,4,16,64,512,4096 --blocks 3)
@@ -36,9 +37,6 @@ if [ -n "${DEMO_TINY:-}" ]; then
 fi
 k=${DEMO_K:-$("$PYTHON" -c 'from workloads.registry import WORKLOADS; print(WORKLOADS["dense-base"].steps_per_dispatch)' ||
   echo 1)}
-work=$(mktemp -d)
-failed_file="$work/failed_stages"
-: > "$failed_file"
 to_target() {  # corpus, output folder: the pair to target in the time left, tune_lr's own time boxes inside it
   timeout "$(( $(left) + 20 ))" "$PYTHON" scripts/tune_lr.py --pair base "${tiny[@]}" --meter nvml --corpus "$1" \
     --no-sweep --max-steps "$cap" --deadline "$deadline" --shares 2,1 --output-dir "$2"
@@ -74,10 +72,4 @@ for f in "$work"/runs/default/*/result.json; do
     sed 's/-at-tiny-width//').json"
 done
 tar -czf "$out/runs.tar.gz" -C "$work" runs 2>/dev/null
-status=0
-if [ -s "$failed_file" ]; then
-  echo "FAILED stages: $(paste -sd ';' "$failed_file")" | tee -a "$out/demo.txt"
-  status=1
-fi
-rm -rf "$work"
-exit "$status"
+finish "$out/demo.txt"

@@ -20,15 +20,13 @@
 # Dry run on a CPU (the tiny pair, a fake NVML GPU, batch 1, half-second tests), a suite test:
 #        DEMO_TINY=1 OUT=/tmp/serve bash scripts/gpu_serve.sh
 source "$(dirname "$0")/device_env.sh"
+scratch
 deadline=$(( $(date +%s) + ${DEMO_SECONDS:-290} ))
 pair=dense-small,switch-small; batches=${SERVE_BATCHES:-1,4,16,64}; short=()
 if [ -n "${DEMO_TINY:-}" ]; then
   pair=dense-tiny,switch-tiny; batches=1; short=(--duration-ms 500 --samples 16)
   export PYTHONPATH="$PWD/tests/fake_pynvml:$PYTHONPATH"  # every energy figure of a dry run is made up
 fi
-work=$(mktemp -d)
-failed_file="$work/failed_stages"
-: > "$failed_file"
 serve() {  # cap in seconds, then routing flags: every run of the study served at every batch
   local cap=$1
   shift
@@ -59,10 +57,4 @@ serve() {  # cap in seconds, then routing flags: every run of the study served a
   stage summary "$PYTHON" scripts/serve_summary.py "$work/campaign" "$out" "$failed_file" ${DEMO_TINY:+--dry-run}
 } 2>&1 | tee "$out/serve.txt"
 tar -czf "$out/serve_runs.tar.gz" -C "$work" --exclude weights.npz campaign 2>/dev/null
-status=0
-if [ -s "$failed_file" ]; then
-  echo "FAILED stages: $(paste -sd ';' "$failed_file")" | tee -a "$out/serve.txt"
-  status=1
-fi
-rm -rf "$work"
-exit "$status"
+finish "$out/serve.txt"

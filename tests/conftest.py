@@ -161,6 +161,17 @@ def with_env(extra: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **extra}
 
 
+def dry_run(script: str, out: Path, timeout: int, **env: str):
+    """scripts/<script> run as its dry run (DEMO_TINY=1) into `out`, with this interpreter unless PYTHON is given:
+    the finished process (stdout and stderr captured)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(["bash", f"scripts/{script}"], cwd=root, capture_output=True, text=True, timeout=timeout,
+                          env=with_env({"DEMO_TINY": "1", "OUT": str(out), "PYTHON": sys.executable, **env}))
+
+
 def free_port() -> int:
     import socket
 

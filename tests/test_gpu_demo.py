@@ -5,12 +5,11 @@ summary parses, so that the script cannot rot while no GPU is lent."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import with_env
+from conftest import dry_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,8 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.e2e
 def test_the_gpu_demo_dry_run_runs_every_stage_and_writes_every_file(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run(["bash", "scripts/gpu_demo.sh"], cwd=ROOT, capture_output=True, text=True, timeout=400,
-                          env=with_env({"DEMO_TINY": "1", "OUT": str(out), "PYTHON": sys.executable}))
+    proc = dry_run("gpu_demo.sh", out, 400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "summary.txt").read_text().startswith("every stage ran\n")
     files = sorted(p.name for p in out.iterdir())
@@ -57,8 +55,7 @@ def test_a_demo_whose_stages_fail_says_so_and_exits_1(tmp_path):
     fake.write_text(f"#!/bin/sh\nexec {sys.executable} -I -S \"$@\"\n")  # no site-packages: no jax, no numpy
     fake.chmod(0o755)
     out = tmp_path / "out"
-    proc = subprocess.run(["bash", "scripts/gpu_demo.sh"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env=with_env({"DEMO_TINY": "1", "OUT": str(out), "PYTHON": str(fake), "DEMO_SECONDS": "60"}))
+    proc = dry_run("gpu_demo.sh", out, 120, PYTHON=str(fake), DEMO_SECONDS="60")
     assert proc.returncode == 1, proc.stdout[-2000:]
     log = (out / "demo.txt").read_text()
     assert "!! stage machine FAILED" in log and "!! stage step FAILED" in log

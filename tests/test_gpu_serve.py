@@ -5,21 +5,15 @@ while no GPU is lent. (A file of its own, so that the suite's two workers run it
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import with_env
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import dry_run
 
 
 @pytest.mark.e2e
 def test_the_serving_demo_dry_run_trains_serves_both_routings_and_summarises(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run(["bash", "scripts/gpu_serve.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env=with_env({"DEMO_TINY": "1", "OUT": str(out), "PYTHON": sys.executable}))
+    proc = dry_run("gpu_serve.sh", out, 300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["serve.txt", "serve_runs.tar.gz", "serve_summary.json",
                                                      "serve_summary.txt"]
