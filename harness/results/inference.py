@@ -14,6 +14,7 @@ Load, compilation and warm-up are init, metered apart, as in training.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -170,14 +171,23 @@ def serving_study(r: InferenceRecord) -> tuple[Path | None, dict[str, Any]]:
         return None, {}
     for study in (folder.parent.parent, folder.parent):
         f = study / "inference.json"
-        try:
-            data = json.loads(f.read_text()) if f.is_file() else {}
-        except (OSError, ValueError):
-            continue
-        listed = {str((study / rel).resolve()) for rel in (data.get("done") or {}).values()}
-        if str(folder.resolve()) in listed:
-            return study, data
+        if f.is_file():
+            data, listed = _study_listing(str(f), f.stat().st_mtime_ns)
+            if str(folder.resolve()) in listed:
+                return study, data
     return None, {}
+
+
+@functools.lru_cache(maxsize=64)
+def _study_listing(path: str, mtime_ns: int) -> tuple[dict[str, Any], frozenset[str]]:
+    """An inference.json read once per version (`mtime_ns` in the key: a study still serving rewrites it), and the
+    record folders it lists, resolved: a report of many records reads each study's file once."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}, frozenset()
+    study = Path(path).parent
+    return data, frozenset(str((study / rel).resolve()) for rel in (data.get("done") or {}).values())
 
 
 @dataclass(frozen=True, kw_only=True)
