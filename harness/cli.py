@@ -102,16 +102,41 @@ def _serving_options(args: argparse.Namespace, **more):
                         metering=metering, **more)
 
 
+def _meter_help() -> str:
+    from harness.meters import BACKENDS
+
+    return f"comma-separated: auto (the best available) | {' | '.join(BACKENDS)}; named meters are required (fake " \
+           "is for tests)"
+
+
 def _meter_args(p: argparse.ArgumentParser, choose: bool = True) -> None:
-    """--meter and every backend's own flags, from the one registry (harness/meters/registry.py)."""
-    from harness.meters import BACKENDS, meter_flags
+    """--meter and our backends' own flags, from the one registry (harness/meters/registry.py); plugin meters'
+    flags are added last (_plugin_flags)."""
+    from harness.meters import meter_flags
 
     if choose:
-        p.add_argument("--meter", default="auto",
-                       help=f"comma-separated: auto (the best available) | {' | '.join(BACKENDS)}; named meters are "
-                            "required (fake is for tests)")
-    for option in meter_flags():
+        p.add_argument("--meter", default="auto", help=_meter_help())
+    for option in meter_flags(plugin=False):
         p.add_argument(option.flag, dest=f"meter_{option.name}", type=option.type, help=option.help)
+    p.metered = True  # _build_parser gives the parsers marked so the plugin meters' flags
+
+
+def _plugin_flags(parsers: list[argparse.ArgumentParser]) -> None:
+    """Plugin meters' flags on every command that meters, once each has all of its own: a plugin whose flag one
+    of them already takes is withdrawn (`harness meters` names it) instead of breaking every command."""
+    from harness.meters.registry import OPTIONS, meter_flags, withdraw
+
+    ours = {s for p in parsers for a in p._actions for s in a.option_strings}  # argparse lists them nowhere public
+    clashes = [o for o in meter_flags(plugin=True) if o.flag in ours]
+    for option in clashes:
+        if option.name in OPTIONS:
+            withdraw(OPTIONS[option.name][1], f"its flag {option.flag} is one of harness's own")
+    for option in meter_flags(plugin=True):
+        for p in parsers:
+            p.add_argument(option.flag, dest=f"meter_{option.name}", type=option.type, help=option.help)
+    if clashes:  # --meter's help named the plugins withdrawn
+        for action in (a for p in parsers for a in p._actions if a.dest == "meter"):
+            action.help = _meter_help()
 
 
 def _meter_options(args: argparse.Namespace) -> dict:
@@ -122,10 +147,11 @@ def _meter_options(args: argparse.Namespace) -> dict:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="harness", description="Energy benchmark harness for ML training.")
+    parser = _Parser(prog="harness", description="Energy benchmark harness for ML training and serving.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add, _handler in _COMMANDS.values():  # each declares its own subparser, named as its key
         add(sub)
+    _plugin_flags([p for p in sub.choices.values() if getattr(p, "metered", False)])
     return parser
 
 
@@ -343,6 +369,12 @@ def _run_options(args: argparse.Namespace):
         steps_per_dispatch=args.steps_per_dispatch, keep_weights=not args.no_weights)
 
 
+def _loadgen_log_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--loadgen-log-dir", metavar="DIR",
+                   help=f"also write {what} into DIR when done (mlperf_log_detail.txt, mlperf_log_summary.txt): the "
+                        "folder MLPerf Power's power_client names with -L")
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     from harness.runner.cluster import LOST_AFTER_S
 
@@ -363,6 +395,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     _sample_arg(p)
     p.add_argument("--no-progress", action="store_true", help="no live display")
     _weights_arg(p)
+    _loadgen_log_arg(p, "the timed window as LoadGen's power_begin..power_end")
     p.add_argument("--allow-cpu", action="store_true",
                    help="run a workload sized for an accelerator (dense-base, switch-base) on the CPU anyway")
     _mesh_arg(p)
@@ -376,12 +409,20 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
+    from pathlib import Path
+
     from harness.report.summary import plan_lines, run_summary
     from harness.results.schema import Status
     from harness.runner.execute import PeerLost, RunAborted, execute, leave_now
     from harness.runner.plan import plan
 
     opts = _run_options(args)
+    if args.loadgen_log_dir is not None:  # refused now, not after the training
+        from harness.results.files import check_writable
+
+        if args.runs != 1:
+            raise UsageError("--loadgen-log-dir takes one run (MLPerf Power's client measures one); give --runs 1")
+        check_writable(Path(args.loadgen_log_dir), "--loadgen-log-dir")
     if args.runs != 1:
         return _run_set(args, opts, console)
     p = plan(opts)
@@ -405,6 +446,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     for line in (*record.energy.warnings, *record.energy.flags):
         console.print(f"  warning: {line}", highlight=False, style="yellow")
     _say_missing(console, record)
+    if args.loadgen_log_dir is not None:
+        from harness.mlperf.loadgen_logs import write_window_logs
+
+        write_window_logs(record, Path(args.loadgen_log_dir))
     return run_exit_code(record)
 
 
@@ -545,13 +590,18 @@ def _meters(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         return _emit(args, console, rows, list)
     console.print(meters_table(rows))
+    for r in rows:  # plugins that did not load: one line each, and the command still succeeds
+        if not r["loaded"]:
+            console.print(r["reason"], highlight=False, soft_wrap=True)
     return 0
 
 
 def _add_import_power(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import-power", help="attach a PTDaemon-style node power log to a finished run")
-    p.add_argument("run_dir", help="run directory (holds result.json)")
-    p.add_argument("log", help="power log: lines 'Time,<MM-DD-YYYY HH:MM:SS.fff or unix s>,Watts,<W>,...'")
+    p = sub.add_parser("import-power", help="attach a node power log, or an MLPerf Power session, to a finished "
+                                            "run or inference record")
+    p.add_argument("run_dir", help="run or inference record directory (holds result.json)")
+    p.add_argument("log", help="power log: lines 'Time,<MM-DD-YYYY HH:MM:SS.fff or unix s>,Watts,<W>,...'; or the "
+                               "session folder power-dev's power_client wrote (power/, ranging/, run_1/)")
     p.add_argument("--utc-offset", type=float, default=0.0,
                    help="hours the log's clock is ahead of UTC, for date-form timestamps (default 0)")
 
@@ -560,9 +610,9 @@ def _import_power(args: argparse.Namespace, console: Console) -> int:
     from pathlib import Path
 
     from harness.report.summary import import_lines
-    from harness.runner.power_import import import_power_log
+    from harness.runner.power_import import import_power
 
-    record = import_power_log(Path(args.run_dir), Path(args.log), args.utc_offset)
+    record = import_power(Path(args.run_dir), Path(args.log), args.utc_offset)
     _say(console, import_lines(record))
     return 0
 
@@ -801,6 +851,7 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); else sampled")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--no-accuracy", action="store_true", help="skip LoadGen's AccuracyOnly pass")
+    _loadgen_log_arg(p, "LoadGen's logs of the performance run")
     _output_arg(p)
     _carbon_args(p)
     _meter_args(p)
@@ -817,7 +868,8 @@ def _infer(args: argparse.Namespace, console: Console) -> int:
         args, run_dir=args.run_dir, batch=args.batch, min_queries=args.min_queries, target_qps=args.target_qps,
         latency_ms=args.latency_ms, ttft_ms=args.ttft_ms, tpot_ms=args.tpot_ms, max_wait_ms=args.max_wait_ms,
         samples_per_query=args.samples_per_query, user_conf=args.user_conf, temperature=args.temperature,
-        seed=args.seed, accuracy=not args.no_accuracy, output_dir=args.output_dir)
+        seed=args.seed, accuracy=not args.no_accuracy, output_dir=args.output_dir,
+        loadgen_log_dir=args.loadgen_log_dir)
     out, record = infer(opts)
     _emit(args, console, to_json(record), lambda: infer_lines(record, str(out / "result.json")))
     _say_missing(console, record)

@@ -28,6 +28,7 @@ from typing import Any
 
 from harness import carbon, meters
 from harness.errors import UsageError
+from harness.meters.registry import recorded_params
 from harness.meters.window import measure_window
 from harness.results.files import write_csv, write_json
 from harness.session import DEFAULT_SAMPLE_HZ, Metering, accelerators
@@ -186,7 +187,7 @@ class EnergyMonitor:
             write_csv(self.output_dir / "power.csv", rows, list(rows[0]) if rows else None)
             write_json(self.output_dir / "windows.json", {
                 "schema": "harness.windows/1", "created_unix_s": time.time(),
-                "meters": [m.params() for m in self.meters], "unavailable": self.unavailable,
+                "meters": [recorded_params(m) for m in self.meters], "unavailable": self.unavailable,
                 "windows": [m.to_dict() for m in self.measurements]})
         return self.measurements
 

@@ -66,11 +66,11 @@ def local_accelerators(devices: Iterable[Any], process: int) -> list[Accelerator
 
 def accelerators(framework: str | None) -> list[Accelerator]:
     """The accelerators this process meters: a framework's local ones, or without a framework every NVIDIA GPU
-    that NVML sees (CUDA_VISIBLE_DEVICES applied)."""
+    that NVML sees (CUDA_VISIBLE_DEVICES applied) and every AMD GPU that AMD SMI sees (as HIP would number them)."""
     if framework is None:
-        from harness.meters.nvml import visible_gpus
+        from harness.meters import amdsmi, nvml
 
-        return visible_gpus()
+        return nvml.visible_gpus() + amdsmi.visible_gpus()
     from workloads.trainers import runtime
 
     rt = runtime(framework)

@@ -22,7 +22,7 @@ VOCAB: dict[str, list[tuple[str, list[str]]]] = {
             ("--data", PATHS), ("--cpu-tdp", NUMBERS), ("--tpu-watts", NUMBERS),
             # Never all three valid at once: a real coordinator would wait for peers that never come.
             ("--num-processes", NUMBERS), ("--process-id", NUMBERS), ("--coordinator", ["nohost", ":", "a:b"]),
-            ("--peer-timeout", NUMBERS), ("--meter-command", ["", "false"])],
+            ("--peer-timeout", NUMBERS), ("--meter-command", ["", "false"]), ("--loadgen-log-dir", PATHS)],
     "study": [("--workloads", ["dense-tiny,switch-tiny", "nope", "", "dense-tiny"]), ("--seeds", NUMBERS),
               ("--corpus", ["default", "x"]), ("--sweep", ["experts=", "experts=2,x", "layers=2"]),
               ("--frameworks", ["jax,mxnet", "", "jax"]), ("--resume", PATHS), ("--output-dir", PATHS),

@@ -186,3 +186,21 @@ def test_claim_sets_need_the_benchmarks_required_runs():
     side = [closed("switch-small", seed=s, run_id=f"s{s}", steps=2000 + 100 * s) for s in range(3)]
     rules = {r.name: r for r in check_rules({"subject": side}, None, False, {})}
     assert not rules["runs"].passed and "a set needs 5 (subject)" in rules["runs"].detail
+
+
+def test_a_record_names_our_version_never_the_index_harness(monkeypatch):
+    """The index's "harness" is another project; a record's packages["harness"] is our distribution's version."""
+    import importlib.metadata
+
+    from harness import DISTRIBUTION
+    from harness.results import environment
+
+    versions = {DISTRIBUTION: "0.1.0", "harness": "9.9.9-someone-else"}
+
+    def version(name):
+        if name in versions:
+            return versions[name]
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(environment.importlib.metadata, "version", version)
+    assert environment.software()["packages"]["harness"] == "0.1.0"

@@ -40,9 +40,35 @@ def test_a_run_keeps_its_weights_with_their_hash(switch_tiny_run):
 
 @pytest.fixture(scope="module")
 def scenarios(switch_tiny_run, tmp_path_factory) -> dict[str, tuple[int, Path]]:
-    """Each scenario served once from the session's switch-tiny run (half a second each): exit code and folder."""
+    """Each scenario served once from the session's switch-tiny run (half a second each): exit code and folder.
+    Offline and then Server are served as MLPerf Power's client runs its workload twice: a shell command with nothing
+    on stdin and no terminal, both into one --output-dir, LoadGen's logs where its -L says."""
+    import shlex
+    import subprocess
+    import sys
+
     out = tmp_path_factory.mktemp("scenarios")
-    return {s: infer(switch_tiny_run, out / s, "--scenario", s) for s in SCENARIOS}
+    shared, logs = out / "power-client", ["--loadgen-log-dir", str(out / "L")]
+    command = [sys.executable, "-m", "harness.cli", "infer", str(switch_tiny_run), "--output-dir", str(shared), *SHORT,
+               *logs]
+    proc = subprocess.run(shlex.join(command), shell=True, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode in (0, 1), proc.stderr
+    made = {"offline": (proc.returncode, only_run_dir(shared))}
+    made["server"] = infer(switch_tiny_run, shared, "--scenario", "server", *logs)
+    return made | {s: infer(switch_tiny_run, out / s, "--scenario", s) for s in SCENARIOS if s not in made}
+
+
+def test_served_as_mlperf_powers_client_runs_it(scenarios):
+    """Two runs into one --output-dir leave two records; the -L folder holds the last one's LoadGen logs, byte for
+    byte (the client copies them after each run), and nothing of its accuracy pass."""
+    (_, offline), (_, server) = scenarios["offline"], scenarios["server"]
+    assert offline.parent == server.parent and len(list(server.parent.glob("*/result.json"))) == 2
+    logs = server.parent.parent / "L"
+    assert sorted(p.name for p in logs.iterdir()) == ["mlperf_log_detail.txt", "mlperf_log_summary.txt"]
+    r = read_record(server)
+    for name in ("mlperf_log_detail.txt", "mlperf_log_summary.txt"):
+        assert sha256_file(logs / name) == r.files[name]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -218,9 +244,16 @@ def test_ctrl_c_during_the_test_leaves_an_aborted_record(switch_tiny_run, tmp_pa
     import time
 
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "infer", str(switch_tiny_run), "--output-dir",
-                             str(out), "--meter", "fake", "--duration-ms", "60000", "--samples", "16", "--batch", "4",
-                             "--scenario", "server"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A suite started in the background (`pytest &`) ignores SIGINT, and a child inherits an ignored signal: give
+    # the child Ctrl-C back, as a terminal's foreground job has it (a handler, unlike SIG_IGN, is reset by exec).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "infer", str(switch_tiny_run), "--output-dir",
+                                 str(out), "--meter", "fake", "--duration-ms", "60000", "--samples", "16", "--batch",
+                                 "4", "--scenario", "server"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 120
     while not list(out.glob("*/result.json")) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -20,10 +20,11 @@ from harness.results.files import sha256_file
 def test_meters_json_on_this_machine_shows_only_the_modelled_cpu(capsys):
     assert main(["meters", "--json"]) == 0
     rows = {r["backend"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == {"nvml", "rapl", "tpu-model", "cpu-model", "external", "fake"}
+    assert set(rows) == {"nvml", "amdsmi", "rapl", "tpu-model", "cpu-model", "external", "fake"}
     assert rows["cpu-model"]["available"] and rows["cpu-model"]["used_by_auto"]
     assert rows["cpu-model"]["basis"] == "modelled"
     assert not rows["nvml"]["available"] and rows["nvml"]["reason"].startswith("NVML: ")
+    assert not rows["amdsmi"]["available"] and rows["amdsmi"]["reason"].startswith("AMD SMI: no AMD GPU")
     assert not rows["tpu-model"]["available"] and "no TPU" in rows["tpu-model"]["reason"]
     assert not rows["external"]["available"] and "--meter-command" in rows["external"]["reason"]
     assert not rows["fake"]["used_by_auto"]
@@ -35,7 +36,7 @@ def test_meters_json_on_this_machine_shows_only_the_modelled_cpu(capsys):
 def test_meters_table_names_every_backend(capsys):
     assert main(["meters"]) == 0
     out = capsys.readouterr().out
-    for name in ("nvml", "rapl", "tpu-model", "cpu-model", "external", "fake"):
+    for name in ("nvml", "amdsmi", "rapl", "tpu-model", "cpu-model", "external", "fake"):
         assert name in out
 
 
@@ -93,8 +94,20 @@ def test_run_with_a_live_external_node_meter(tmp_path, capsys):
 def fake_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     assert main(["run", "--workload", "switch-tiny", "--max-steps", "30", "--meter", "fake", "--output-dir",
-                 str(out), "--no-progress"]) in (0, 1)
+                 str(out), "--no-progress", "--loadgen-log-dir", str(out.parent / f"{out.name}-L")]) in (0, 1)
     return only_run_dir(out)
+
+
+@pytest.mark.e2e
+def test_a_run_leaves_its_timed_window_where_mlperf_powers_client_looks(fake_run):
+    from harness.infer.loadgen import loadgen_time, read_detail
+
+    logs = fake_run.parent.parent / f"{fake_run.parent.name}-L"
+    detail = read_detail(logs / "mlperf_log_detail.txt")
+    marks = json.loads((fake_run / "result.json").read_text())["timing"]["marks_unix_s"]
+    begin, end = loadgen_time(detail["power_begin"]), loadgen_time(detail["power_end"])
+    assert 0 <= marks["run_start"] - begin < 1e-3 and 0 <= end - marks["run_stop"] < 1e-3
+    assert (logs / "mlperf_log_summary.txt").is_file()
 
 
 def _ptd_log(path: Path, start: float, stop: float, watts: float, utc_offset_h: float = 0.0) -> Path:

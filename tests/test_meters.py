@@ -368,7 +368,7 @@ def test_sampler_real_thread_smoke() -> None:
 
 
 def test_backends_order() -> None:
-    assert list(BACKENDS) == ["nvml", "rapl", "tpu-model", "cpu-model", "external", "fake"]
+    assert list(BACKENDS) == ["nvml", "amdsmi", "rapl", "tpu-model", "cpu-model", "external", "fake"]
 
 
 @pytest.mark.skipif(Path("/sys/class/powercap").exists(), reason="this machine has RAPL")

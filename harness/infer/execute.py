@@ -34,6 +34,7 @@ from harness.infer.record import START, STOP, RecordBuilder, write_record
 from harness.infer.sut import DecoderSUT
 from harness.infer.trained import load_run, prompts_and_truth, served_routing
 from harness.meters.contention import cpu_snapshot
+from harness.mlperf.loadgen_logs import export_loadgen_logs
 from harness.results.inference import InferenceRecord
 from harness.results.schema import Status
 from harness.results.writer import RecordFiles, new_folder
@@ -123,8 +124,10 @@ def infer(o: InferOptions) -> tuple[Path, InferenceRecord]:
             mark("failed")
     signal.signal(signal.SIGTERM, previous)
     sampler.stop()
-    # 5. record: whatever was reached, with LoadGen's files
+    # 5. record: whatever was reached, with LoadGen's files (and a copy where MLPerf Power's client looks for them)
     record = write_record(files, build)
+    if o.loadgen_log_dir is not None and state["verdict"] is not None:
+        export_loadgen_logs(out, Path(o.loadgen_log_dir))
     if state["status"] == Status.ABORTED:
         print(f"harness: aborted; the record so far: {out / 'result.json'}", file=sys.stderr)
         sys.stdout.flush()

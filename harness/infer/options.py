@@ -40,6 +40,8 @@ class InferOptions:
     capacity_factor: float | None = None  # capacity routing: slots per expert over tokens per expert; None: the spec's
     accuracy: bool = True
     output_dir: str = "results"
+    # Where MLPerf Power's client (its -L) finds LoadGen's logs of the performance run, written there when done.
+    loadgen_log_dir: str | None = None
     metering: Metering = field(default_factory=Metering)
 
 
@@ -76,6 +78,8 @@ def check(o: InferOptions) -> None:
     lgx.loadgen()
     o.metering.check()
     check_writable(Path(o.output_dir), "--output-dir")
+    if o.loadgen_log_dir is not None:
+        check_writable(Path(o.loadgen_log_dir), "--loadgen-log-dir")
 
 
 def buckets(batch: int) -> list[int]:

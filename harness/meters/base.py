@@ -80,6 +80,12 @@ class Meter(abc.ABC):
         """The meter for this request and these accelerators; MeterUnavailable, with the reason, if none."""
 
     @classmethod
+    def covers(cls, accel: Accelerator) -> bool:
+        """Whether this backend meters that accelerator: by platform, unless a backend knows better (NVML and AMD
+        SMI share "gpu", and each meters only its vendor's cards)."""
+        return accel.platform in cls.platforms
+
+    @classmethod
     def probe(cls, req: MeterRequest, accels: list[Accelerator]) -> Availability:
         """Whether this backend works here, always with a reason; what it holds is released again."""
         try:
@@ -87,7 +93,8 @@ class Meter(abc.ABC):
         except MeterUnavailable as e:
             return Availability(False, str(e))
         try:
-            return Availability(True, meter.ready())
+            problem = method_problem(meter)
+            return Availability(False, problem) if problem else Availability(True, meter.ready())
         finally:
             meter.stop()
 
@@ -133,6 +140,18 @@ class Meter(abc.ABC):
     def unmeasured_s(self, start_unix_s: float, stop_unix_s: float) -> float:
         """Seconds of [start, stop] that no real reading backs (bridged by interpolation), for coverage."""
         return 0.0
+
+
+def method_problem(meter: Meter) -> str | None:
+    """Why a meter's method label does not say how its figures are obtained ("measured:<how>" or
+    "modelled:<how>"; "fake:" for the synthetic test meter alone), or None when it does."""
+    method = getattr(meter, "method", None)
+    kinds = ("measured", "modelled", *(("fake",) if meter.part == "synthetic" else ()))
+    kind, _, how = method.partition(":") if isinstance(method, str) else ("", "", "")
+    if kind in kinds and how.strip():
+        return None
+    return f"{meter.name}: method label {method!r} must say how its figures are obtained: 'measured:<how>' or " \
+           "'modelled:<how>'"
 
 
 def run_periodically(hz: float, clock: Callable[[], float], stop: threading.Event, tick: Callable[[], Any]) -> None:

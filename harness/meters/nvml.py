@@ -211,9 +211,16 @@ class NvmlMeter(Meter):
         return _field_number(value) / 1000.0  # milliwatts
 
     @classmethod
+    def covers(cls, accel: Accelerator) -> bool:
+        # An AMD card is AMD SMI's (harness/meters/amdsmi.py); a GPU whose name names no vendor stays NVML's.
+        return accel.platform in cls.platforms and accel.vendor != "amd"
+
+    @classmethod
     def from_request(cls, req: MeterRequest, accels: list[Accelerator]) -> NvmlMeter:
-        gpus = [a.index for a in accels if a.platform in ("gpu", "cuda")]
+        gpus = [a.index for a in accels if cls.covers(a)]
         if not gpus:
+            if any(a.vendor == "amd" for a in accels):
+                raise MeterUnavailable("NVML: no NVIDIA GPU among the run's devices (its AMD GPUs are amdsmi's)")
             platforms = sorted({a.platform for a in accels}) or ["cpu"]
             raise MeterUnavailable(f"NVML: no GPU among the run's devices (backend {', '.join(platforms)})")
         availability = cls.check(gpus, nvml=req.option("nvml"))

@@ -8,15 +8,21 @@ substituted silently. The external node meter is only used when asked for, becau
 
 from __future__ import annotations
 
-from harness.meters.base import Availability, Meter, MeterUnavailable
-from harness.meters.registry import BACKENDS, Accelerator, MeterRequest, MeterSelectionError
+from harness.meters.base import Availability, Meter, MeterUnavailable, method_problem
+from harness.meters.plugins import one_line
+from harness.meters.registry import BACKENDS, REJECTED, Accelerator, MeterRequest, MeterSelectionError, is_plugin
 
 HOST_LEVEL_PARTS = ("cpu", "node", "synthetic")  # read by one process per physical host
 
 
 def probe(name: str, req: MeterRequest, accels: list[Accelerator]) -> Availability:
     """Can backend `name` meter this run? Never raises for 'not here'; the reason says why."""
-    return BACKENDS[name].probe(req, accels)
+    if not is_plugin(name):
+        return BACKENDS[name].probe(req, accels)
+    try:
+        return BACKENDS[name].probe(req, accels)
+    except Exception as e:  # a third party's failure makes its meter unavailable, not the command fail
+        return Availability(False, f"{name}: probe failed: {one_line(e)}")
 
 
 def select_meters(req: MeterRequest, accels: list[Accelerator]) -> tuple[list[Meter], list[dict[str, str]]]:
@@ -57,10 +63,16 @@ def select_meters(req: MeterRequest, accels: list[Accelerator]) -> tuple[list[Me
     meters: list[Meter] = []
     for name in chosen:
         try:
-            meters.append(BACKENDS[name].from_request(req, accels))
+            meter = BACKENDS[name].from_request(req, accels)
         except (MeterUnavailable, Exception) as e:  # a probe passed but setup failed: required meters must not vanish
             raise MeterSelectionError(f"--meter {name}: probe passed but setup failed: {e}") from e
+        problem = method_problem(meter)  # every figure must say how it was obtained, a plugin's too
+        if problem:
+            meter.stop()
+            raise MeterSelectionError(f"--meter {name}: {problem}")
+        meters.append(meter)
     unused = [{"name": n, "reason": _why_not(n, req, chosen, checked)} for n in BACKENDS if n not in chosen]
+    unused += [{"name": r.name, "reason": r.line()} for r in REJECTED]
     _declare_unmetered(meters, accels, unused, checked)
     return meters, unused
 
@@ -81,13 +93,13 @@ def _why_not(name: str, req: MeterRequest, chosen: list[str], checked: dict[str,
 def _declare_unmetered(meters: list[Meter], accels: list[Accelerator], unused: list[dict[str, str]],
                        checked: dict[str, Availability]) -> None:
     """An accelerator no meter sees must be named, so the CPU figure cannot pass for the whole run."""
-    used = {m.name for m in meters} | {m.scope for m in meters}
-    if "node" in used:
+    if any(m.scope == "node" for m in meters):
         return  # a node-level meter includes every accelerator
-    for platform in sorted({a.platform for a in accels} - {"cpu"}):
-        meter = next((name for name, backend in BACKENDS.items() if platform in backend.platforms), None)
-        if meter in used:
-            continue
-        why = checked[meter].reason if meter in checked else "no meter for this platform"
+    # Per device, not per platform: NVML and AMD SMI share "gpu", each covering its own vendor's cards.
+    unmetered = [a for a in accels if a.platform != "cpu" and not any(type(m).covers(a) for m in meters)]
+    for platform in sorted({a.platform for a in unmetered}):
+        devices = [a for a in unmetered if a.platform == platform]
+        owners = [name for name, backend in BACKENDS.items() if any(backend.covers(a) for a in devices)]
+        why = "; ".join(checked[n].reason for n in owners if n in checked) or "no meter for this platform"
         unused.append({"name": f"{platform}-energy", "reason": f"{platform.upper()} energy NOT metered ({why}); "
                        "energy covers the metered components only"})

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from harness.meters.base import Meter
+from harness.meters.registry import recorded_params
 from harness.meters.sampler import Sampler
 
 # Sampler gaps longer than this are listed in the result: a power trace and a gauge integral cannot see
@@ -32,7 +33,7 @@ def session_facts(sampler: Sampler, meters: list[Meter]) -> dict[str, Any]:
     """What a record says of its meters besides their energy: each component's method, the meters' warnings
     and parameters, and how the sampler kept up."""
     return {"methods": {f"{m.name}/{c}": m.method for m in meters for c in m.components()},
-            "warnings": [w for m in meters for w in m.warnings()], "meters": [m.params() for m in meters],
+            "warnings": [w for m in meters for w in m.warnings()], "meters": [recorded_params(m) for m in meters],
             "sampler": {"target_hz": sampler.hz, "achieved_hz": sampler.achieved_hz(), "samples": len(sampler.times),
                         "errors": [asdict(e) for e in sampler.errors], "gaps_over_2s": sampler.gaps(GAP_S)}}
 

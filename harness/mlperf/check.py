@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.infer.loadgen import LOG_FILES
 from harness.mlperf.compliance import check_log, read_log
-from harness.mlperf.package import MANIFEST
+from harness.mlperf.package import MANIFEST, has_session, session_file
 from harness.mlperf.rcp import rcp_test
 from harness.mlperf.system_desc import check_system_desc
 from harness.results.files import sha256_file
@@ -20,6 +20,7 @@ from harness.results.identity import group
 from harness.results.inference import InferenceRecord
 from harness.results.reader import load, read_json, read_record, tampered_files
 from harness.results.schema import CommandRecord, Record, RunRecord
+from harness.runner.power_import import SESSION_COPY, attached_session_problems
 
 MAX_GAP_S = 2.0
 MIN_HZ = 1.0
@@ -137,19 +138,22 @@ def check_run_or_set(path: Path, notes: list[str] | None = None) -> list[str]:
 
     from harness.mlperf.package import build_package
 
+    session: list[str] = []
     if (path / "result.json").is_file():
         record = read_record(path)
         if isinstance(record, CommandRecord):
             return check_command(record, path)
         if isinstance(record, InferenceRecord):
             return check_inference(record, path, notes)
+        if (record.energy.external_import or {}).get("session"):  # a run's session, checked in its folder (its
+            session = _session(record, path / SESSION_COPY, notes)  # copy's hashes: as the run's other files)
     with tempfile.TemporaryDirectory(prefix="harness-check-") as tmp:
         root = build_package([path], Path(tmp), "check", "this-system")
         found: list[str] = []
         problems = check_package(root, found)
         if notes is not None:  # the notes name the run or set, not the temporary package's insides
             notes += [f"{path}: {n.split(': ', 1)[-1]}" for n in found]
-        return [p.replace(str(root), f"{path} (as packaged)") for p in problems]
+        return session + [p.replace(str(root), f"{path} (as packaged)") for p in problems]
 
 
 def check_command(record: CommandRecord, folder: Path) -> list[str]:
@@ -195,6 +199,8 @@ def check_inference(record: InferenceRecord, folder: Path, notes: list[str] | No
     elif not (begin - LOADGEN_STAMP_S <= start < stop <= end + LOADGEN_STAMP_S):
         problems.append(f"{result_json}: the energy window {start:.3f}..{stop:.3f} is not inside LoadGen's power "
                         f"window {begin:.3f}..{end:.3f}")
+    if folder is not None and has_session(record):  # in a run folder: its copy; a package checks its own layout
+        problems += _session(record, folder / SESSION_COPY, notes)
     if lg.below_mlperf_duration and notes is not None:
         seconds = (lg.effective_min_duration_ms or 0) / 1e3
         notes.append(f"{folder or result_json}: minimum duration {seconds:g} s, below MLPerf Inference's 600 s: a "
@@ -215,12 +221,34 @@ def check_packaged_inference(path: Path, notes: list[str] | None = None) -> list
         for name in LOG_FILES:
             recorded = record.files.get(prefix + name)
             packaged = scenario / sub / f"run_{i}" / name
-            if recorded is None:
-                continue
-            if not packaged.is_file():
-                problems.append(f"{packaged}: missing (the record lists it)")
-            elif sha256_file(packaged) != recorded:
-                problems.append(f"{packaged}: sha256 differs from the record's")
+            if recorded is not None:
+                problems += _as_recorded(packaged, recorded)
+    if has_session(record):  # its session's files where MLPerf Inference puts them, checked again there
+        performance = scenario / "performance"
+        if i != "1":
+            return problems + [f"{path}: a record with an MLPerf Power session packaged as run_{i}, not run_1"]
+        for name, recorded in record.files.items():
+            packaged = session_file(name, performance)
+            if packaged is not None:
+                problems += _as_recorded(packaged, recorded)
+        problems += _session(record, performance, notes)
+    return problems
+
+
+def _as_recorded(packaged: Path, recorded_sha256: str) -> list[str]:
+    """A packaged copy of a file the record hashed: present, and the same bytes."""
+    if not packaged.is_file():
+        return [f"{packaged}: missing (the record lists it)"]
+    if sha256_file(packaged) != recorded_sha256:
+        return [f"{packaged}: sha256 differs from the record's"]
+    return []
+
+
+def _session(record: Record, session_dir: Path, notes: list[str] | None) -> list[str]:
+    """An attached MLPerf Power session checked again where it lies (harness/runner/power_import.py)."""
+    problems, said = attached_session_problems(record, session_dir)
+    if notes is not None:
+        notes += said
     return problems
 
 

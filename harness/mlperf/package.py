@@ -7,6 +7,8 @@
     <org>/results/<system>/<workload>/harness/power_<i>.csv      the power trace it was computed from
     <org>/inference/results/<system>/<workload>/<Scenario>/performance/run_<i>/  LoadGen's logs of a harness infer
     <org>/inference/results/<system>/<workload>/<Scenario>/accuracy/run_<i>/     its AccuracyOnly pass
+    <org>/inference/results/<system>/<workload>/<Scenario>/performance/power/, ranging/, run_1/spl.txt
+                                            an attached MLPerf Power session (harness import-power), as MLPerf lays it
     <org>/inference/results/<system>/<workload>/<Scenario>/harness/result_<i>.json, power_<i>.csv
     <org>/harness_manifest.json                                  sha256 of every file above
 
@@ -33,6 +35,7 @@ from harness.results.files import atomic_write_text, read_stored, sha256_file, s
 from harness.results.inference import InferenceRecord
 from harness.results.reader import read_record, runs_only
 from harness.results.schema import RunRecord
+from harness.runner.power_import import SESSION_COPY
 
 MANIFEST = "harness_manifest.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -114,13 +117,22 @@ def build_package(paths: list[Path], out: Path, org: str, system: str, status: s
 
 def _package_inference(served: list[tuple[Path, InferenceRecord]], base: Path) -> None:
     """Each inference record's LoadGen logs in MLPerf Inference's places, our record and power trace beside them;
-    several records of one benchmark and scenario (a batch sweep) are run_1, run_2, ... in the order they ran."""
+    several records of one benchmark and scenario (a batch sweep) are run_1, run_2, ... in the order they ran. A
+    record with an MLPerf Power session is run_1, whatever its time (MLPerf reads power from run_1, with power/ and
+    ranging/ beside it); one scenario holds one such record."""
     groups: dict[tuple[str, str], list[tuple[Path, InferenceRecord]]] = {}
     for d, r in served:
         groups.setdefault((r.workload, LOADGEN_NAME[r.serving.scenario]), []).append((d, r))
     for (workload, scenario), members in groups.items():
         where = base / workload / scenario
-        for i, (d, _) in enumerate(sorted(members, key=lambda m: m[1].created_unix_s), 1):
+        powered = [d.name for d, r in members if has_session(r)]
+        if len(powered) > 1:
+            raise UsageError(f"{workload} {scenario}: {len(powered)} records with an MLPerf Power session "
+                             f"({', '.join(powered)}); MLPerf Inference has one power run a scenario: package one")
+        ordered = sorted(members, key=lambda m: (not has_session(m[1]), m[1].created_unix_s))
+        for i, (d, r) in enumerate(ordered, 1):
+            if has_session(r):
+                _package_session(d, where / "performance")
             copies = ((d, where / "performance" / f"run_{i}"), (d / "accuracy", where / "accuracy" / f"run_{i}"))
             for src, dest in copies:
                 for name in LOG_FILES:
@@ -131,6 +143,31 @@ def _package_inference(served: list[tuple[Path, InferenceRecord]], base: Path) -
             shutil.copyfile(d / "result.json", where / "harness" / f"result_{i}.json")
             if (d / "power.csv").is_file():
                 shutil.copyfile(d / "power.csv", where / "harness" / f"power_{i}.csv")
+
+
+def has_session(r: InferenceRecord) -> bool:
+    """Whether an MLPerf Power session is attached to the record (harness import-power with a session folder)."""
+    return bool((r.energy.external_import or {}).get("session"))
+
+
+def session_file(name: str, performance: Path, run: str = "run_1") -> Path | None:
+    """Where a record's copy of its session file (power_session/...) lies in a package: power/ and ranging/ under
+    performance/, the testing run's spl.txt and ptd_out.txt in its run folder; None for the testing run's LoadGen
+    logs, which are the record's own (laid out from the record)."""
+    parts = name.split("/")
+    if parts[0] != SESSION_COPY or len(parts) < 3:
+        return None
+    if parts[1] == "run_1":
+        return None if parts[-1] in LOG_FILES else performance.joinpath(run, *parts[2:])
+    return performance.joinpath(*parts[1:])
+
+
+def _package_session(d: Path, performance: Path) -> None:
+    for src in sorted(p for p in (d / SESSION_COPY).rglob("*") if p.is_file()):
+        dest = session_file(src.relative_to(d).as_posix(), performance)
+        if dest is not None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
 
 
 def _division_of(log: Path) -> str:

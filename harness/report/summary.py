@@ -133,6 +133,17 @@ def import_lines(r: Record) -> list[str]:
     for c in e.cross_checks:
         if c["what"] == "node vs components" and c["disagreement_pct"] is not None:
             lines.append(f"  device meters {c['b']['joules']:.1f} J = node {c['disagreement_pct']:+.1f} %")
+    session = node.get("session")
+    if session:  # an MLPerf Power session: its testing run is the figure above, the ranging run's is only shown
+        t, g = node["testing"], node["ranging"]
+        pct = node.get("testing_vs_ranging_pct")
+        lines += [f"  session {session['name']}: analyzer {session['analyzer']} on PTDaemon "
+                  f"{session['ptdaemon_version']}; MLPerf's checks that its files show passed",
+                  f"  testing run (run_1) over LoadGen's power window: {_fmt(t['mean_w'], '.2f', ' W')} mean, "
+                  f"{t['joules']:,.1f} J in {t['seconds']:.1f} s",
+                  f"  ranging run, apart (never scored): {_fmt(g['mean_w'], '.2f', ' W')} mean, {g['joules']:,.1f} J "
+                  f"in {g['seconds']:.1f} s; testing {_fmt(pct, '+.1f', ' %')} against it"]
+        lines += [f"  warning: {w}" for w in e.warnings if w.startswith("PTDaemon")]
     return lines
 
 

@@ -53,7 +53,12 @@ def meters_table(rows: list[dict[str, Any]]) -> Table:
     table = _table("energy meters on this machine", "backend", "here", "auto", "measures", "basis", "rate",
                    "why / what", fold=True)
     for r in rows:
-        table.add_row(r["backend"], "yes" if r["available"] else "no", "used" if r["used_by_auto"] else "",
+        if not r.get("loaded", True):
+            continue  # a plugin that did not load: one line under the table (harness meters)
+        origin = r.get("origin", {})
+        backend = r["backend"] if origin.get("kind", "built-in") == "built-in" else \
+            f"{r['backend']} (plugin {origin['distribution']} {origin['version']}: {origin['entry_point']})"
+        table.add_row(backend, "yes" if r["available"] else "no", "used" if r["used_by_auto"] else "",
                       r["measures"], r["basis"], r["sample_rate"], r["reason"])
     return table
 

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from harness import machine
+from harness import DISTRIBUTION, machine
 from harness.results.schema import Device, Hardware
 
 PACKAGES = ("harness", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "nvidia-ml-py", "rich", "mlperf-logging",
@@ -20,8 +20,10 @@ PACKAGES = ("harness", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "nvid
 def software() -> dict[str, Any]:
     versions = {}
     for name in PACKAGES:
+        # "harness" is our own version, read under our distribution's name: the index's "harness" is another
+        # project, which must never be reported as ours.
         try:
-            versions[name] = importlib.metadata.version(name)
+            versions[name] = importlib.metadata.version(DISTRIBUTION if name == "harness" else name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return {
