@@ -21,7 +21,7 @@
 # the command exit 1: a wasted run says so. PYTHON names the interpreter (default python3).
 # Usage on the device: bash scripts/gpu_demo.sh    (carry the wheels the image lacks in .whl/: device_env.sh)
 # Dry run on a CPU, every stage at tiny width with a fake NVML GPU (tests/fake_pynvml), ~1 minute (the control
-# stage with DEMO_TINY_CONTROL=1 only); a suite test:
+# stage with DEMO_TINY_CONTROL=1 only); a test run by .ci/run (pytest -m dryrun):
 #        DEMO_TINY=1 OUT=/tmp/demo bash scripts/gpu_demo.sh
 source "$(dirname "$0")/device_env.sh"
 scratch

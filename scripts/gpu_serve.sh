@@ -17,7 +17,7 @@
 # LoadGen's logs; no weights). A stage that fails is said where it fails, listed on the summary's first line, and
 # makes the command exit 1. PYTHON names the interpreter (default python3).
 # Usage on the device: bash scripts/gpu_serve.sh
-# Dry run on a CPU (the tiny pair, a fake NVML GPU, batch 1, half-second tests), a suite test:
+# Dry run on a CPU (the tiny pair, a fake NVML GPU, batch 1, half-second tests), run by .ci/run (-m dryrun):
 #        DEMO_TINY=1 OUT=/tmp/serve bash scripts/gpu_serve.sh
 source "$(dirname "$0")/device_env.sh"
 scratch

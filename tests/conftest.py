@@ -41,8 +41,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 # 2026-12-07), run first. `--dist loadfile` hands files out in collection order, alphabetical by default, which left
 # test_study (~50 s) to start last while the other worker sat idle; longest first keeps both busy to the end.
 SLOW_FILES = {"test_infer.py": 90, "test_mesh.py": 59, "test_multiprocess.py": 55, "test_study.py": 52,
-              "test_gpu_demo.py": 48, "test_dropless.py": 42, "test_faults.py": 40, "test_base.py": 33,
-              "test_decode.py": 32, "test_gpu_serve.py": 30, "test_cli.py": 23, "test_disk_full.py": 18,
+              "test_dropless.py": 42, "test_faults.py": 40, "test_base.py": 33,
+              "test_decode.py": 32, "test_cli.py": 23, "test_disk_full.py": 18,
               "test_dispatch.py": 17, "test_tensorflow.py": 14, "test_text.py": 14, "test_claims.py": 14}
 
 

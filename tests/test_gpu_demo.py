@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.e2e
+@pytest.mark.dryrun
 def test_the_gpu_demo_dry_run_runs_every_stage_and_writes_every_file(tmp_path):
     out = tmp_path / "out"
     proc = dry_run("gpu_demo.sh", out, 400)

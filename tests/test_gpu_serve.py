@@ -11,6 +11,7 @@ from conftest import dry_run
 
 
 @pytest.mark.e2e
+@pytest.mark.dryrun
 def test_the_serving_demo_dry_run_trains_serves_both_routings_and_summarises(tmp_path):
     out = tmp_path / "out"
     proc = dry_run("gpu_serve.sh", out, 300)
