@@ -10,8 +10,8 @@
 #   5. summary: J per generated token, tokens/J, dense / Switch per batch, drops and quality, per routing
 #             (serve_summary.py).
 # Wheels the device image (Python 3.12) lacks, carried in .whl/ (device_env.sh installs them), fetched beforehand:
-#   pip download --python-version 3.12 --only-binary=:all: --platform manylinux2014_x86_64 --no-deps -d .whl \
-#       mlcommons-loadgen==6.0.17 mlperf-logging scipy
+#   pip download --python-version 3.12 --only-binary=:all: --platform manylinux_2_28_x86_64 --no-deps -d .whl \
+#       mlcommons-loadgen==6.0.17 mlperf-logging
 # Everything lands flat in ${OUT:-device_out}/, 4 files: serve.txt (the whole log), serve_summary.txt,
 # serve_summary.json, serve_runs.tar.gz (the study: training records and traces, every inference record with
 # LoadGen's logs; no weights). A stage that fails is said where it fails, listed on the summary's first line, and

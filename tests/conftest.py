@@ -175,14 +175,18 @@ def with_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def dry_run(script: str, out: Path, timeout: int, **env: str):
-    """scripts/<script> run as its dry run (DEMO_TINY=1) into `out`, with this interpreter unless PYTHON is given:
-    the finished process (stdout and stderr captured)."""
+    """scripts/<script> run as its dry run (DEMO_TINY=1) into `out`, with this interpreter unless PYTHON is given,
+    and without scipy, as on the GPU machine (tests/device_image): the finished process (stdout and stderr
+    captured)."""
+    import os
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join(p for p in (str(root / "tests" / "device_image"), os.environ.get("PYTHONPATH")) if p)
     return subprocess.run(["bash", f"scripts/{script}"], cwd=root, capture_output=True, text=True, timeout=timeout,
-                          env=with_env({"DEMO_TINY": "1", "OUT": str(out), "PYTHON": sys.executable, **env}))
+                          env=with_env({"DEMO_TINY": "1", "OUT": str(out), "PYTHON": sys.executable,
+                                        "PYTHONPATH": path, **env}))
 
 
 def free_port() -> int:
