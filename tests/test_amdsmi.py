@@ -23,7 +23,8 @@ from conftest import FakeClock, only_run_dir
 from nvml_fake import FakeGpu, FakeNvml
 
 from harness.meters import Accelerator, MeterRequest, Sampler, select_meters
-from harness.meters.amdsmi import COUNTER, INTEGRATED, STALL_AFTER_S, AmdSmiMeter, hip_order, visible_gpus
+from harness.meters.amdsmi import COUNTER, INTEGRATED, STALL_AFTER_S, AmdSmiMeter, visible_gpus
+from harness.meters.hip_devices import hip_order
 from harness.meters.nvml import NvmlMeter
 from harness.meters.window import measure_window
 

@@ -23,11 +23,12 @@ import io
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.meters.base import Availability, Meter, MeterUnavailable, Option
+from harness.meters.hip_devices import hip_order, ident
 from harness.meters.integrate import trapezoid_step
 
 if TYPE_CHECKING:
@@ -77,52 +78,6 @@ def describe_error(e: Exception) -> str:
     """A reason a user can act on, for the AMD SMI errors that mean 'cannot meter here'."""
     code = e.get_error_code() if callable(getattr(e, "get_error_code", None)) else None
     return STATUS.get(code, str(e).replace("\n\t", " ").strip() or type(e).__name__)
-
-
-def parse_visible(value: str | None, name: str) -> list[str] | None:
-    """A visible-devices variable's entries (indices or GPU-<uuid>) in order; None when unset (all visible)."""
-    if value is None:
-        return None
-    entries = [v.strip() for v in value.split(",") if v.strip()]
-    for v in entries:
-        if not (v.isdigit() or v.upper().startswith("GPU-")):
-            raise ValueError(f"{name} entry {v!r} is neither a GPU index nor a GPU-<uuid>")
-    return entries
-
-
-def hip_order(env: Mapping[str, str], count: int, ids: Callable[[int], set[str]]) -> list[int]:
-    """The physical GPU (AMD SMI's order) behind each logical index, as HIP numbers them: ROCR_VISIBLE_DEVICES picks
-    from every GPU first, then HIP_VISIBLE_DEVICES (CUDA_VISIBLE_DEVICES where it is unset) from those.
-    ids(physical) gives a GPU's identifiers for GPU-<uuid> entries."""
-    order = list(range(count))
-    hip = env.get("HIP_VISIBLE_DEVICES")
-    for name, value in (("ROCR_VISIBLE_DEVICES", env.get("ROCR_VISIBLE_DEVICES")),
-                        ("HIP_VISIBLE_DEVICES" if hip is not None else "CUDA_VISIBLE_DEVICES",
-                         hip if hip is not None else env.get("CUDA_VISIBLE_DEVICES"))):
-        entries = parse_visible(value, name)
-        if entries is not None:
-            order = [_pick(entry, order, ids, name) for entry in entries]
-    return order
-
-
-def _pick(entry: str, order: list[int], ids: Callable[[int], set[str]], name: str) -> int:
-    if entry.isdigit():
-        if int(entry) >= len(order):
-            raise RuntimeError(f"AMD SMI: {name} names GPU {entry}, but {len(order)} are visible to it")
-        return order[int(entry)]
-    wanted = _ident(entry)
-    found = [p for p in order if wanted in ids(p)]
-    if not found:
-        raise RuntimeError(f"AMD SMI: {name} names {entry}, which is none of the GPUs visible to it")
-    return found[0]
-
-
-def _ident(text: str) -> str:
-    """An identifier as compared: no GPU- or 0x prefix, no leading zeros, lower case."""
-    text = text.strip().lower()
-    for prefix in ("gpu-", "0x"):
-        text = text.removeprefix(prefix)
-    return text.lstrip("0") or "0"
 
 
 def _number(value: Any) -> bool:
@@ -494,7 +449,7 @@ def _ids(smi: Any, handle: Any) -> set[str]:
     found = {_try(smi, lambda: smi.amdsmi_get_gpu_asic_info(handle).get("asic_serial")),
              _try(smi, lambda: smi.amdsmi_get_gpu_device_uuid(handle)),
              _try(smi, lambda: smi.amdsmi_get_gpu_enumeration_info(handle).get("hip_uuid"))}
-    return {_ident(str(v)) for v in found if v and v != "N/A"}
+    return {ident(str(v)) for v in found if v and v != "N/A"}
 
 
 def _choose_gauge(power: dict[str, Any]) -> str | None:
