@@ -366,7 +366,8 @@ def _run_options(args: argparse.Namespace):
         meter_options=_meter_options(args), sample_hz=args.sample_hz, progress=not args.no_progress,
         allow_cpu=args.allow_cpu, mesh=args.mesh, coordinator=args.coordinator, num_processes=args.num_processes,
         process_id=args.process_id, peer_timeout_s=args.peer_timeout, framework=args.framework,
-        steps_per_dispatch=args.steps_per_dispatch, keep_weights=not args.no_weights)
+        steps_per_dispatch=args.steps_per_dispatch, keep_weights=not args.no_weights,
+        loadgen_log_dir=args.loadgen_log_dir)
 
 
 def _loadgen_log_arg(p: argparse.ArgumentParser, what: str) -> None:
@@ -409,20 +410,14 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from pathlib import Path
-
     from harness.report.summary import plan_lines, run_summary
     from harness.results.schema import Status
     from harness.runner.execute import PeerLost, RunAborted, execute, leave_now
     from harness.runner.plan import plan
 
     opts = _run_options(args)
-    if args.loadgen_log_dir is not None:  # refused now, not after the training
-        from harness.results.files import check_writable
-
-        if args.runs != 1:
-            raise UsageError("--loadgen-log-dir takes one run (MLPerf Power's client measures one); give --runs 1")
-        check_writable(Path(args.loadgen_log_dir), "--loadgen-log-dir")
+    if args.loadgen_log_dir is not None and args.runs != 1:
+        raise UsageError("--loadgen-log-dir takes one run (MLPerf Power's client measures one); give --runs 1")
     if args.runs != 1:
         return _run_set(args, opts, console)
     p = plan(opts)
@@ -446,10 +441,6 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     for line in (*record.energy.warnings, *record.energy.flags):
         console.print(f"  warning: {line}", highlight=False, style="yellow")
     _say_missing(console, record)
-    if args.loadgen_log_dir is not None:
-        from harness.mlperf.loadgen_logs import write_window_logs
-
-        write_window_logs(record, Path(args.loadgen_log_dir))
     return run_exit_code(record)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from harness import meters
 from harness.meters.contention import cpu_snapshot
+from harness.mlperf.loadgen_logs import write_window_logs
 from harness.results.schema import ABORT_MARK, RunRecord, Status
 from harness.results.writer import new_folder
 from harness.runner.cluster import HEARTBEAT_S, Cluster
@@ -92,6 +93,8 @@ def execute(opts: RunOptions, p: RunPlan) -> tuple[Path, RunRecord | dict[str, A
             cluster.stop_watch()
         sampler.stop()
         record = finish.write()
+    if opts.loadgen_log_dir is not None and p.placement.process == 0:
+        write_window_logs(record, Path(opts.loadgen_log_dir))
     return run_dir, record
 
 

@@ -56,6 +56,8 @@ class RunOptions:
     spec: WorkloadSpec | None = None  # a variant not in the registry (e.g. a study's expert sweep)
     steps_per_dispatch: int | None = None  # training steps a compiled call; None: the spec's
     keep_weights: bool = True  # write the trained parameters (weights.npz) into the run folder
+    # Where MLPerf Power's client (its -L) finds the timed window as LoadGen's power window, written when done.
+    loadgen_log_dir: str | None = None
 
     def metering(self) -> Metering:
         return Metering(meter=self.meter, meter_options=self.meter_options, sample_hz=self.sample_hz,
@@ -99,6 +101,8 @@ def check(opts: RunOptions) -> tuple[WorkloadSpec, Pricing]:
         spec.corpus_named(opts.corpus)  # a spec without a control corpus says so here
     pricing = opts.metering().check()  # a bad region or PUE fails before training, not after
     check_writable(Path(opts.output_dir), "--output-dir")
+    if opts.loadgen_log_dir is not None:  # refused now, not after the training
+        check_writable(Path(opts.loadgen_log_dir), "--loadgen-log-dir")
     return spec, pricing
 
 
